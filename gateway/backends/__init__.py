@@ -1,0 +1,45 @@
+"""Backends: the registry from a configured ``kind`` to the factory that builds it.
+
+Factories import their engine lazily, so configuring a backend never imports a runtime that a
+process does not use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from gateway.backends.base import AudioChunk, Backend, BackendError, SynthesisRequest, Voice
+from gateway.backends.settings import BackendSettings, KokoroOnnxSettings
+
+__all__ = [
+    "BACKEND_FACTORIES",
+    "AudioChunk",
+    "Backend",
+    "BackendError",
+    "SynthesisRequest",
+    "Voice",
+    "create_backend",
+]
+
+BackendFactory = Callable[[str, BackendSettings], Backend]
+
+
+def _kokoro_onnx(name: str, settings: BackendSettings) -> Backend:
+    from gateway.backends.kokoro_onnx import KokoroOnnxBackend
+
+    assert isinstance(settings, KokoroOnnxSettings)
+    return KokoroOnnxBackend(name, settings)
+
+
+BACKEND_FACTORIES: Final[dict[str, BackendFactory]] = {
+    "kokoro_onnx": _kokoro_onnx,
+}
+
+
+def create_backend(name: str, settings: BackendSettings) -> Backend:
+    """Build the backend configured as ``[backends.<name>]``."""
+    factory = BACKEND_FACTORIES.get(settings.kind)
+    if factory is None:
+        raise BackendError(f"backends.{name}: no backend of kind {settings.kind!r}")
+    return factory(name, settings)

@@ -1,0 +1,91 @@
+"""The one backend interface every TTS engine implements.
+
+A backend turns one segment of text into an async stream of float32 PCM chunks at its native
+sample rate. Everything else (segmenting, seams, encoding, pacing, the wire protocol) is the
+gateway's job, done once for every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gateway.core.segmenter import Boundary
+
+__all__ = ["AudioChunk", "Backend", "BackendError", "SynthesisRequest", "Voice"]
+
+
+class BackendError(Exception):
+    """A backend could not synthesize; the message is safe to show to the client."""
+
+
+@dataclass(frozen=True, slots=True)
+class Voice:
+    """A voice a backend offers."""
+
+    id: str
+    name: str
+    language: str | None = None
+    gender: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SynthesisRequest:
+    """One segment to speak, with the session's voice settings (already validated)."""
+
+    text: str
+    voice: str
+    lang: str
+    speed: float
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChunk:
+    """Audio from a backend: mono float32 in [-1, 1] at the backend's ``sample_rate``.
+
+    ``piece_end`` is set on the last chunk of a separately synthesized stretch (a model pass)
+    to the kind of text boundary it ends on; the gateway trims silence and places a pause of
+    that kind there. ``None`` means more of the same stretch follows.
+    """
+
+    pcm: NDArray[np.float32]
+    piece_end: Boundary | None = None
+
+
+class Backend(Protocol):
+    """A TTS engine. One instance per process serves every session.
+
+    ``synthesize`` is an async generator that is safe to cancel: closing or cancelling it stops
+    the engine's work for that request promptly.
+    """
+
+    name: str
+    sample_rate: int
+    languages: tuple[str, ...]
+    default_voice: str
+    default_lang: str
+
+    @property
+    def ready(self) -> bool:
+        """True once :meth:`load` has loaded and warmed up the engine."""
+        ...
+
+    async def load(self) -> None:
+        """Load the model and warm it up (idempotent). Raises BackendError on failure."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the engine's resources."""
+        ...
+
+    def voices(self) -> list[Voice]:
+        """The voices this backend offers."""
+        ...
+
+    def synthesize(self, request: SynthesisRequest) -> AsyncIterator[AudioChunk]:
+        """Stream the audio for one segment."""
+        ...

