@@ -187,6 +187,8 @@ def load_config(
             raise ConfigError(f"config file not found: {chosen}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{chosen}: not valid TOML: {exc}") from None
+    # Without a [backends] table the embedded default is configured (and can be overridden).
+    raw.setdefault("backends", {"kokoro": {"kind": "kokoro_onnx"}})
     _apply_environment(raw, environ)
     return _build_config(raw, source)
 
@@ -220,7 +222,7 @@ def _build_config(raw: dict[str, Any], source: str) -> Config:
             continue
         table = _table(raw.pop(f.name, {}), f.name)
         sections[f.name] = _build(_resolved_type(Config, f.name), table, f.name)
-    backends = _build_backends(raw.pop("backends", None))
+    backends = _build_backends(raw.pop("backends"))
     if raw:
         raise ConfigError(f"{next(iter(raw))}: unknown section or setting")
     try:
@@ -230,8 +232,6 @@ def _build_config(raw: dict[str, Any], source: str) -> Config:
 
 
 def _build_backends(raw: Any) -> dict[str, BackendSettings]:
-    if raw is None:
-        return {"kokoro": KokoroOnnxSettings()}
     table = _table(raw, "backends")
     backends: dict[str, BackendSettings] = {}
     for name, entry in table.items():

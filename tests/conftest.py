@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 from collections.abc import AsyncIterator
@@ -10,14 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from gateway.backends.base import Backend
 from gateway.backends.kokoro_onnx import KokoroOnnxBackend
 from gateway.backends.settings import KokoroOnnxSettings
 from gateway.config import Config, load_config
 from gateway.server.app import Gateway
-from gateway.server.run import gateway_server, uvicorn_config
+from gateway.server.run import BackgroundServer, serve_in_background
 from tests.fakes import ToneBackend
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,9 +31,15 @@ def timeout(seconds: float) -> float:
 class RunningServer:
     """A gateway served by uvicorn on 127.0.0.1 in this event loop."""
 
-    port: int
-    gateway: Gateway
-    server: uvicorn.Server
+    background: BackgroundServer
+
+    @property
+    def port(self) -> int:
+        return self.background.port
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.background.gateway
 
     @property
     def http_url(self) -> str:
@@ -45,11 +49,8 @@ class RunningServer:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/v1/stream"
 
-
-@dataclass
-class _Served:
-    running: RunningServer
-    task: asyncio.Task[None]
+    async def stop(self) -> None:
+        await self.background.stop()
 
 
 def repo_config(**sections: object) -> Config:
@@ -59,26 +60,9 @@ def repo_config(**sections: object) -> Config:
     return dataclasses.replace(config, server=server, **sections)  # type: ignore[arg-type]
 
 
-async def serve(config: Config, backends: dict[str, Backend]) -> _Served:
+async def serve(config: Config, backends: dict[str, Backend]) -> RunningServer:
     """Start a gateway on an ephemeral port and wait until it listens."""
-    settings = uvicorn_config(config)
-    from gateway.server.app import create_app
-
-    settings.app = create_app(config, backends=backends)
-    settings.loaded = False
-    server = gateway_server(settings)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    return _Served(RunningServer(port, settings.app.state.gateway, server), task)
-
-
-async def stop(served: _Served) -> None:
-    served.running.server.should_exit = True
-    await served.task
+    return RunningServer(await serve_in_background(config, backends=backends))
 
 
 @pytest.fixture(scope="session")
@@ -97,6 +81,6 @@ async def tone() -> ToneBackend:
 @pytest.fixture(scope="session")
 async def server(kokoro: KokoroOnnxBackend, tone: ToneBackend) -> AsyncIterator[RunningServer]:
     """One gateway for the session: real Kokoro (default) and the fault-injecting tone backend."""
-    served = await serve(repo_config(), {"kokoro": kokoro, "fake": tone})
-    yield served.running
-    await stop(served)
+    running = await serve(repo_config(), {"kokoro": kokoro, "fake": tone})
+    yield running
+    await running.stop()

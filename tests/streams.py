@@ -92,7 +92,11 @@ def check_timeline(transcript: Transcript) -> None:
             previous_end = message.sample_end
             open_segment = None
         elif isinstance(message, Flushed | Cancelled):
-            assert open_segment is None
+            # A cancel ends the segment being spoken without a segment_end.
+            interrupted = isinstance(message, Cancelled) or message.cancelled
+            assert open_segment is None or interrupted
+            if isinstance(message, Cancelled):
+                open_segment = None
             sent = len([m for m in transcript.messages[: transcript.messages.index(message)]
                         if isinstance(m, Audio)])  # fmt: skip
             assert message.sample_end == sent * frame, "acknowledged after its audio"

@@ -26,7 +26,7 @@ from gateway.core.protocol import (
     ServerMessage,
     decode_server_message,
 )
-from tests.conftest import RunningServer, repo_config, serve, stop, timeout
+from tests.conftest import RunningServer, repo_config, serve, timeout
 from tests.fakes import HANG_MARKER, RAISE_MARKER, ToneBackend
 from tests.streams import check_segments_cover, check_timeline, collect, errors
 from tts_gateway_client import ClientError, SpeechStream, connect
@@ -96,6 +96,10 @@ async def test_bad_input_gets_clear_errors_and_the_session_survives(
     await expect_error(raw, "already_started", "already started")
     await send(raw, {"type": "text", "text": 7})
     await expect_error(raw, "invalid_field", "text.text must be a string")
+    await send(raw, {"type": "flush", "id": [1]})
+    assert (await expect_error(raw, "invalid_field", "flush.id")).ref is None  # not decoded
+    await send(raw, {"type": "start"})
+    assert (await expect_error(raw, "already_started", "already")).ref == "start"
     await send(raw, {"type": "text", "text": "Hello there."})
     await send(raw, {"type": "end"})
     await send(raw, {"type": "text", "text": "late"})
@@ -213,14 +217,14 @@ async def test_pending_text_limit_refuses_text_without_accepting_it() -> None:
     limits = dataclasses.replace(LimitsSettings(), max_pending_chars=50)
     served = await serve(repo_config(limits=limits), {"kokoro": ToneBackend("kokoro")})
     try:
-        async with connect(served.running.ws_url) as stream:
+        async with connect(served.ws_url) as stream:
             await stream.send_text("a" * 40)
             await stream.send_text("b" * 20)  # 60 > 50: refused
             await stream.send_text("c" * 10)  # 50: accepted
             await stream.end()
             transcript = await collect(stream, deadline_s=timeout(10))
     finally:
-        await stop(served)
+        await served.stop()
     refused = errors(transcript)
     assert [e.code for e in refused] == ["pending_text_limit"]
     assert "limit is 50" in refused[0].message
@@ -233,12 +237,12 @@ async def test_idle_text_is_released_after_max_buffer_delay() -> None:
     session = dataclasses.replace(SessionSettings(), max_buffer_delay_ms=200)
     served = await serve(repo_config(session=session), {"kokoro": ToneBackend("kokoro")})
     try:
-        async with connect(served.running.ws_url) as stream:
+        async with connect(served.ws_url) as stream:
             await stream.send_text("an unfinished thought")
             transcript = await collect(stream, until=Audio, deadline_s=timeout(5))
             await stream.end()
     finally:
-        await stop(served)
+        await served.stop()
     segment = transcript.segments[0]
     assert segment.text == "an unfinished thought"
     assert segment.released_by == "idle"
@@ -257,11 +261,11 @@ async def test_client_that_leaves_mid_stream_is_cleaned_up(
 
 async def test_shutdown_closes_live_sessions_with_1001() -> None:
     served = await serve(repo_config(), {"kokoro": ToneBackend("kokoro")})
-    async with connect(served.running.ws_url) as stream:
+    async with connect(served.ws_url) as stream:
         await stream.send_text(f"Talking {HANG_MARKER} now.")
         await stream.flush()
         await asyncio.sleep(0.1)
-        await stop(served)
+        await served.stop()
         with pytest.raises(ConnectionClosed):
             await drain(stream)
         assert stream.close_code == 1001
@@ -291,3 +295,44 @@ async def test_connect_reports_a_refused_start(server: RunningServer) -> None:
     with pytest.raises(ClientError, match="unknown_voice"):
         async with connect(server.ws_url, voice="nobody"):
             pass
+
+
+async def test_cancel_with_a_client_that_does_not_read_keeps_the_timeline_whole(
+    server: RunningServer,
+) -> None:
+    """The speaker is cancelled while blocked on a full socket: no frame may go missing."""
+    text = " ".join(["Words keep coming here."] * 400)  # minutes of PCM16: megabytes
+    async with connect(server.ws_url, backend="fake", format="pcm16", max_queue=4) as stream:
+        await stream.send_text(text)
+        await stream.flush("all")
+        await asyncio.sleep(1.0)  # the server fills the socket and blocks
+        await stream.cancel("now")
+        transcript = await collect(stream, until=Cancelled, deadline_s=timeout(60))
+    check_timeline(transcript)  # contiguous seq and sample positions, acks after their audio
+    flushed, cancelled = transcript.messages[-2:]
+    assert isinstance(flushed, Flushed)
+    assert flushed.cancelled
+    assert isinstance(cancelled, Cancelled)
+    assert cancelled.unspoken_end == len(text)
+    assert 0 < cancelled.unspoken_start < len(text)
+    assert cancelled.sample_end == len(transcript.audio) * transcript.ready.frame_samples
+
+
+async def test_the_client_skips_message_types_it_does_not_know() -> None:
+    import msgpack as mp
+
+    from tts_gateway_client.client import SpeechStream
+
+    class FakeSocket:
+        def __init__(self) -> None:
+            self.frames: list[bytes] = [
+                mp.packb({"type": "from_the_future", "x": 1}),
+                mp.packb({"type": "segment_end", "segment": 0, "sample_end": 1, "synthesis_ms": 0}),
+            ]
+
+        async def recv(self) -> bytes:
+            return self.frames.pop(0)
+
+    ready = Ready(1, "s", "b", "v", "en-us", 1.0, "opus", 24000, 1, 480, 32000, 156, 1, 1)
+    stream = SpeechStream(FakeSocket(), ready)  # type: ignore[arg-type]
+    assert (await stream.receive()).TYPE == "segment_end"

@@ -158,6 +158,10 @@ class KokoroOnnxBackend:
         options.intra_op_num_threads = self._settings.threads or (os.cpu_count() or 1)
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if not self._settings.spin_wait:
+            # Spinning threads starve the event loop on few cores (bench/first_audio.py: p95
+            # time to first audio 1245 ms with spinning, 708 ms without, on 2 cores).
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(
                 str(model), sess_options=options, providers=["CPUExecutionProvider"]

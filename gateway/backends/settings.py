@@ -34,6 +34,7 @@ class KokoroOnnxSettings(BackendSettings):
     default_voice: str = "jf_gongitsune"
     default_lang: str = "en-us"
     threads: int = 0
+    spin_wait: bool = False
 
     def __post_init__(self) -> None:
         BackendSettings.__post_init__(self)

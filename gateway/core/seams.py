@@ -73,7 +73,8 @@ class SeamShaper:
         self._scanned = 0  # end of the whole analysis frames classified so far
         self._first_audible: int | None = None
         self._audible_end = 0  # just after the last audible frame seen
-        self._started = False  # whether the piece has released audio (its lead is trimmed)
+        self._lead_trimmed = False
+        self._released = 0  # samples of this piece released so far
 
     def push(self, chunk: Pcm) -> Pcm:
         """Add a chunk of the current piece; returns the audio now known to be speech."""
@@ -86,8 +87,9 @@ class SeamShaper:
         self._classify(final=True)
         out = [self._release()]
         if self._first_audible is not None:
-            decay = self._buffer[: self._config.samples(_DECAY_MS)].copy()
-            out.append(_fade_out(decay, self._fade))
+            held = max(0, self._audible_end - self._base)
+            tail = self._faded_in(self._buffer[: held + self._config.samples(_DECAY_MS)].copy())
+            out.append(_fade_out(tail, self._fade))
         out.append(np.zeros(self._config.pause_after(boundary), dtype=np.float32))
         self._reset_piece()
         return np.concatenate(out)
@@ -104,17 +106,28 @@ class SeamShaper:
                 self._audible_end = self._scanned
 
     def _release(self) -> Pcm:
-        """Release up to the last audible frame; before the first one, keep only a short lead."""
+        """Release up to the last audible frame; before the first one, keep only a short lead.
+
+        The last ``fade`` samples stay held, so the piece can still be faded out if it ends
+        right there.
+        """
         if self._first_audible is None:
             return np.zeros(0, dtype=np.float32)
-        starting = not self._started
-        if starting:
+        if not self._lead_trimmed:
             lead = self._config.samples(self._config.lead_ms)
             self._drop_until(max(0, self._first_audible - lead))
-        released = self._take_until(self._audible_end)
-        if starting:
-            released = _fade_in(released, self._fade)
-            self._started = True
+            self._lead_trimmed = True
+        released = self._take_until(self._audible_end - self._fade)
+        return self._faded_in(released)
+
+    def _faded_in(self, released: Pcm) -> Pcm:
+        """Apply the part of the fade-in that falls on these samples (any chunking)."""
+        begin = self._released
+        self._released += len(released)
+        if begin < self._fade and len(released):
+            ramp = np.sin(np.linspace(0, np.pi / 2, self._fade, dtype=np.float32)) ** 2
+            n = min(len(released), self._fade - begin)
+            released[:n] *= ramp[begin : begin + n]
         return released
 
     def _take_until(self, position: int) -> Pcm:
@@ -126,13 +139,6 @@ class SeamShaper:
         count = max(0, position - self._base)
         self._buffer = self._buffer[count:]
         self._base += count
-
-
-def _fade_in(pcm: Pcm, length: int) -> Pcm:
-    n = min(length, len(pcm))
-    if n:
-        pcm[:n] *= np.sin(np.linspace(0, np.pi / 2, n, dtype=np.float32)) ** 2
-    return pcm
 
 
 def _fade_out(pcm: Pcm, length: int) -> Pcm:

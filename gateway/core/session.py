@@ -93,7 +93,7 @@ class Session:
         self._max_pending = max_pending_chars
         self._max_flushes = max_pending_flushes
         self._queue: deque[Work] = deque()
-        self._current: SpeakSegment | None = None
+        self._current: SpeakSegment | FlushMark | None = None  # taken, not yet completed
         self._segments = 0
         # Text from the first unsettled character on, so a cancel can report what it drops.
         self._unsettled = ""
@@ -119,7 +119,8 @@ class Session:
             raise ProtocolError(
                 ErrorCode.PENDING_TEXT_LIMIT,
                 f"text of {len(text)} characters refused: {pending} characters are waiting to be "
-                f"spoken and the limit is {self._max_pending}; send more once audio has played",
+                f"spoken and the limit is {self._max_pending}; send it again once more of the "
+                "text has been spoken",
             )
         self._unsettled += text
         self._enqueue(self._segmenter.push(text), ReleasedBy.TEXT)
@@ -155,7 +156,7 @@ class Session:
         """
         if self.state is SessionState.AWAITING_START:
             raise ProtocolError(ErrorCode.NOT_STARTED, "cancel before start: nothing to cancel")
-        dropped = [work.id for work in self._queue if isinstance(work, FlushMark)]
+        dropped = [work.id for work in (self._current, *self._queue) if isinstance(work, FlushMark)]
         ends = [work for work in self._queue if isinstance(work, EndMark)]
         self._queue.clear()
         self._queue.extend(ends)  # a cancel drops text, not the client's request to finish
@@ -174,11 +175,11 @@ class Session:
         return bool(self._queue)
 
     def next_work(self) -> Work | None:
-        """The next thing to do, in order; a segment becomes the current one until finished."""
+        """The next thing to do, in order; it is the current work until completed."""
         if not self._queue:
             return None
         work = self._queue.popleft()
-        if isinstance(work, SpeakSegment):
+        if not isinstance(work, EndMark):
             self._current = work
         return work
 
@@ -188,6 +189,11 @@ class Session:
             return  # cancelled meanwhile; the cancel already settled it
         self._current = None
         self._settle(work.segment.end, spoken=spoken)
+
+    def flush_answered(self, mark: FlushMark) -> None:
+        """The flush's audio is out and it has been answered."""
+        if self._current is mark:
+            self._current = None
 
     def close(self) -> None:
         self.state = SessionState.CLOSED

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from gateway.backends import Backend, BackendError, create_backend
+from gateway.backends import Backend, create_backend
 from gateway.config import Config
 from gateway.core.protocol import ErrorCode, ProtocolError
 from gateway.server.stream import Connection
@@ -88,7 +88,7 @@ class Gateway:
             raise ProtocolError(
                 ErrorCode.BACKEND_UNAVAILABLE, f"backend {name!r} is still loading; try again"
             ) from None
-        except BackendError as exc:
+        except Exception as exc:  # a backend may fail to load in any way; report, don't crash
             raise ProtocolError(
                 ErrorCode.BACKEND_UNAVAILABLE, f"backend {name!r} failed to load: {exc}"
             ) from None
@@ -135,6 +135,7 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
                 "name": v.name,
                 "language": v.language,
                 "gender": v.gender,
+                "languages": list(backend.languages),
             }
             for name, backend in gateway.backends.items()
             if states.get(name) == "ready"
@@ -145,7 +146,7 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
 
     async def stream(websocket: WebSocket) -> None:
         if not gateway.accepting:
-            await websocket.close(1001, "the gateway is shutting down")
+            await websocket.close(1001, "the gateway is shutting down")  # before accept: HTTP 403
             return
         connection = Connection(websocket, gateway)
         gateway.connections.add(connection)

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import uvicorn
 
+from gateway.backends import Backend
 from gateway.config import Config
 from gateway.server.app import Gateway, create_app
 
-__all__ = ["GatewayServer", "run_server", "uvicorn_config"]
+__all__ = [
+    "BackgroundServer",
+    "GatewayServer",
+    "gateway_server",
+    "run_server",
+    "serve_in_background",
+    "uvicorn_config",
+]
 
 
 class GatewayServer(uvicorn.Server):
@@ -28,11 +39,13 @@ class GatewayServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def uvicorn_config(config: Config) -> uvicorn.Config:
+def uvicorn_config(
+    config: Config, *, backends: Mapping[str, Backend] | None = None
+) -> uvicorn.Config:
     """The uvicorn settings for ``config``: WebSocket limits, keepalive, graceful shutdown."""
     limits = config.limits
     return uvicorn.Config(
-        create_app(config),
+        create_app(config, backends=backends),
         host=config.server.host,
         port=config.server.port,
         ws="websockets-sansio",
@@ -49,6 +62,40 @@ def uvicorn_config(config: Config) -> uvicorn.Config:
 def gateway_server(settings: uvicorn.Config) -> GatewayServer:
     """A server for an app made by :func:`gateway.server.app.create_app`."""
     return GatewayServer(settings, settings.app.state.gateway)  # type: ignore[union-attr]
+
+
+@dataclass
+class BackgroundServer:
+    """A gateway served on the running event loop (tests, benchmarks, embedding)."""
+
+    server: GatewayServer
+    task: asyncio.Task[None]
+    port: int
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.server.gateway
+
+    async def stop(self) -> None:
+        """Shut down as on SIGTERM and wait for it."""
+        self.server.should_exit = True
+        await self.task
+
+
+async def serve_in_background(
+    config: Config, *, backends: Mapping[str, Backend] | None = None
+) -> BackgroundServer:
+    """Start a gateway on the running loop and return once it listens (port 0 picks one)."""
+    settings = uvicorn_config(config, backends=backends)
+    server = gateway_server(settings)
+    task = asyncio.create_task(server.serve(), name="gateway-server")
+    while not server.started:
+        if task.done():
+            task.result()  # start-up failed: raise its error
+            raise RuntimeError("the gateway stopped during start-up")
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return BackgroundServer(server, task, port)
 
 
 def run_server(config: Config) -> None:

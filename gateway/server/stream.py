@@ -15,15 +15,18 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+import numpy as np
+from numpy.typing import NDArray
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway.audio.codecs import FrameEncoder, OpusEncoder, OpusOptions, Pcm16Encoder
 from gateway.audio.framing import AudioOut, Frame
-from gateway.backends.base import Backend, BackendError, SynthesisRequest
+from gateway.backends.base import AudioChunk, Backend, BackendError, SynthesisRequest
 from gateway.core.metrics import SessionMetrics
 from gateway.core.protocol import (
     PROTOCOL_VERSION,
@@ -49,6 +52,7 @@ from gateway.core.protocol import (
     encode_server_message,
 )
 from gateway.core.seams import SeamConfig, SeamShaper
+from gateway.core.segmenter import Boundary
 from gateway.core.session import EndMark, FlushMark, Session, SessionState, SpeakSegment
 
 if TYPE_CHECKING:
@@ -97,6 +101,7 @@ class Connection:
         self._stream: _Stream | None = None
         self._audio: AudioOut | None = None
         self._shaper: SeamShaper | None = None
+        self._unsent: deque[Frame] = deque()
         self._finishing = False
         self._closed = False
         self._metrics = SessionMetrics(sample_rate=24000, started_at=time.monotonic())
@@ -132,15 +137,18 @@ class Connection:
                 self._closed = True
                 return
             frame = message.get("bytes")
+            decoded: ClientMessage | None = None
             try:
                 if frame is None:
                     raise ProtocolError(
                         ErrorCode.INVALID_MESSAGE,
                         "text frames are not part of the protocol; send msgpack in binary frames",
                     )
-                await self._dispatch(decode_client_message(frame))
+                decoded = decode_client_message(frame)
+                await self._dispatch(decoded)
             except ProtocolError as error:
-                await self._send(Error(error.code, error.message, fatal=error.fatal))
+                ref = decoded.TYPE if decoded is not None else None
+                await self._send(Error(error.code, error.message, fatal=error.fatal, ref=ref))
                 if error.fatal:
                     await self._close(1008, error.message[:120])
 
@@ -278,7 +286,7 @@ class Connection:
         outcome = self._session.cancel()
         stream, audio = self._require_stream(), self._require_audio()
         seam = self._seam_config(stream.backend.sample_rate)
-        await self._send_frames(audio.cut(seam.samples(seam.fade_ms)))
+        await self._send_frames(audio.cut(seam.samples(seam.fade_ms)))  # unsent ones go first
         self._shaper = SeamShaper(seam)
         for flush_id in outcome.dropped_flushes:
             await self._send(Flushed(flush_id, audio.sent_end, cancelled=True))
@@ -310,6 +318,7 @@ class Connection:
                     case FlushMark():
                         await self._send_frames(self._require_audio().drain())
                         await self._send(Flushed(work.id, self._require_audio().sent_end))
+                        self._session.flush_answered(work)
                     case EndMark():
                         await self._finish()
                         return
@@ -339,15 +348,16 @@ class Connection:
             )
         )
         request = SynthesisRequest(segment.text, stream.voice, stream.lang, stream.speed)
-        started, samples, ok = time.monotonic(), 0, True
-        piece_end = None
+        synthesis = _TimedStream(stream.backend.synthesize(request))
+        piece_end: Boundary | None = None
+        ok = True
         try:
-            async for chunk in stream.backend.synthesize(request):
-                if piece_end is not None:
-                    await self._send_frames(audio.write(shaper.end_piece(piece_end)))
-                samples += len(chunk.pcm)
-                await self._send_frames(audio.write(shaper.push(chunk.pcm)))
-                piece_end = chunk.piece_end
+            async with contextlib.aclosing(synthesis):
+                async for chunk in synthesis:
+                    if piece_end is not None:
+                        await self._emit(shaper.end_piece(piece_end))
+                    await self._emit(shaper.push(chunk.pcm))
+                    piece_end = chunk.piece_end
         except BackendError as error:
             ok = False
             await self._send(
@@ -358,10 +368,9 @@ class Connection:
                     char_end=segment.end,
                 )
             )
-        elapsed = time.monotonic() - started
-        await self._send_frames(audio.write(shaper.end_piece(segment.boundary)))
-        self._metrics.segment_synthesized(elapsed, samples, ok=ok)
-        await self._send(SegmentEnd(work.index, audio.cursor, round(elapsed * 1000, 1)))
+        await self._emit(shaper.end_piece(segment.boundary))
+        self._metrics.segment_synthesized(synthesis.seconds, synthesis.samples, ok=ok)
+        await self._send(SegmentEnd(work.index, audio.cursor, round(synthesis.seconds * 1000, 1)))
         self._session.segment_finished(work, spoken=ok)
 
     async def _finish(self) -> None:
@@ -410,9 +419,21 @@ class Connection:
 
     # -- sending -------------------------------------------------------------------------------
 
+    async def _emit(self, pcm: NDArray[np.float32]) -> None:
+        """Encode and send audio a frame at a time, so a cancel leaves at most a frame unsent."""
+        audio = self._require_audio()
+        step = audio.frame_samples
+        for start in range(0, len(pcm), step):
+            await self._send_frames(audio.write(pcm[start : start + step]))
+
     async def _send_frames(self, frames: Iterable[Frame]) -> None:
-        for frame in frames:
+        """Send frames in order. Frames made but not sent stay queued for the next call, so the
+        timeline never has a hole: a cancel sends them before its cut."""
+        self._unsent.extend(frames)
+        while self._unsent:
+            frame = self._unsent[0]
             await self._send(Audio(frame.seq, frame.sample_start, frame.data))
+            self._unsent.popleft()  # no await since the write: a cancel cannot land in between
             self._metrics.frame_sent(len(frame.data), time.monotonic())
 
     async def _send(self, message: ServerMessage) -> None:
@@ -447,5 +468,29 @@ class Connection:
         assert self._audio is not None, "the speaker runs only after start"
         return self._audio
 
-    def describe(self) -> dict[str, Any]:
-        return {"id": self.id, "state": self._session.state.value}
+
+class _TimedStream:
+    """A backend's chunk stream that counts the time spent waiting on it and its samples."""
+
+    def __init__(self, chunks: AsyncIterator[AudioChunk]) -> None:
+        self._chunks = chunks
+        self.seconds = 0.0
+        self.samples = 0
+
+    def __aiter__(self) -> _TimedStream:
+        return self
+
+    async def __anext__(self) -> AudioChunk:
+        started = time.perf_counter()
+        try:
+            chunk = await anext(self._chunks)
+        finally:
+            self.seconds += time.perf_counter() - started
+        self.samples += len(chunk.pcm)
+        return chunk
+
+    async def aclose(self) -> None:
+        """Close the backend's generator, so a cancelled segment stops its work."""
+        close = getattr(self._chunks, "aclose", None)
+        if close is not None:
+            await close()

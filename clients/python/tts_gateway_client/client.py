@@ -24,7 +24,9 @@ from gateway.core.protocol import (
     Done,
     End,
     Error,
+    ErrorCode,
     Flush,
+    ProtocolError,
     Ready,
     ServerMessage,
     Start,
@@ -97,11 +99,17 @@ class SpeechStream:
             await self.end()
 
     async def receive(self) -> ServerMessage:
-        """The next message from the gateway; raises ConnectionClosed once the socket closed."""
-        frame = await self._socket.recv()
-        if isinstance(frame, str):
-            raise ClientError(f"unexpected text frame from the gateway: {frame[:80]!r}")
-        return decode_server_message(frame)
+        """The next message from the gateway; raises ConnectionClosed once the socket closed.
+
+        Message types this client does not know (from a newer gateway) are skipped.
+        """
+        while True:
+            frame = await _recv_bytes(self._socket)
+            try:
+                return decode_server_message(frame)
+            except ProtocolError as error:
+                if error.code is not ErrorCode.UNKNOWN_TYPE:
+                    raise
 
     def __aiter__(self) -> AsyncIterator[ServerMessage]:
         return self._messages()

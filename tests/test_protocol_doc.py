@@ -1,0 +1,371 @@
+"""docs/protocol.md stays true to the code: messages, fields, error codes, metrics, defaults.
+
+The document's tables are parsed: a table whose first header cell is ``Field`` lists the fields of
+the message whose section (a ``### `type` `` heading) it is in, ``Code`` tables list error codes,
+``Metric`` tables the keys of ``done.metrics`` and ``Setting`` tables configuration defaults.
+Both directions are checked, so renaming or removing a field in the code or in the document fails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from gateway.config import Config, load_config
+from gateway.core.protocol import (
+    Audio,
+    AudioFormat,
+    Cancel,
+    Cancelled,
+    Done,
+    End,
+    Error,
+    ErrorCode,
+    Flush,
+    Flushed,
+    Ready,
+    SegmentEnd,
+    SegmentStart,
+    Start,
+    Text,
+)
+from gateway.core.segmenter import Boundary
+from gateway.core.session import ReleasedBy
+from tests.conftest import REPO, repo_config, serve, timeout
+from tests.fakes import ToneBackend
+from tests.streams import collect
+from tts_gateway_client import connect
+
+DOC_PATH = REPO / "docs" / "protocol.md"
+CLIENT_MESSAGES: tuple[type[Any], ...] = (Start, Text, Flush, Cancel, End)
+SERVER_MESSAGES: tuple[type[Any], ...] = (
+    Ready,
+    SegmentStart,
+    Audio,
+    SegmentEnd,
+    Flushed,
+    Cancelled,
+    Error,
+    Done,
+)
+# Every value of these enumerations is named in the section of the message that carries it.
+ENUMS_BY_MESSAGE: dict[str, tuple[type[enum.Enum], ...]] = {
+    Start.TYPE: (AudioFormat,),
+    SegmentStart.TYPE: (Boundary, ReleasedBy),
+}
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*$")
+_MESSAGE_HEADING = re.compile(r"^`([a-z_]+)`$")
+_NAME_CELL = re.compile(r"^`([^`]+)`$")
+
+
+# -- parsing ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Table:
+    """A Markdown table and the title of the heading it is under."""
+
+    section: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+    @property
+    def kind(self) -> str:
+        return self.header[0] if self.header else ""
+
+
+@dataclass(frozen=True)
+class Section:
+    """The lines under one heading, up to the next heading of any level."""
+
+    level: int
+    title: str
+    lines: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def parse_sections(doc: str) -> list[Section]:
+    """Split the document at its headings (lines in fenced code blocks are never headings)."""
+    sections: list[Section] = []
+    level, title = 0, ""
+    lines: list[str] = []
+    fenced = False
+    for line in doc.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        heading = None if fenced else _HEADING.match(line)
+        if heading:
+            sections.append(Section(level, title, tuple(lines)))
+            level, title, lines = len(heading.group(1)), heading.group(2), []
+        else:
+            lines.append(line)
+    sections.append(Section(level, title, tuple(lines)))
+    return sections
+
+
+def _cells(line: str) -> tuple[str, ...]:
+    return tuple(cell.strip() for cell in line.strip().strip("|").split("|"))
+
+
+def parse_tables(section: Section) -> list[Table]:
+    tables: list[Table] = []
+    block: list[str] = []
+    fenced = False
+    for line in (*section.lines, ""):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        if not fenced and line.lstrip().startswith("|"):
+            block.append(line)
+            continue
+        if block:
+            header, *body = (_cells(row) for row in block)
+            rows = tuple(row for row in body if not all(set(c) <= set("-: ") for c in row))
+            tables.append(Table(section.title, header, rows))
+            block = []
+    return tables
+
+
+def all_tables(doc: str) -> list[Table]:
+    return [table for section in parse_sections(doc) for table in parse_tables(section)]
+
+
+def named_rows(table: Table) -> tuple[dict[str, tuple[str, ...]], list[str]]:
+    """The rows by the backticked name in their first cell, and problems with unnamed rows."""
+    names: dict[str, tuple[str, ...]] = {}
+    problems = []
+    for row in table.rows:
+        match = _NAME_CELL.match(row[0])
+        if match is None:
+            problems.append(f"{table.kind} table under {table.section!r}: no `name` in {row[0]!r}")
+        else:
+            names[match.group(1)] = row
+    return names, problems
+
+
+# -- checks ----------------------------------------------------------------------------------
+
+
+def _required(f: dataclasses.Field[Any]) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def _message_sections(doc: str) -> dict[str, list[Section]]:
+    found: dict[str, list[Section]] = {}
+    for section in parse_sections(doc):
+        match = _MESSAGE_HEADING.match(section.title)
+        if section.level == 3 and match:
+            found.setdefault(match.group(1), []).append(section)
+    return found
+
+
+def message_problems(doc: str) -> list[str]:
+    """Every message type has one section whose Field table lists exactly its fields."""
+    problems: list[str] = []
+    sections = _message_sections(doc)
+    classes = {cls.TYPE: cls for cls in (*CLIENT_MESSAGES, *SERVER_MESSAGES)}
+    for kind, cls in classes.items():
+        found = sections.get(kind, [])
+        if len(found) != 1:
+            problems.append(
+                f"message {kind!r}: expected one '### `{kind}`' section, found {len(found)}"
+            )
+            continue
+        section = found[0]
+        documented: dict[str, tuple[str, ...]] = {}
+        required_column: dict[str, int] = {}
+        for table in parse_tables(section):
+            if table.kind != "Field":
+                continue
+            rows, row_problems = named_rows(table)
+            problems += row_problems
+            documented.update(rows)
+            if "Req." in table.header:
+                for name in rows:
+                    required_column[name] = table.header.index("Req.")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for name in fields.keys() - documented.keys():
+            problems.append(f"message {kind!r}: field {name!r} is not in its Field table")
+        for name in documented.keys() - fields.keys():
+            problems.append(f"message {kind!r}: documented field {name!r} does not exist in {cls}")
+        for name, column in required_column.items():
+            if name in fields:
+                stated = documented[name][column]
+                expected = "required" if _required(fields[name]) else "optional"
+                if stated != expected:
+                    problems.append(f"{kind}.{name}: documented {stated!r}, code says {expected!r}")
+        for enum_type in ENUMS_BY_MESSAGE.get(kind, ()):
+            for member in enum_type:
+                shown = (f"`{member.value}`", f'`"{member.value}"`')
+                if not any(form in section.text for form in shown):
+                    problems.append(
+                        f"message {kind!r}: {enum_type.__name__} value {member.value!r} "
+                        "is not named in its section"
+                    )
+    for table in all_tables(doc):
+        match = _MESSAGE_HEADING.match(table.section)
+        if table.kind == "Field" and (match is None or match.group(1) not in classes):
+            problems.append(f"a Field table is outside a message section: {table.section!r}")
+    return problems
+
+
+def error_code_problems(doc: str) -> list[str]:
+    """The Code tables list exactly the ErrorCode values."""
+    problems: list[str] = []
+    documented: set[str] = set()
+    for table in all_tables(doc):
+        if table.kind == "Code":
+            rows, row_problems = named_rows(table)
+            problems += row_problems
+            documented |= rows.keys()
+    codes = {code.value for code in ErrorCode}
+    problems += [f"error code {code!r} is not documented" for code in sorted(codes - documented)]
+    problems += [
+        f"documented error code {c!r} is not an ErrorCode" for c in sorted(documented - codes)
+    ]
+    return problems
+
+
+def metric_problems(doc: str, metrics: Iterable[str]) -> list[str]:
+    """The Metric tables list exactly the keys of ``done.metrics``."""
+    problems: list[str] = []
+    documented: set[str] = set()
+    for table in all_tables(doc):
+        if table.kind == "Metric":
+            rows, row_problems = named_rows(table)
+            problems += row_problems
+            documented |= rows.keys()
+    sent = set(metrics)
+    problems += [f"metric {name!r} is not documented" for name in sorted(sent - documented)]
+    problems += [f"documented metric {name!r} is not sent" for name in sorted(documented - sent)]
+    return problems
+
+
+def _resolve(config: Config, dotted: str) -> object:
+    value: object = config
+    for part in dotted.split("."):
+        value = value[part] if isinstance(value, Mapping) else getattr(value, part)
+    return value
+
+
+def _shown(value: object) -> str:
+    """A default as the document writes it."""
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if isinstance(value, bool):
+        return "`true`" if value else "`false`"
+    if isinstance(value, str):
+        return f'`"{value}"`'
+    return str(value)
+
+
+def setting_problems(doc: str, config: Config) -> list[str]:
+    """Every setting in a Setting table exists and has the stated default."""
+    problems: list[str] = []
+    for table in all_tables(doc):
+        if table.kind != "Setting":
+            continue
+        rows, row_problems = named_rows(table)
+        problems += row_problems
+        for name, row in rows.items():
+            try:
+                value = _resolve(config, name)
+            except (AttributeError, KeyError):
+                problems.append(f"setting {name!r} does not exist")
+                continue
+            if row[1] != _shown(value):
+                problems.append(
+                    f"setting {name!r}: documented {row[1]!r}, default {_shown(value)!r}"
+                )
+    return problems
+
+
+def doc_problems(doc: str) -> list[str]:
+    """Everything that can be checked without running a session."""
+    config = load_config(REPO / "config.toml", environ={})
+    return [
+        *message_problems(doc),
+        *error_code_problems(doc),
+        *setting_problems(doc, config),
+    ]
+
+
+# -- tests -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def doc() -> str:
+    return DOC_PATH.read_text(encoding="utf-8")
+
+
+def test_every_message_and_field_is_documented_and_exists(doc: str) -> None:
+    assert message_problems(doc) == []
+
+
+def test_every_error_code_is_documented(doc: str) -> None:
+    assert error_code_problems(doc) == []
+
+
+def test_documented_defaults_are_the_configured_ones(doc: str) -> None:
+    assert setting_problems(doc, load_config(REPO / "config.toml", environ={})) == []
+
+
+async def test_metrics_table_matches_a_live_session(doc: str) -> None:
+    served = await serve(repo_config(), {"kokoro": ToneBackend("kokoro")})
+    try:
+        async with connect(served.ws_url) as stream:
+            stream.feed(["Hello there. ", "And more"])
+            transcript = await collect(stream, deadline_s=timeout(10))
+    finally:
+        await served.stop()
+    assert transcript.done is not None
+    assert metric_problems(doc, transcript.done.metrics) == []
+
+
+# The checks must be able to fail: each edit of the document below must be reported.
+MUTATIONS = [
+    pytest.param("| `unspoken_text` |", "| `unspoken_txt` |", id="renamed-field"),
+    pytest.param("| `frame_samples` |", "| frame_samples |", id="unnamed-row"),
+    pytest.param("| `backend_unavailable` |", "| `backend_gone` |", id="renamed-error-code"),
+    pytest.param("### `flushed`", "### `flush_done`", id="renamed-message"),
+    pytest.param("| `text` | str | required |", "| `text` | str | optional |", id="required"),
+    pytest.param(
+        "| `limits.max_pending_chars` | 20000 |", "| `limits.max_pending_chars` | 2 |", id="default"
+    ),
+    pytest.param("| `segmenter.max_chars` |", "| `segmenter.max_length` |", id="no-setting"),
+    pytest.param("`hard` (cut", "hard (cut", id="enum-value"),
+]
+
+
+@pytest.mark.parametrize(("old", "new"), MUTATIONS)
+def test_the_checks_catch_a_wrong_document(doc: str, old: str, new: str) -> None:
+    assert doc.count(old) == 1, f"the mutation no longer applies: {old!r}"
+    assert doc_problems(doc.replace(old, new)) != []
+
+
+def test_the_checks_catch_a_field_missing_from_the_document(doc: str) -> None:
+    row = next(line for line in doc.splitlines() if line.startswith("| `synthesis_ms` | float"))
+    problems = message_problems(doc.replace(row + "\n", ""))
+    assert problems == ["message 'segment_end': field 'synthesis_ms' is not in its Field table"]
+
+
+def test_the_checks_catch_a_wrong_metric(doc: str) -> None:
+    metrics = {"chars_received", "chars_spoken"}
+    assert "documented metric 'session_ms' is not sent" in metric_problems(doc, metrics)
+    assert metric_problems(doc, {"new_metric"}) != []
+
+
+def test_headings_in_code_blocks_are_not_sections() -> None:
+    doc = "## A\n```python\n# not a heading\n| `x` | y |\n```\n| Code | x |\n| --- | --- |\n"
+    sections = parse_sections(doc)
+    assert [s.title for s in sections] == ["", "A"]
+    assert [t.header for t in all_tables(doc)] == [("Code", "x")]
