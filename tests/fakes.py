@@ -26,9 +26,18 @@ class ToneBackend:
     default_voice = "tone"
     default_lang = "en-us"
 
-    def __init__(self, name: str = "fake", *, chunk_delay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        name: str = "fake",
+        *,
+        chunk_delay_s: float = 0.0,
+        load_gate: asyncio.Event | None = None,
+        load_error: Exception | None = None,
+    ) -> None:
         self.name = name
         self.chunk_delay_s = chunk_delay_s
+        self.load_gate = load_gate
+        self.load_error = load_error
         self.loaded = False
         self.active = 0  # synthesize() calls currently running
         self.requests: list[SynthesisRequest] = []
@@ -38,6 +47,10 @@ class ToneBackend:
         return self.loaded
 
     async def load(self) -> None:
+        if self.load_gate is not None:
+            await self.load_gate.wait()
+        if self.load_error is not None:
+            raise self.load_error
         self.loaded = True
 
     async def aclose(self) -> None:

