@@ -23,6 +23,8 @@ class ToneBackend:
 
     sample_rate: int = 24000
     languages: tuple[str, ...] = ("en-us",)
+    streams_within_segment = True
+    native_word_timing = False
     default_voice = "tone"
     default_lang = "en-us"
 

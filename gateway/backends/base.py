@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from gateway.core.segmenter import Boundary
 
-__all__ = ["AudioChunk", "Backend", "BackendError", "SynthesisRequest", "Voice"]
+__all__ = ["AudioChunk", "Backend", "BackendError", "SynthesisRequest", "Voice", "WordTiming"]
 
 
 class BackendError(Exception):
@@ -44,16 +44,38 @@ class SynthesisRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class WordTiming:
+    """A word of the request text and when it is spoken.
+
+    ``char_start``/``char_end`` are code-point offsets into ``SynthesisRequest.text``;
+    ``sample_start``/``sample_end`` count samples at the backend's ``sample_rate`` from the
+    start of the piece the word belongs to (the audio since the previous ``piece_end``).
+    ``spoken`` is how the word was read where that differs from the text ("$5" -> "5 dollars").
+    """
+
+    char_start: int
+    char_end: int
+    sample_start: int
+    sample_end: int
+    spoken: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AudioChunk:
     """Audio from a backend: mono float32 in [-1, 1] at the backend's ``sample_rate``.
 
     ``piece_end`` is set on the last chunk of a separately synthesized stretch (a model pass)
     to the kind of text boundary it ends on; the gateway trims silence and places a pause of
     that kind there. ``None`` means more of the same stretch follows.
+
+    ``words`` are the timings of words of this piece that the backend knows (native timing);
+    they may come with any chunk of the piece, but no later than the chunk whose audio holds
+    them. Backends without native timing leave it empty and the gateway estimates.
     """
 
     pcm: NDArray[np.float32]
     piece_end: Boundary | None = None
+    words: tuple[WordTiming, ...] = ()
 
 
 class Backend(Protocol):
@@ -68,6 +90,8 @@ class Backend(Protocol):
     languages: tuple[str, ...]
     default_voice: str
     default_lang: str
+    streams_within_segment: bool  # yields audio before the whole segment is synthesized
+    native_word_timing: bool  # fills AudioChunk.words
 
     @property
     def ready(self) -> bool:

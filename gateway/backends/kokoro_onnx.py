@@ -110,6 +110,8 @@ class KokoroOnnxBackend:
 
     sample_rate: int = SAMPLE_RATE
     languages: tuple[str, ...] = LANGUAGES
+    streams_within_segment = False  # one model pass per segment (long ones: a pass per batch)
+    native_word_timing = False
 
     def __init__(self, name: str, settings: KokoroOnnxSettings) -> None:
         self.name = name
