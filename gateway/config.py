@@ -85,12 +85,14 @@ class LimitsSettings:
     max_message_bytes: int = 65536
     max_pending_chars: int = 20000
     max_pending_flushes: int = 64
+    max_heard_chars: int = 100000
     start_timeout_s: float = 30.0
     ping_interval_s: float = 20.0
     ping_timeout_s: float = 20.0
 
     def __post_init__(self) -> None:
-        for name in ("max_message_bytes", "max_pending_chars", "max_pending_flushes"):
+        names = ("max_message_bytes", "max_pending_chars", "max_pending_flushes", "max_heard_chars")
+        for name in names:
             _positive(name, getattr(self, name))
         for name in ("start_timeout_s", "ping_interval_s", "ping_timeout_s"):
             _positive(name, getattr(self, name))
@@ -100,10 +102,13 @@ class LimitsSettings:
 class SessionSettings:
     default_backend: str = "kokoro"
     max_buffer_delay_ms: int = 3000
+    progress_interval_ms: int = 250
 
     def __post_init__(self) -> None:
         if self.max_buffer_delay_ms < 0:
             raise ValueError("max_buffer_delay_ms: must be 0 (off) or positive")
+        if self.progress_interval_ms < 10:
+            raise ValueError("progress_interval_ms: must be at least 10")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +138,9 @@ class SeamSettings:
     sentence_pause_ms: float = 320.0
     line_pause_ms: float = 400.0
     clause_pause_ms: float = 150.0
-    word_pause_ms: float = 20.0
+    word_pause_ms: float = 0.0
     fade_ms: float = 4.0
+    crossfade_ms: float = 8.0
     silence_db: float = -50.0
 
     def __post_init__(self) -> None:

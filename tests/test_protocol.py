@@ -36,7 +36,7 @@ SERVER_MESSAGES = [
     SegmentEnd(0, 30000, 12.5),
     Flushed("f1", 30720),
     Flushed(7, 30720, cancelled=True),
-    Cancelled(None, 4800, 10, 25, "not spoken yet."),
+    Cancelled(None, 4800, 10, 25, "not spoken yet.", 4000, 8, 0, "Heard it.", " not spoken yet."),
     Error("invalid_field", "start.speed must be ...", fatal=False, ref=None, char_start=1,
           char_end=2),
     Done({"chars_received": 5, "real_time_factor": 0.2}),

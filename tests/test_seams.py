@@ -33,8 +33,8 @@ def shape(pieces: list[tuple[list[np.ndarray], Boundary]]) -> np.ndarray:
     shaper = SeamShaper(CONFIG)
     out = []
     for chunks, boundary in pieces:
-        out += [shaper.push(chunk) for chunk in chunks]
-        out.append(shaper.end_piece(boundary))
+        out += [shaper.push(chunk).pcm for chunk in chunks]
+        out.append(shaper.end_piece(boundary).pcm)
     return np.concatenate(out)
 
 
@@ -100,7 +100,7 @@ def test_chunking_does_not_change_the_output(sizes: list[int]) -> None:
 def test_speech_is_released_as_it_arrives() -> None:
     shaper = SeamShaper(CONFIG)
     piece = padded_tone(300, 1000, 300)
-    first = shaper.push(piece[: ms(600)])  # 300 ms of silence, then 300 ms of tone
+    first = shaper.push(piece[: ms(600)]).pcm  # 300 ms of silence, then 300 ms of tone
     assert ms(280) <= len(first) <= ms(320)  # lead + the tone so far; nothing held but <10 ms
 
 
@@ -122,8 +122,8 @@ def test_fade_in_survives_tiny_chunks() -> None:
     hard = (0.5 * np.cos(2 * np.pi * 200 * t)).astype(np.float32)
     shaper = SeamShaper(CONFIG)
     out = np.concatenate(
-        [*(shaper.push(hard[i : i + 7]) for i in range(0, len(hard), 7)),
-         shaper.end_piece(Boundary.WORD)]
+        [*(shaper.push(hard[i : i + 7]).pcm for i in range(0, len(hard), 7)),
+         shaper.end_piece(Boundary.WORD).pcm]
     )  # fmt: skip
     whole = shape([([hard], Boundary.WORD)])
     assert np.allclose(out, whole)

@@ -51,7 +51,7 @@ def speak_all(
         (lambda s: s.accept_text("hi"), ErrorCode.NOT_STARTED),
         (lambda s: s.request_flush(None), ErrorCode.NOT_STARTED),
         (lambda s: s.request_end(), ErrorCode.NOT_STARTED),
-        (lambda s: s.cancel(), ErrorCode.NOT_STARTED),
+        (lambda s: s.cancel(0), ErrorCode.NOT_STARTED),
     ],
 )
 def test_nothing_before_start(action: object, code: ErrorCode) -> None:
@@ -146,7 +146,7 @@ def test_cancel_reports_everything_not_yet_spoken() -> None:
     session.segment_finished(first, spoken=True)
     current = session.next_work()  # " Second." is being spoken
     assert isinstance(current, SpeakSegment)
-    outcome = session.cancel()
+    outcome = session.cancel(0)
     assert outcome.unspoken_start == len("First.")
     assert outcome.unspoken_text == " Second. Third"
     assert outcome.unspoken_end == session.received
@@ -167,7 +167,7 @@ def test_cancel_keeps_a_requested_end() -> None:
     session.begin()
     session.accept_text("Some text that will be cut. More")
     session.request_end()
-    outcome = session.cancel()
+    outcome = session.cancel(0)
     assert outcome.unspoken_text == "Some text that will be cut. More"
     assert drain(session) == [EndMark()]
 
@@ -224,7 +224,7 @@ def test_every_accepted_character_is_spoken_or_reported(
                 case "flush":
                     session.request_flush(None)
                 case "cancel":
-                    outcome = session.cancel()
+                    outcome = session.cancel(0)
                     reported += outcome.unspoken_end - outcome.unspoken_start
                 case "speak" | "fail":
                     for _ in range(int(argument) if operation == "speak" else 1):  # type: ignore[call-overload]
@@ -253,9 +253,9 @@ def test_cancel_answers_a_flush_whose_audio_is_being_pushed_out() -> None:
     mark = session.next_work()
     assert mark == FlushMark("taken")
     # The speaker is cancelled before it could answer: the cancel reports the flush.
-    assert session.cancel().dropped_flushes == ["taken"]
+    assert session.cancel(0).dropped_flushes == ["taken"]
     session.request_flush("answered")
     answered = session.next_work()
     assert isinstance(answered, FlushMark)
     session.flush_answered(answered)
-    assert session.cancel().dropped_flushes == []
+    assert session.cancel(0).dropped_flushes == []

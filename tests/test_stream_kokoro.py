@@ -8,7 +8,15 @@ import httpx
 import numpy as np
 import pytest
 
-from gateway.core.protocol import Audio, Cancelled, Done, Flushed, SegmentEnd, SegmentStart
+from gateway.core.protocol import (
+    Audio,
+    Cancelled,
+    Done,
+    Flushed,
+    Progress,
+    SegmentEnd,
+    SegmentStart,
+)
 from tests.asr import transcribe, word_error_rate
 from tests.conftest import RunningServer, timeout
 from tests.streams import check_segments_cover, check_timeline, collect
@@ -72,9 +80,15 @@ async def test_message_order_per_segment(server: RunningServer) -> None:
     kinds = transcript.kinds()
     assert kinds[0] == "segment_start"
     assert kinds[-1] == "done"
-    # Each segment: segment_start, then its audio, then segment_end.
-    segment_kinds = [k for k in kinds if k != "audio"]
-    assert segment_kinds[:-1] == ["segment_start", "segment_end"] * len(transcript.segments)
+    # Each segment: segment_start, its words, its audio, then segment_end; progress around.
+    structure = [k for k in kinds if k in ("segment_start", "words", "segment_end")]
+    assert structure == ["segment_start", "words", "segment_end"] * len(transcript.segments)
+    for start in (i for i, k in enumerate(kinds) if k == "segment_start"):
+        following = kinds[start:]
+        assert following.index("words") < following.index("audio")
+    events = [m.event for m in transcript.of(Progress)]  # type: ignore[attr-defined]
+    assert events.count("synthesis_started") == events.count("segment_done") == 3
+    assert events.count("first_audio") == 3
     assert [s.text for s in transcript.segments] == [
         "First sentence here.",
         " Second one, right after.",

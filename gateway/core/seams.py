@@ -1,28 +1,35 @@
-"""Seams between synthesized pieces: trim the backend's silence, set a natural pause, fade.
+"""Seams between synthesized pieces: trim the backend's silence, set a natural pause, fade or
+crossfade, and place the pieces' word timings on the output.
 
 Backends pad their output with silence (Kokoro: about 0.3 s before and 0.6 s after), and the
 amount varies from piece to piece. Played back to back, that sounds like hesitation. The
 :class:`SeamShaper` keeps only a short lead before the first audible 10 ms frame and a short
-decay after the last one, fades both edges so no discontinuity reaches the encoder, and puts a
-pause of a length chosen by the kind of boundary (sentence, line, clause, mid-sentence) after
-each piece. It works on a stream: audio is released as soon as it is known to be speech, and
-only the quiet tail after the last audible frame is held back.
+decay after the last one, and puts a pause of a length chosen by the kind of boundary (sentence,
+line, clause, mid-sentence) after each piece, fading both edges so no discontinuity reaches the
+encoder. Where the pause is zero (a mid-sentence seam between two passes of one utterance) the
+pieces are joined by an equal-power crossfade instead. It works on a stream: audio is released
+as soon as it is known to be speech, and only the quiet tail after the last audible frame is held.
+
+Word timings arrive relative to their piece; the shaper returns them on its own output
+timeline (sample 0 = the first sample it ever returned), clamped to the audio kept.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
+from gateway.backends.base import WordTiming
 from gateway.core.segmenter import Boundary
 
-__all__ = ["SeamConfig", "SeamShaper"]
+__all__ = ["SeamConfig", "SeamShaper", "Shaped"]
 
 Pcm = NDArray[np.float32]
 _ANALYSIS_MS = 10.0
 _DECAY_MS = 30.0
+_EMPTY: Pcm = np.zeros(0, dtype=np.float32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +41,9 @@ class SeamConfig:
     sentence_pause_ms: float = 320.0
     line_pause_ms: float = 400.0
     clause_pause_ms: float = 150.0
-    word_pause_ms: float = 20.0
+    word_pause_ms: float = 0.0
     fade_ms: float = 4.0
+    crossfade_ms: float = 8.0
     silence_db: float = -50.0
 
     def samples(self, ms: float) -> int:
@@ -51,11 +59,20 @@ class SeamConfig:
         return self.samples(ms)
 
 
+@dataclass(slots=True)
+class Shaped:
+    """Audio to send, in order, and word timings placed on the shaper's output timeline."""
+
+    pcm: Pcm = field(default_factory=lambda: _EMPTY)
+    words: list[WordTiming] = field(default_factory=list)
+
+
 class SeamShaper:
     """Shapes the audio of consecutive pieces (one owner; not thread-safe).
 
-    Call :meth:`push` with each chunk of a piece, :meth:`end_piece` when a piece (a separately
-    synthesized stretch) ends, and use every array returned, in order.
+    Call :meth:`push` with each chunk of a piece (and the word timings that came with it),
+    :meth:`end_piece` when a piece (a separately synthesized stretch) ends, :meth:`finish`
+    before the output must be complete (flush, end), and use everything returned, in order.
     """
 
     def __init__(self, config: SeamConfig) -> None:
@@ -63,36 +80,76 @@ class SeamShaper:
         self._frame = max(1, config.samples(_ANALYSIS_MS))
         self._threshold = float(10 ** (config.silence_db / 20))
         self._fade = config.samples(config.fade_ms)
+        self._crossfade = config.samples(config.crossfade_ms)
+        self._out = 0  # samples returned so far: the output timeline
+        self._carry: Pcm = _EMPTY  # a previous piece's end, waiting to be crossfaded
         self._reset_piece()
+
+    @property
+    def output_samples(self) -> int:
+        """Samples returned so far (the output timeline's current end)."""
+        return self._out
 
     def _reset_piece(self) -> None:
         # Positions are absolute sample indices from the start of the piece; the buffer holds
         # the samples from ``_base`` on that have not been released or dropped.
-        self._buffer = np.zeros(0, dtype=np.float32)
+        self._buffer = _EMPTY
         self._base = 0
         self._scanned = 0  # end of the whole analysis frames classified so far
         self._first_audible: int | None = None
         self._audible_end = 0  # just after the last audible frame seen
         self._lead_trimmed = False
         self._released = 0  # samples of this piece released so far
+        self._origin = 0  # output position of the piece's sample ``_kept_from``
+        self._kept_from = 0  # the first sample of the piece that was kept
+        self._waiting_words: list[WordTiming] = []
 
-    def push(self, chunk: Pcm) -> Pcm:
+    def push(self, chunk: Pcm, words: tuple[WordTiming, ...] = ()) -> Shaped:
         """Add a chunk of the current piece; returns the audio now known to be speech."""
         self._buffer = np.concatenate([self._buffer, chunk.astype(np.float32, copy=False)])
+        self._waiting_words.extend(words)
         self._classify(final=False)
-        return self._release()
+        pcm = self._release()
+        return Shaped(self._emit(pcm), self._place_words())
 
-    def end_piece(self, boundary: Boundary) -> Pcm:
-        """The current piece is complete; returns its decay, faded out, and the pause after it."""
+    def end_piece(self, boundary: Boundary, *, last: bool = True) -> Shaped:
+        """The current piece is complete; returns its decay and the pause after it.
+
+        A piece that is not the ``last`` of its segment and whose boundary calls for no pause
+        is crossfaded into the next piece instead.
+        """
         self._classify(final=True)
         out = [self._release()]
+        words = self._place_words()
+        pause = self._config.pause_after(boundary)
         if self._first_audible is not None:
             held = max(0, self._audible_end - self._base)
             tail = self._faded_in(self._buffer[: held + self._config.samples(_DECAY_MS)].copy())
-            out.append(_fade_out(tail, self._fade))
-        out.append(np.zeros(self._config.pause_after(boundary), dtype=np.float32))
+            if pause == 0 and not last:
+                split = max(0, len(tail) - self._crossfade)
+                out.append(tail[:split])
+                self._carry = tail[split:]
+            else:
+                out.append(_fade_out(tail, self._fade))
+        if pause or last:
+            out.append(self._flush_carry())
+            out.append(np.zeros(pause, dtype=np.float32))
         self._reset_piece()
-        return np.concatenate(out)
+        return Shaped(self._emit(np.concatenate(out)), words)
+
+    def finish(self) -> Shaped:
+        """Everything held is returned (a crossfade waiting for a next piece fades out)."""
+        return Shaped(self._emit(self._flush_carry()))
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _emit(self, pcm: Pcm) -> Pcm:
+        self._out += len(pcm)
+        return pcm
+
+    def _flush_carry(self) -> Pcm:
+        carry, self._carry = self._carry, _EMPTY
+        return _fade_out(carry.copy(), len(carry))
 
     def _classify(self, *, final: bool) -> None:
         end = self._base + len(self._buffer)
@@ -112,23 +169,60 @@ class SeamShaper:
         right there.
         """
         if self._first_audible is None:
-            return np.zeros(0, dtype=np.float32)
+            return _EMPTY
         if not self._lead_trimmed:
-            lead = self._config.samples(self._config.lead_ms)
+            lead = 0 if len(self._carry) else self._config.samples(self._config.lead_ms)
             self._drop_until(max(0, self._first_audible - lead))
             self._lead_trimmed = True
-        released = self._take_until(self._audible_end - self._fade)
-        return self._faded_in(released)
+            self._kept_from = self._base
+            self._origin = self._out  # a pending crossfade starts where this piece starts
+        released = self._faded_in(self._take_until(self._audible_end - self._fade))
+        if len(self._carry) and len(released):
+            released = self._crossfaded(released)
+        return released
+
+    def _crossfaded(self, head: Pcm) -> Pcm:
+        n = min(len(self._carry), len(head))
+        ramp = np.linspace(0, np.pi / 2, len(self._carry), dtype=np.float32)[:n]
+        blended = head.copy()
+        blended[:n] = self._carry[:n] * np.cos(ramp) + head[:n] * np.sin(ramp)
+        rest = self._carry[n:]
+        self._carry = _EMPTY
+        return (
+            np.concatenate([blended, _fade_out(rest.copy(), len(rest))]) if len(rest) else (blended)
+        )
 
     def _faded_in(self, released: Pcm) -> Pcm:
         """Apply the part of the fade-in that falls on these samples (any chunking)."""
         begin = self._released
         self._released += len(released)
-        if begin < self._fade and len(released):
-            ramp = np.sin(np.linspace(0, np.pi / 2, self._fade, dtype=np.float32)) ** 2
-            n = min(len(released), self._fade - begin)
+        fade = 0 if len(self._carry) else self._fade  # a crossfade replaces the fade-in
+        if begin < fade and len(released):
+            ramp = np.sin(np.linspace(0, np.pi / 2, fade, dtype=np.float32)) ** 2
+            n = min(len(released), fade - begin)
             released[:n] *= ramp[begin : begin + n]
         return released
+
+    def _place_words(self) -> list[WordTiming]:
+        """Words of this piece, moved to the output timeline once the piece's start is known."""
+        if not self._lead_trimmed or not self._waiting_words:
+            return []
+        limit = self._audible_end + self._config.samples(_DECAY_MS)
+        placed = []
+        for word in self._waiting_words:
+            start = min(max(word.sample_start, self._kept_from), limit)
+            end = min(max(word.sample_end, start), limit)
+            placed.append(
+                WordTiming(
+                    word.char_start,
+                    word.char_end,
+                    self._origin + start - self._kept_from,
+                    self._origin + end - self._kept_from,
+                    word.spoken,
+                )
+            )
+        self._waiting_words = []
+        return placed
 
     def _take_until(self, position: int) -> Pcm:
         taken = self._buffer[: max(0, position - self._base)].copy()

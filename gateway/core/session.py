@@ -69,12 +69,28 @@ Work = SpeakSegment | FlushMark | EndMark
 
 
 @dataclass(frozen=True, slots=True)
+class Heard:
+    """What the listener heard of the current turn, cut after the last word that ended.
+
+    ``heard_text`` is the text ``[heard_start, cut)`` (``heard_start`` is the turn's start, or
+    later if the turn is longer than the retained text), ``unheard_text`` is ``[cut, received)``.
+    """
+
+    cut: int
+    heard_start: int
+    heard_text: str
+    unheard_text: str
+
+
+@dataclass(frozen=True, slots=True)
 class CancelOutcome:
-    """What a cancel dropped: the unspoken text range and the flushes left unanswered."""
+    """What a cancel dropped (the unspoken text, the flushes left unanswered) and what the
+    listener heard."""
 
     unspoken_start: int
     unspoken_end: int
     unspoken_text: str
+    heard: Heard
     dropped_flushes: list[int | str | None] = field(default_factory=list)
 
 
@@ -86,7 +102,12 @@ class Session:
     """
 
     def __init__(
-        self, segmenter: SegmenterConfig, *, max_pending_chars: int, max_pending_flushes: int
+        self,
+        segmenter: SegmenterConfig,
+        *,
+        max_pending_chars: int,
+        max_pending_flushes: int,
+        max_heard_chars: int = 100_000,
     ) -> None:
         self.state = SessionState.AWAITING_START
         self._segmenter = Segmenter(segmenter)
@@ -100,6 +121,12 @@ class Session:
         self._settled_end = 0
         self.chars_spoken = 0
         self.chars_unspoken = 0
+        # What was heard: text of the current turn (the last max_heard_chars of it) and points
+        # (timeline sample, character) where playback passes the end of a word or segment.
+        self._max_heard = max_heard_chars
+        self._turn_text = ""
+        self._turn_text_start = 0
+        self._marks: deque[tuple[int, int]] = deque()
 
     # -- the client's messages ----------------------------------------------------------------
 
@@ -123,6 +150,13 @@ class Session:
                 "text has been spoken",
             )
         self._unsettled += text
+        self._turn_text += text
+        if len(self._turn_text) > self._max_heard:
+            dropped = len(self._turn_text) - self._max_heard
+            self._turn_text = self._turn_text[dropped:]
+            self._turn_text_start += dropped
+            while self._marks and self._marks[0][1] < self._turn_text_start:
+                self._marks.popleft()
         self._enqueue(self._segmenter.push(text), ReleasedBy.TEXT)
 
     def request_flush(self, request_id: int | str | None) -> None:
@@ -149,10 +183,11 @@ class Session:
         if self.state is SessionState.STREAMING:
             self._enqueue(self._segmenter.flush(), ReleasedBy.IDLE)
 
-    def cancel(self) -> CancelOutcome:
+    def cancel(self, position: int) -> CancelOutcome:
         """Barge-in: drop the segment being spoken, the queue and the buffered text.
 
-        The caller must have stopped the speaking of the current segment first.
+        ``position`` is the listener's playback position on the timeline. The caller must have
+        stopped the speaking of the current segment first. A new turn starts.
         """
         if self.state is SessionState.AWAITING_START:
             raise ProtocolError(ErrorCode.NOT_STARTED, "cancel before start: nothing to cancel")
@@ -163,10 +198,34 @@ class Session:
         self._current = None
         self._segmenter.reset()
         outcome = CancelOutcome(
-            self._settled_end, self.received, self._unsettled, dropped_flushes=dropped
+            self._settled_end,
+            self.received,
+            self._unsettled,
+            self.heard(position),
+            dropped_flushes=dropped,
         )
         self._settle(self.received, spoken=False)
+        self._turn_text, self._turn_text_start = "", self.received
+        self._marks.clear()
         return outcome
+
+    def mark_heard(self, sample_end: int, char_end: int) -> None:
+        """Once playback passes ``sample_end``, the text up to ``char_end`` has been heard."""
+        if char_end >= self._turn_text_start:
+            self._marks.append((sample_end, char_end))
+
+    def heard(self, position: int) -> Heard:
+        """What of the current turn was heard when playback is at ``position``."""
+        cut = self._turn_text_start
+        for sample_end, char_end in self._marks:
+            if sample_end <= position:
+                cut = max(cut, char_end)
+        split = cut - self._turn_text_start
+        return Heard(cut, self._turn_text_start, self._turn_text[:split], self._turn_text[split:])
+
+    def heard_everything(self) -> Heard:
+        """The turn as heard at its normal end: all of it."""
+        return Heard(self.received, self._turn_text_start, self._turn_text, "")
 
     # -- the speaker's side -------------------------------------------------------------------
 

@@ -2,9 +2,10 @@
 
 A :class:`Connection` owns two activities: the reader (the handler coroutine itself), which
 decodes client messages and drives the pure :class:`~gateway.core.session.Session`, and the
-speaker task, which takes work from the session in order, runs the backend, shapes and encodes
-the audio and sends it. The connection creates, cancels and awaits the speaker; a cancel stops
-it before ``cancelled`` is sent, so no audio of cancelled text can follow the acknowledgement.
+speaker task, which runs :meth:`~gateway.server.speaker.Speaker.run`: it takes work from the
+session in order, runs the backend, shapes and encodes the audio and sends it. The connection
+creates, cancels and awaits the speaker task; a cancel stops it before ``cancelled`` is sent, so
+no audio of cancelled text can follow the acknowledgement.
 """
 
 from __future__ import annotations
@@ -15,45 +16,34 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import numpy as np
-from numpy.typing import NDArray
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway.audio.codecs import FrameEncoder, OpusEncoder, OpusOptions, Pcm16Encoder
-from gateway.audio.framing import AudioOut, Frame
-from gateway.backends.base import AudioChunk, Backend, BackendError, SynthesisRequest
+from gateway.audio.framing import AudioOut
 from gateway.core.metrics import SessionMetrics
 from gateway.core.protocol import (
     PROTOCOL_VERSION,
-    Audio,
     AudioFormat,
     Cancel,
-    Cancelled,
     ClientMessage,
-    Done,
     End,
     Error,
     ErrorCode,
     Flush,
-    Flushed,
     ProtocolError,
     Ready,
-    SegmentEnd,
-    SegmentStart,
     ServerMessage,
     Start,
     Text,
     decode_client_message,
     encode_server_message,
 )
-from gateway.core.seams import SeamConfig, SeamShaper
-from gateway.core.segmenter import Boundary
-from gateway.core.session import EndMark, FlushMark, Session, SessionState, SpeakSegment
+from gateway.core.seams import SeamConfig
+from gateway.core.session import Session, SessionState
+from gateway.server.speaker import Speaker, StreamSettings
 
 if TYPE_CHECKING:
     from gateway.server.app import Gateway
@@ -61,19 +51,6 @@ if TYPE_CHECKING:
 __all__ = ["Connection"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class _Stream:
-    """What ``start`` settled: the backend and the audio parameters of this session."""
-
-    backend: Backend
-    voice: str
-    lang: str
-    speed: float
-    format: AudioFormat
-    bitrate: int
-    frame_ms: int
 
 
 class _Closed(Exception):
@@ -89,20 +66,18 @@ class Connection:
         self._config = gateway.config
         self.id = uuid.uuid4().hex[:12]
         self._log = logging.LoggerAdapter(log, {"session": self.id})
+        limits = self._config.limits
         self._session = Session(
             self._config.segmenter,
-            max_pending_chars=self._config.limits.max_pending_chars,
-            max_pending_flushes=self._config.limits.max_pending_flushes,
+            max_pending_chars=limits.max_pending_chars,
+            max_pending_flushes=limits.max_pending_flushes,
+            max_heard_chars=limits.max_heard_chars,
         )
         self._send_lock = asyncio.Lock()
         self._work_ready = asyncio.Event()
-        self._speaker: asyncio.Task[None] | None = None
+        self._speaker: Speaker | None = None
+        self._speaker_task: asyncio.Task[bool] | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
-        self._stream: _Stream | None = None
-        self._audio: AudioOut | None = None
-        self._shaper: SeamShaper | None = None
-        self._unsent: deque[Frame] = deque()
-        self._finishing = False
         self._closed = False
         self._metrics = SessionMetrics(sample_rate=24000, started_at=time.monotonic())
 
@@ -149,8 +124,6 @@ class Connection:
             except ProtocolError as error:
                 ref = decoded.TYPE if decoded is not None else None
                 await self._send(Error(error.code, error.message, fatal=error.fatal, ref=ref))
-                if error.fatal:
-                    await self._close(1008, error.message[:120])
 
     async def _dispatch(self, message: ClientMessage) -> None:
         match message:
@@ -162,7 +135,7 @@ class Connection:
             case Flush():
                 self._queued(lambda: self._session.request_flush(message.id))
             case Cancel():
-                await self._cancel(message.id)
+                await self._cancel(message.id, message.position)
             case End():
                 self._queued(self._session.request_end)
 
@@ -181,16 +154,23 @@ class Connection:
             raise ProtocolError(ErrorCode.ALREADY_STARTED, "the session has already started")
         stream = await self._negotiate(start)
         segmenter = self._config.segmenter
-        if start.short_first_segment is not None:
-            segmenter = dataclasses.replace(
-                segmenter, short_first_segment=start.short_first_segment
-            )
+        if (short_first := start.short_first_segment) is not None:
+            segmenter = dataclasses.replace(segmenter, short_first_segment=short_first)
         self._session.begin(segmenter)
-        self._stream = stream
-        self._metrics.sample_rate = stream.backend.sample_rate
+        rate = stream.backend.sample_rate
+        self._metrics.sample_rate = rate
         encoder = self._encoder(stream)
-        self._audio = AudioOut(encoder)
-        self._shaper = SeamShaper(self._seam_config(stream.backend.sample_rate))
+        audio = AudioOut(encoder)
+        self._speaker = Speaker(
+            session=self._session,
+            stream=stream,
+            audio=audio,
+            seams=self._seam_config(rate),
+            metrics=self._metrics,
+            send=self._send,
+            progress_interval_s=self._config.session.progress_interval_ms / 1000,
+            log=self._log,
+        )
         await self._send(
             Ready(
                 protocol=PROTOCOL_VERSION,
@@ -200,7 +180,7 @@ class Connection:
                 lang=stream.lang,
                 speed=stream.speed,
                 format=stream.format.value,
-                sample_rate=stream.backend.sample_rate,
+                sample_rate=rate,
                 channels=1,
                 frame_samples=encoder.frame_samples,
                 bitrate=stream.bitrate if stream.format is AudioFormat.OPUS else None,
@@ -209,10 +189,10 @@ class Connection:
                 max_pending_chars=self._config.limits.max_pending_chars,
             )
         )
-        self._speaker = asyncio.create_task(self._speak_loop(), name=f"speaker-{self.id}")
+        self._start_speaker()
         self._log.info("started: backend=%s voice=%s", stream.backend.name, stream.voice)
 
-    async def _negotiate(self, start: Start) -> _Stream:
+    async def _negotiate(self, start: Start) -> StreamSettings:
         audio = self._config.audio
         name = start.backend or self._config.session.default_backend
         backend = await self._gateway.ready_backend(name)
@@ -235,7 +215,7 @@ class Connection:
                 ErrorCode.INVALID_FIELD,
                 f"start.sample_rate: this version streams at {backend.sample_rate} Hz only",
             )
-        return _Stream(
+        return StreamSettings(
             backend=backend,
             voice=voice,
             lang=lang,
@@ -245,7 +225,7 @@ class Connection:
             frame_ms=start.frame_ms or audio.frame_ms,
         )
 
-    def _encoder(self, stream: _Stream) -> FrameEncoder:
+    def _encoder(self, stream: StreamSettings) -> FrameEncoder:
         rate = stream.backend.sample_rate
         if stream.format is AudioFormat.PCM16:
             return Pcm16Encoder(sample_rate=rate, frame_ms=stream.frame_ms)
@@ -263,141 +243,48 @@ class Connection:
 
     def _seam_config(self, sample_rate: int) -> SeamConfig:
         seams = self._config.seams
-        return SeamConfig(
-            sample_rate=sample_rate,
-            lead_ms=seams.lead_ms,
-            sentence_pause_ms=seams.sentence_pause_ms,
-            line_pause_ms=seams.line_pause_ms,
-            clause_pause_ms=seams.clause_pause_ms,
-            word_pause_ms=seams.word_pause_ms,
-            fade_ms=seams.fade_ms,
-            silence_db=seams.silence_db,
-        )
+        return SeamConfig(sample_rate=sample_rate, **dataclasses.asdict(seams))
 
-    # -- cancel --------------------------------------------------------------------------------
+    # -- the speaker task and cancel -------------------------------------------------------------
 
-    async def _cancel(self, request_id: int | str | None) -> None:
-        if self._finishing:
-            # The end is being sent: all audio is out already and nothing is left to drop.
-            end, received = self._require_audio().sent_end, self._session.received
-            await self._send(Cancelled(request_id, end, received, received, ""))
-            return
-        await self._stop_speaker()
-        outcome = self._session.cancel()
-        stream, audio = self._require_stream(), self._require_audio()
-        seam = self._seam_config(stream.backend.sample_rate)
-        await self._send_frames(audio.cut(seam.samples(seam.fade_ms)))  # unsent ones go first
-        self._shaper = SeamShaper(seam)
-        for flush_id in outcome.dropped_flushes:
-            await self._send(Flushed(flush_id, audio.sent_end, cancelled=True))
-        await self._send(
-            Cancelled(
-                request_id,
-                audio.sent_end,
-                outcome.unspoken_start,
-                outcome.unspoken_end,
-                outcome.unspoken_text,
-            )
-        )
-        self._log.info("cancelled %d characters", outcome.unspoken_end - outcome.unspoken_start)
-        self._speaker = asyncio.create_task(self._speak_loop(), name=f"speaker-{self.id}")
+    def _start_speaker(self) -> None:
+        assert self._speaker is not None
+        self._speaker_task = asyncio.create_task(self._speak(self._speaker),
+                                                 name=f"speaker-{self.id}")  # fmt: skip
 
-    # -- the speaker ---------------------------------------------------------------------------
-
-    async def _speak_loop(self) -> None:
+    async def _speak(self, speaker: Speaker) -> bool:
         try:
-            while True:
-                work = self._session.next_work()
-                if work is None:
-                    self._work_ready.clear()
-                    await self._work_ready.wait()
-                    continue
-                match work:
-                    case SpeakSegment():
-                        await self._speak(work)
-                    case FlushMark():
-                        await self._send_frames(self._require_audio().drain())
-                        await self._send(Flushed(work.id, self._require_audio().sent_end))
-                        self._session.flush_answered(work)
-                    case EndMark():
-                        await self._finish()
-                        return
+            if await speaker.run(self._wait_for_work):
+                await self._close(1000, "done")
         except _Closed:
-            return
+            pass
         except Exception:
             self._log.exception("speaker failed")
             await self._fail("internal error while speaking; the session is closed")
+        return True
 
-    async def _speak(self, work: SpeakSegment) -> None:
-        segment = work.segment
-        if segment.blank:
-            self._session.segment_finished(work, spoken=True)
+    async def _wait_for_work(self) -> None:
+        self._work_ready.clear()
+        await self._work_ready.wait()
+
+    async def _cancel(self, request_id: int | str | None, position: int | None) -> None:
+        speaker = self._speaker
+        if speaker is None:
+            raise ProtocolError(ErrorCode.NOT_STARTED, "cancel before start: nothing to cancel")
+        if speaker.finishing:
+            await speaker.cancel_while_finishing(request_id)
             return
-        stream, audio, shaper = self._require_stream(), self._require_audio(), self._shaper
-        assert shaper is not None
-        await self._send(
-            SegmentStart(
-                segment=work.index,
-                text=segment.text,
-                char_start=segment.start,
-                char_end=segment.end,
-                sample_start=audio.cursor,
-                boundary=segment.boundary.value,
-                released_by=work.released_by.value,
-                received_chars=work.received_chars,
-            )
-        )
-        request = SynthesisRequest(segment.text, stream.voice, stream.lang, stream.speed)
-        synthesis = _TimedStream(stream.backend.synthesize(request))
-        piece_end: Boundary | None = None
-        ok = True
-        try:
-            async with contextlib.aclosing(synthesis):
-                async for chunk in synthesis:
-                    if piece_end is not None:
-                        await self._emit(shaper.end_piece(piece_end))
-                    await self._emit(shaper.push(chunk.pcm))
-                    piece_end = chunk.piece_end
-        except BackendError as error:
-            ok = False
-            await self._send(
-                Error(
-                    ErrorCode.BACKEND_ERROR,
-                    f"{stream.backend.name}: {error}",
-                    char_start=segment.start,
-                    char_end=segment.end,
-                )
-            )
-        await self._emit(shaper.end_piece(segment.boundary))
-        self._metrics.segment_synthesized(synthesis.seconds, synthesis.samples, ok=ok)
-        await self._send(SegmentEnd(work.index, audio.cursor, round(synthesis.seconds * 1000, 1)))
-        self._session.segment_finished(work, spoken=ok)
-
-    async def _finish(self) -> None:
-        self._finishing = True
-        audio = self._require_audio()
-        await self._send_frames(audio.drain())
-        session = self._session
-        metrics = self._metrics.summary(
-            now=time.monotonic(),
-            timeline_samples=audio.sent_end,
-            chars={
-                "chars_received": session.received,
-                "chars_spoken": session.chars_spoken,
-                "chars_unspoken": session.chars_unspoken,
-            },
-        )
-        await self._send(Done(metrics))
-        self._log.info("done: %s", metrics)
-        await self._close(1000, "done")
+        await self._stop_speaker()
+        await speaker.cut(request_id, position)
+        self._start_speaker()
 
     async def _stop_speaker(self) -> None:
-        speaker, self._speaker = self._speaker, None
-        if speaker is None:
+        task, self._speaker_task = self._speaker_task, None
+        if task is None:
             return
-        speaker.cancel()
+        task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await speaker
+            await task
 
     # -- idle release ----------------------------------------------------------------------------
 
@@ -418,23 +305,6 @@ class Connection:
             self._idle_timer = None
 
     # -- sending -------------------------------------------------------------------------------
-
-    async def _emit(self, pcm: NDArray[np.float32]) -> None:
-        """Encode and send audio a frame at a time, so a cancel leaves at most a frame unsent."""
-        audio = self._require_audio()
-        step = audio.frame_samples
-        for start in range(0, len(pcm), step):
-            await self._send_frames(audio.write(pcm[start : start + step]))
-
-    async def _send_frames(self, frames: Iterable[Frame]) -> None:
-        """Send frames in order. Frames made but not sent stay queued for the next call, so the
-        timeline never has a hole: a cancel sends them before its cut."""
-        self._unsent.extend(frames)
-        while self._unsent:
-            frame = self._unsent[0]
-            await self._send(Audio(frame.seq, frame.sample_start, frame.data))
-            self._unsent.popleft()  # no await since the write: a cancel cannot land in between
-            self._metrics.frame_sent(len(frame.data), time.monotonic())
 
     async def _send(self, message: ServerMessage) -> None:
         data = encode_server_message(message)
@@ -459,38 +329,3 @@ class Connection:
         with contextlib.suppress(_Closed):
             await self._send(Error(ErrorCode.INTERNAL_ERROR, message, fatal=True))
         await self._close(1011, "internal error")
-
-    def _require_stream(self) -> _Stream:
-        assert self._stream is not None, "the speaker runs only after start"
-        return self._stream
-
-    def _require_audio(self) -> AudioOut:
-        assert self._audio is not None, "the speaker runs only after start"
-        return self._audio
-
-
-class _TimedStream:
-    """A backend's chunk stream that counts the time spent waiting on it and its samples."""
-
-    def __init__(self, chunks: AsyncIterator[AudioChunk]) -> None:
-        self._chunks = chunks
-        self.seconds = 0.0
-        self.samples = 0
-
-    def __aiter__(self) -> _TimedStream:
-        return self
-
-    async def __anext__(self) -> AudioChunk:
-        started = time.perf_counter()
-        try:
-            chunk = await anext(self._chunks)
-        finally:
-            self.seconds += time.perf_counter() - started
-        self.samples += len(chunk.pcm)
-        return chunk
-
-    async def aclose(self) -> None:
-        """Close the backend's generator, so a cancelled segment stops its work."""
-        close = getattr(self._chunks, "aclose", None)
-        if close is not None:
-            await close()

@@ -1,0 +1,423 @@
+"""The speaking side of a session: backend -> seams -> encoder -> the client, with word
+timings, progress and the books of what was heard.
+
+A :class:`Speaker` belongs to one connection. Its :meth:`Speaker.run` loop (the connection's
+speaker task) takes work from the session in order; the connection cancels that task for a
+barge-in and then calls :meth:`Speaker.cut`. Everything it sends goes through the connection's
+``send``; frames that were encoded but not yet sent when a cancel landed are sent first by the
+next send of frames, so the timeline never has a hole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gateway.audio.framing import AudioOut, Frame
+from gateway.backends.base import AudioChunk, Backend, BackendError, SynthesisRequest, WordTiming
+from gateway.core.alignment import estimate_spans, spoken_words
+from gateway.core.metrics import SessionMetrics
+from gateway.core.playback import PlaybackModel
+from gateway.core.protocol import (
+    Audio,
+    AudioFormat,
+    Cancelled,
+    Done,
+    Error,
+    ErrorCode,
+    Flushed,
+    Progress,
+    SegmentEnd,
+    SegmentStart,
+    ServerMessage,
+    Words,
+)
+from gateway.core.seams import SeamConfig, SeamShaper, Shaped
+from gateway.core.segmenter import Boundary
+from gateway.core.session import EndMark, FlushMark, Session, SpeakSegment
+
+__all__ = ["Speaker", "StreamSettings"]
+
+# Until a session has spoken a segment, estimated words assume about 14 characters a second.
+_DEFAULT_SECONDS_PER_CHAR: Final = 0.07
+
+Send = Callable[[ServerMessage], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSettings:
+    """What ``start`` settled: the backend and the audio parameters of this session."""
+
+    backend: Backend
+    voice: str
+    lang: str
+    speed: float
+    format: AudioFormat
+    bitrate: int
+    frame_ms: int
+
+
+class Speaker:
+    """Turns a session's work into messages (one per session; not shared between tasks)."""
+
+    def __init__(
+        self,
+        *,
+        session: Session,
+        stream: StreamSettings,
+        audio: AudioOut,
+        seams: SeamConfig,
+        metrics: SessionMetrics,
+        send: Send,
+        progress_interval_s: float,
+        log: logging.LoggerAdapter[logging.Logger],
+    ) -> None:
+        self._session = session
+        self._stream = stream
+        self._audio = audio
+        self._seams = seams
+        self._shaper = SeamShaper(seams)
+        self._metrics = metrics
+        self._send = send
+        self._log = log
+        self.playback = PlaybackModel(seams.sample_rate)
+        self._progress_interval = progress_interval_s
+        self._progress_at = 0.0
+        self._unsent: deque[Frame] = deque()
+        self._seconds_per_char = _DEFAULT_SECONDS_PER_CHAR
+        # Timeline position of the shaper's output sample 0; it moves when silence that is not
+        # the shaper's (flush padding, a cut) joins the timeline.
+        self._origin = audio.cursor
+        self.finishing = False  # the end is being sent: nothing is left to cancel
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def run(self, work_ready: Callable[[], Awaitable[None]]) -> bool:
+        """Do the session's work in order until the end; ``work_ready`` waits for more.
+
+        Returns True once ``done`` has been sent. Safe to cancel at any await: a later
+        :meth:`cut` (or run) takes over cleanly.
+        """
+        while True:
+            work = self._session.next_work()
+            if work is None:
+                self.playback.idle()
+                await work_ready()
+                continue
+            match work:
+                case SpeakSegment():
+                    await self._speak(work)
+                case FlushMark():
+                    await self._push_out()
+                    await self._send(Flushed(work.id, self._audio.sent_end))
+                    self._session.flush_answered(work)
+                case EndMark():
+                    await self._finish()
+                    return True
+
+    async def cut(self, request_id: int | str | None, position: int | None) -> None:
+        """After the run task was cancelled: end the audio, answer the flushes it drops,
+        report what was heard and what was not spoken."""
+        now = time.monotonic()
+        heard_at = self.playback.played(now) if position is None else position
+        outcome = self._session.cancel(heard_at)
+        await self._send_frames(self._audio.cut(self._seams.samples(self._seams.fade_ms)))
+        self._shaper = SeamShaper(self._seams)
+        self._origin = self._audio.cursor
+        self.playback.stopped()
+        for flush_id in outcome.dropped_flushes:
+            await self._send(Flushed(flush_id, self._audio.sent_end, cancelled=True))
+        heard = outcome.heard
+        await self._send(
+            Cancelled(
+                request_id,
+                self._audio.sent_end,
+                outcome.unspoken_start,
+                outcome.unspoken_end,
+                outcome.unspoken_text,
+                position=heard_at,
+                cut=heard.cut,
+                heard_start=heard.heard_start,
+                heard_text=heard.heard_text,
+                unheard_text=heard.unheard_text,
+            )
+        )
+        self._log.info(
+            "cancelled at sample %d: heard up to character %d, %d characters unspoken",
+            heard_at,
+            heard.cut,
+            outcome.unspoken_end - outcome.unspoken_start,
+        )
+
+    async def cancel_while_finishing(self, request_id: int | str | None) -> None:
+        """A cancel after the last audio: nothing to drop, everything was spoken."""
+        received = self._session.received
+        heard = self._session.heard_everything()
+        await self._send(
+            Cancelled(
+                request_id, self._audio.sent_end, received, received, "",
+                position=self._audio.sent_end, cut=heard.cut, heard_start=heard.heard_start,
+                heard_text=heard.heard_text, unheard_text="",
+            )
+        )  # fmt: skip
+
+    # -- one segment ---------------------------------------------------------------------------
+
+    async def _speak(self, work: SpeakSegment) -> None:
+        segment = work.segment
+        if segment.blank:
+            self._session.segment_finished(work, spoken=True)
+            return
+        await self._send(
+            SegmentStart(
+                segment=work.index,
+                text=segment.text,
+                char_start=segment.start,
+                char_end=segment.end,
+                sample_start=self._timeline(self._shaper.output_samples),
+                boundary=segment.boundary.value,
+                released_by=work.released_by.value,
+                received_chars=work.received_chars,
+            )
+        )
+        await self._progress("synthesis_started", work.index, force=True)
+        words = _SegmentWords(work, self._stream.backend.native_word_timing)
+        request = SynthesisRequest(segment.text, self._stream.voice, self._stream.lang,
+                                   self._stream.speed)  # fmt: skip
+        synthesis = _TimedStream(self._stream.backend.synthesize(request))
+        piece_end: Boundary | None = None
+        ok = True
+        try:
+            async with contextlib.aclosing(synthesis):
+                async for chunk in synthesis:
+                    if piece_end is not None:
+                        await self._play(words, self._shaper.end_piece(piece_end, last=False))
+                    shaped = self._shaper.push(chunk.pcm, chunk.words)
+                    await self._play(words, shaped, whole_piece=chunk.piece_end is not None)
+                    piece_end = chunk.piece_end
+        except BackendError as error:
+            ok = False
+            await self._send(
+                Error(
+                    ErrorCode.BACKEND_ERROR,
+                    f"{self._stream.backend.name}: {error}",
+                    char_start=segment.start,
+                    char_end=segment.end,
+                )
+            )
+        await self._play(words, self._shaper.end_piece(segment.boundary, last=True))
+        end = self._timeline(self._shaper.output_samples)
+        self._metrics.segment_synthesized(synthesis.seconds, synthesis.samples, ok=ok)
+        if ok:
+            self._session.mark_heard(end, segment.end)
+            self._learn_rate(words, synthesis.samples)
+        await self._send(SegmentEnd(work.index, end, round(synthesis.seconds * 1000, 1)))
+        self._session.segment_finished(work, spoken=ok)
+        await self._progress("segment_done", work.index, force=True)
+
+    async def _play(
+        self, words: _SegmentWords, shaped: Shaped, *, whole_piece: bool = False
+    ) -> None:
+        """Send the words a piece of audio holds, then the audio."""
+        start = self._timeline(self._shaper.output_samples - len(shaped.pcm))
+        if shaped.words:
+            placed = words.native(shaped.words, self._timeline)
+            await self._send_words(words.segment.index, False, placed)
+        elif len(shaped.pcm) and not words.sent:
+            end = start + (
+                len(shaped.pcm)
+                if whole_piece
+                else round(self._seconds_per_char * self._seams.sample_rate * words.weight)
+            )
+            await self._send_words(words.segment.index, True, words.estimated(start, end))
+        first = not words.audio_sent and len(shaped.pcm) > 0
+        await self._emit(shaped.pcm)
+        if first:
+            words.audio_sent = True
+            await self._progress("first_audio", words.segment.index, force=True)
+
+    async def _send_words(self, segment: int, estimated: bool, words: list[dict[str, Any]]) -> None:
+        for word in words:
+            self._session.mark_heard(word["sample_end"], word["char_end"])
+        await self._send(Words(segment, estimated, words))
+
+    def _learn_rate(self, words: _SegmentWords, samples: int) -> None:
+        if words.weight and samples:
+            measured = samples / self._stream.backend.sample_rate / words.weight
+            self._seconds_per_char = 0.7 * self._seconds_per_char + 0.3 * measured
+
+    def _timeline(self, shaper_position: int) -> int:
+        """The timeline position of a position on the shaper's output."""
+        return self._origin + shaper_position
+
+    # -- flush and end -------------------------------------------------------------------------
+
+    async def _push_out(self) -> None:
+        await self._emit(self._shaper.finish().pcm)
+        await self._send_frames(self._audio.drain())
+        self._origin = self._audio.cursor - self._shaper.output_samples
+
+    async def _finish(self) -> None:
+        self.finishing = True
+        await self._push_out()
+        session = self._session
+        metrics = self._metrics.summary(
+            now=time.monotonic(),
+            timeline_samples=self._audio.sent_end,
+            chars={
+                "chars_received": session.received,
+                "chars_spoken": session.chars_spoken,
+                "chars_unspoken": session.chars_unspoken,
+            },
+        )
+        metrics["underruns"] = self.playback.underruns
+        heard = session.heard_everything()
+        await self._send(Done(metrics, heard.cut, heard.heard_start, heard.heard_text))
+        self._log.info("done: %s", metrics)
+
+    # -- audio and progress ----------------------------------------------------------------------
+
+    async def _emit(self, pcm: NDArray[np.float32]) -> None:
+        """Encode and send audio a frame at a time, so a cancel leaves at most a frame unsent."""
+        step = self._audio.frame_samples
+        for start in range(0, len(pcm), step):
+            await self._send_frames(self._audio.write(pcm[start : start + step]))
+
+    async def _send_frames(self, frames: Iterable[Frame]) -> None:
+        """Send frames in order. Frames made but not sent stay queued for the next call, so the
+        timeline never has a hole: a cancel sends them before its cut."""
+        self._unsent.extend(frames)
+        while self._unsent:
+            frame = self._unsent[0]
+            await self._send(Audio(frame.seq, frame.sample_start, frame.data))
+            self._unsent.popleft()  # no await since the write: a cancel cannot land in between
+            now = time.monotonic()
+            self._metrics.frame_sent(len(frame.data), now)
+            self.playback.sent(frame.sample_start + self._audio.frame_samples, now)
+            await self._progress("tick", None)
+
+    async def _progress(self, event: str, segment: int | None, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._progress_at < self._progress_interval:
+            return
+        self._progress_at = now
+        rate = self._seams.sample_rate / 1000
+        metrics = self._metrics
+        rtf = (
+            metrics.synthesis_s * self._stream.backend.sample_rate / metrics.speech_samples
+            if (metrics.speech_samples)
+            else None
+        )
+        await self._send(
+            Progress(
+                event=event,
+                segment=segment,
+                chars_received=self._session.received,
+                chars_spoken=self._session.chars_spoken,
+                audio_sent_ms=round(self._audio.sent_end / rate, 1),
+                audio_buffered_ms=round(self.playback.buffered(now) / rate, 1),
+                underruns=self.playback.underruns,
+                time_to_first_audio_ms=_rounded(metrics.time_to_first_audio_ms),
+                real_time_factor=None if rtf is None else round(rtf, 4),
+            )
+        )
+
+
+class _SegmentWords:
+    """The words of one segment on their way to the client."""
+
+    def __init__(self, work: SpeakSegment, native: bool) -> None:
+        self.segment = work
+        self._native = native
+        self._words = spoken_words(work.segment.text)
+        self.weight = sum(len(word.spoken or word.speak) for word in self._words)
+        self.sent = False
+        self.audio_sent = False
+
+    def native(
+        self, placed: list[WordTiming], timeline: Callable[[int], int]
+    ) -> list[dict[str, Any]]:
+        """Backend timings (segment text, shaper output) -> session offsets and timeline."""
+        self.sent = True
+        return [
+            _word(
+                self.segment.segment.start,
+                self.segment.segment.text,
+                word.char_start,
+                word.char_end,
+                timeline(word.sample_start),
+                timeline(word.sample_end),
+                word.spoken,
+            )
+            for word in placed
+        ]
+
+    def estimated(self, start: int, end: int) -> list[dict[str, Any]]:
+        """All the segment's words spread over ``[start, end)`` by their spoken length."""
+        self.sent = True
+        weights = [len(word.spoken or word.speak) for word in self._words]
+        return [
+            _word(self.segment.segment.start, self.segment.segment.text, word.char_start,
+                  word.char_end, span.sample_start, span.sample_end, word.spoken)
+            for word, span in zip(self._words, estimate_spans(weights, start, end), strict=True)
+        ]  # fmt: skip
+
+
+def _word(
+    offset: int,
+    text: str,
+    char_start: int,
+    char_end: int,
+    sample_start: int,
+    sample_end: int,
+    spoken: str | None,
+) -> dict[str, Any]:
+    word: dict[str, Any] = {
+        "text": text[char_start:char_end],
+        "char_start": offset + char_start,
+        "char_end": offset + char_end,
+        "sample_start": sample_start,
+        "sample_end": sample_end,
+    }
+    if spoken is not None:
+        word["spoken"] = spoken
+    return word
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+class _TimedStream:
+    """A backend's chunk stream that counts the time spent waiting on it and its samples."""
+
+    def __init__(self, chunks: AsyncIterator[AudioChunk]) -> None:
+        self._chunks = chunks
+        self.seconds = 0.0
+        self.samples = 0
+
+    def __aiter__(self) -> _TimedStream:
+        return self
+
+    async def __anext__(self) -> AudioChunk:
+        started = time.perf_counter()
+        try:
+            chunk = await anext(self._chunks)
+        finally:
+            self.seconds += time.perf_counter() - started
+        self.samples += len(chunk.pcm)
+        return chunk
+
+    async def aclose(self) -> None:
+        """Close the backend's generator, so a cancelled segment stops its work."""
+        close = getattr(self._chunks, "aclose", None)
+        if close is not None:
+            await close()
