@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     say.add_argument("text", nargs="?", help="the text (default: --file, or standard input)")
     say.add_argument("--file", type=Path, help="read the text from this file")
     say.add_argument("--out", type=Path, help="write .ogg (Ogg Opus) or .wav (PCM)")
+    say.add_argument(
+        "--events", type=Path, help="write every message but audio here, one JSON object a line"
+    )
     say.add_argument("--url", default="ws://127.0.0.1:8765/v1/stream", help="gateway stream URL")
     say.add_argument("--backend", help="backend name (default: the gateway's)")
     say.add_argument("--voice", help="voice id (default: the backend's)")
@@ -105,6 +108,7 @@ def _say(args: argparse.Namespace) -> int:
         speed=args.speed,
         format=args.format,
         simulate_llm_tps=args.simulate_llm,
+        events=args.events,
     )
     try:
         report = asyncio.run(say(options))

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,6 +25,8 @@ from gateway.core.protocol import (
 from tts_gateway_client.client import SpeechStream
 from tts_gateway_client.output import AudioCollector
 
+M = TypeVar("M")
+
 
 @dataclass
 class Transcript:
@@ -33,7 +36,7 @@ class Transcript:
     messages: list[ServerMessage] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)
 
-    def of(self, kind: type[ServerMessage]) -> list[ServerMessage]:
+    def of(self, kind: type[M]) -> list[M]:
         return [m for m in self.messages if isinstance(m, kind)]
 
     @property

@@ -42,4 +42,13 @@ def test_pieces_cover_the_text_in_order(text: str) -> None:
     for piece in pieces:
         if piece.spoken == text[piece.start : piece.end]:
             continue
-        assert any(mark in text[piece.start : piece.end] for mark in "$£€*_#-`")
+        assert any(mark in text[piece.start : piece.end] for mark in "$£€*_#-`.")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("3.14", "3 point 1 4"), ("v2.0.1", "v2 point 0 point 1"), ("1.5x", "1 point 5x"),
+     ("end.", "end."), ("Go 2. Then", "Go 2. Then")],
+)  # fmt: skip
+def test_decimals_are_read_digit_by_digit(text: str, expected: str) -> None:
+    assert spoken(text) == expected

@@ -9,10 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.backends.base import SynthesisRequest
+from gateway.backends.base import SynthesisRequest, WordTiming
 from gateway.backends.kokoro_onnx import KokoroOnnxBackend
 from gateway.core.seams import SeamConfig, SeamShaper
 from gateway.core.segmenter import Boundary
+from tests.seam_quality import score_seams
 
 RATE = 24000
 CONFIG = SeamConfig()
@@ -128,3 +129,86 @@ def test_fade_in_survives_tiny_chunks() -> None:
     whole = shape([([hard], Boundary.WORD)])
     assert np.allclose(out, whole)
     assert out[0] == 0.0
+
+
+def sine(seconds: float, phase: float = 0.0, frequency: float = 220.0) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (0.5 * np.sin(2 * np.pi * frequency * t + phase)).astype(np.float32)
+
+
+def test_the_seam_measure_catches_a_click_and_the_crossfade_removes_it() -> None:
+    first, second = sine(0.3), sine(0.3, phase=np.pi)  # the second starts half a cycle off
+    raw = np.concatenate([first, second])
+    assert not score_seams(raw, [len(first)], RATE)[0].clean  # the measure hears the click
+    shaper = SeamShaper(CONFIG)  # word_pause_ms = 0: pieces of one utterance are crossfaded
+    out = np.concatenate(
+        [
+            shaper.push(first).pcm,
+            shaper.end_piece(Boundary.WORD, last=False).pcm,
+            shaper.push(second).pcm,
+            shaper.end_piece(Boundary.SENTENCE).pcm,
+        ]
+    )
+    seam = len(first) - ms(CONFIG.crossfade_ms) // 2  # the middle of the crossfade
+    reach = CONFIG.crossfade_ms / 2 + 5
+    speech = out[: len(out) - ms(CONFIG.sentence_pause_ms)]
+    score = score_seams(speech, [seam], RATE, reach_ms=reach)[0]
+    assert score.clean, score
+    raw_score = score_seams(raw, [len(first)], RATE, reach_ms=reach)[0]
+    # A kink at a zero crossing: no step, but ten times the high-frequency energy of the tone.
+    assert raw_score.high_frequency > 5 * raw_score.high_frequency_limit
+    assert len(out) < len(raw) + ms(CONFIG.sentence_pause_ms + 40)  # no gap was added
+
+
+def test_fades_alone_would_not_hide_a_phase_jump() -> None:
+    """Without the crossfade (a cut at full level) the same measure fails."""
+    first, second = sine(0.3), sine(0.3, phase=np.pi)
+    cut = np.concatenate([first[:-240], second[240:]])
+    assert not score_seams(cut, [len(first) - 240], RATE)[0].clean
+
+
+def test_placed_words_follow_the_trimmed_audio() -> None:
+    piece = padded_tone(300, 500, 600)
+    word = WordTiming(0, 5, ms(300), ms(800), None)
+    shaper = SeamShaper(CONFIG)
+    shaped = shaper.push(piece, (word,))
+    (placed,) = shaped.words
+    lead = ms(CONFIG.lead_ms)
+    assert placed.sample_start == lead  # 300 ms of padding became the 15 ms lead
+    assert placed.sample_end == lead + ms(500)
+    second = shaper.push(np.zeros(10, np.float32))
+    assert second.words == []
+    shaper.end_piece(Boundary.SENTENCE)
+    again = shaper.push(piece, (word,))
+    origin = ms(15 + 500 + 30 + CONFIG.sentence_pause_ms)
+    assert abs(again.words[0].sample_start - (origin + lead)) <= ms(10)
+
+
+@pytest.mark.model
+async def test_real_kokoro_seams_are_clean(kokoro: KokoroOnnxBackend) -> None:
+    """Sentence and clause seams (pauses) and mid-sentence pass joins (crossfades) of real
+    Kokoro audio score like the speech around them."""
+    texts = ["The river was calm that morning,", " and the boats waited by the pier.",
+             " Nobody spoke."]  # fmt: skip
+    shaper = SeamShaper(CONFIG)
+    out: list[np.ndarray] = []
+    seams: list[int] = []
+    position = 0
+    for index, text in enumerate(texts):
+        request = SynthesisRequest(text, "jf_gongitsune", "en-us", 1.0)
+        chunks = [chunk async for chunk in kokoro.synthesize(request)]
+        # Cut each pass in two model-independent halves to force a mid-sentence crossfade too.
+        for chunk in chunks:
+            half = len(chunk.pcm) // 2
+            for part, boundary, last in (
+                (chunk.pcm[:half], Boundary.WORD, False),
+                (chunk.pcm[half:], chunk.piece_end or Boundary.SENTENCE, index == len(texts) - 1),
+            ):
+                pushed = shaper.push(part).pcm
+                ended = shaper.end_piece(boundary, last=last).pcm
+                out += [pushed, ended]
+                position += len(pushed) + len(ended)
+                seams.append(position)
+    audio = np.concatenate(out)
+    scores = score_seams(audio, seams[:-1], RATE)
+    assert all(score.clean for score in scores), [s for s in scores if not s.clean]

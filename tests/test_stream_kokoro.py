@@ -86,7 +86,7 @@ async def test_message_order_per_segment(server: RunningServer) -> None:
     for start in (i for i, k in enumerate(kinds) if k == "segment_start"):
         following = kinds[start:]
         assert following.index("words") < following.index("audio")
-    events = [m.event for m in transcript.of(Progress)]  # type: ignore[attr-defined]
+    events = [m.event for m in transcript.of(Progress)]
     assert events.count("synthesis_started") == events.count("segment_done") == 3
     assert events.count("first_audio") == 3
     assert [s.text for s in transcript.segments] == [

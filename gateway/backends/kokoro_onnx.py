@@ -274,11 +274,7 @@ class KokoroOnnxBackend:
             audio, durations = await self._run(
                 functools.partial(self._infer, model_pass.tokens, style, request.speed)
             )
-            words = (
-                pass_word_timings(model_pass, durations, len(audio))
-                if durations is not None
-                else ()
-            )
+            words = pass_word_timings(model_pass, durations, audio) if durations is not None else ()
             yield AudioChunk(audio, piece_end=model_pass.boundary, words=words)
 
     def _infer(

@@ -29,6 +29,7 @@ __all__ = ["SeamConfig", "SeamShaper", "Shaped"]
 Pcm = NDArray[np.float32]
 _ANALYSIS_MS = 10.0
 _DECAY_MS = 30.0
+_MAX_LAG_MS = 10.0  # a voice's pitch period is at most about 10 ms
 _EMPTY: Pcm = np.zeros(0, dtype=np.float32)
 
 
@@ -65,6 +66,7 @@ class Shaped:
 
     pcm: Pcm = field(default_factory=lambda: _EMPTY)
     words: list[WordTiming] = field(default_factory=list)
+    speech_end: int | None = None  # from end_piece: output position where the sound ends
 
 
 class SeamShaper:
@@ -81,6 +83,9 @@ class SeamShaper:
         self._threshold = float(10 ** (config.silence_db / 20))
         self._fade = config.samples(config.fade_ms)
         self._crossfade = config.samples(config.crossfade_ms)
+        # The end of the audible audio is held back until the piece's fate is known: faded out
+        # before a pause, or crossfaded into the next piece.
+        self._hold = max(self._fade, self._crossfade)
         self._out = 0  # samples returned so far: the output timeline
         self._carry: Pcm = _EMPTY  # a previous piece's end, waiting to be crossfaded
         self._reset_piece()
@@ -133,9 +138,12 @@ class SeamShaper:
                 out.append(_fade_out(tail, self._fade))
         if pause or last:
             out.append(self._flush_carry())
-            out.append(np.zeros(pause, dtype=np.float32))
+        sound = np.concatenate(out)
+        speech_end = self._out + len(sound)
+        if pause or last:
+            sound = np.concatenate([sound, np.zeros(pause, dtype=np.float32)])
         self._reset_piece()
-        return Shaped(self._emit(np.concatenate(out)), words)
+        return Shaped(self._emit(sound), words, speech_end)
 
     def finish(self) -> Shaped:
         """Everything held is returned (a crossfade waiting for a next piece fades out)."""
@@ -165,8 +173,8 @@ class SeamShaper:
     def _release(self) -> Pcm:
         """Release up to the last audible frame; before the first one, keep only a short lead.
 
-        The last ``fade`` samples stay held, so the piece can still be faded out if it ends
-        right there.
+        The last samples stay held, so the piece can still be faded out or crossfaded if it
+        ends right there.
         """
         if self._first_audible is None:
             return _EMPTY
@@ -176,21 +184,31 @@ class SeamShaper:
             self._lead_trimmed = True
             self._kept_from = self._base
             self._origin = self._out  # a pending crossfade starts where this piece starts
-        released = self._faded_in(self._take_until(self._audible_end - self._fade))
+        released = self._faded_in(self._take_until(self._audible_end - self._hold))
         if len(self._carry) and len(released):
             released = self._crossfaded(released)
         return released
 
     def _crossfaded(self, head: Pcm) -> Pcm:
-        n = min(len(self._carry), len(head))
-        ramp = np.linspace(0, np.pi / 2, len(self._carry), dtype=np.float32)[:n]
+        """Join the held end of the previous piece to the start of this one.
+
+        The start is first slid by up to ``_MAX_LAG_MS`` to where it best continues the held
+        audio (so two takes of a voiced sound meet in phase), then the two are crossfaded with
+        gains between equal-power (uncorrelated) and linear (correlated), by their correlation,
+        so the join neither dips nor swells.
+        """
+        carry, self._carry = self._carry, _EMPTY
+        lag, correlation = _best_lag(carry, head, self._config.samples(_MAX_LAG_MS))
+        head = head[lag:]
+        self._kept_from += lag
+        n = min(len(carry), len(head))
+        if n == 0:
+            return np.concatenate([_fade_out(carry.copy(), len(carry)), head])
+        fade_out, fade_in = _crossfade_gains(len(carry), max(0.0, correlation))
         blended = head.copy()
-        blended[:n] = self._carry[:n] * np.cos(ramp) + head[:n] * np.sin(ramp)
-        rest = self._carry[n:]
-        self._carry = _EMPTY
-        return (
-            np.concatenate([blended, _fade_out(rest.copy(), len(rest))]) if len(rest) else (blended)
-        )
+        blended[:n] = carry[:n] * fade_out[:n] + head[:n] * fade_in[:n]
+        rest = carry[n:]
+        return np.concatenate([blended, _fade_out(rest.copy(), len(rest))])
 
     def _faded_in(self, released: Pcm) -> Pcm:
         """Apply the part of the fade-in that falls on these samples (any chunking)."""
@@ -233,6 +251,31 @@ class SeamShaper:
         count = max(0, position - self._base)
         self._buffer = self._buffer[count:]
         self._base += count
+
+
+def _best_lag(carry: Pcm, head: Pcm, max_lag: int) -> tuple[int, float]:
+    """The shift of ``head`` that best continues ``carry``, and the correlation there."""
+    n = len(carry)
+    best, best_correlation = 0, 0.0
+    carry_energy = float(np.dot(carry, carry))
+    for lag in range(0, min(max_lag, len(head) - n) + 1):
+        window = head[lag : lag + n]
+        energy = float(np.dot(window, window)) * carry_energy
+        if energy <= 0:
+            continue
+        correlation = float(np.dot(carry, window)) / float(np.sqrt(energy))
+        if correlation > best_correlation:
+            best, best_correlation = lag, correlation
+    return best, best_correlation
+
+
+def _crossfade_gains(length: int, correlation: float) -> tuple[Pcm, Pcm]:
+    """Fade-out and fade-in gains: equal-power for uncorrelated audio, linear for correlated."""
+    ramp = np.linspace(0.0, 1.0, length, dtype=np.float32)
+    angle = ramp * np.float32(np.pi / 2)
+    fade_in = (1 - correlation) * np.sin(angle) + correlation * ramp
+    fade_out = (1 - correlation) * np.cos(angle) + correlation * (1 - ramp)
+    return fade_out.astype(np.float32), fade_in.astype(np.float32)
 
 
 def _fade_out(pcm: Pcm, length: int) -> Pcm:

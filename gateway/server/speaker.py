@@ -213,7 +213,13 @@ class Speaker:
                     char_end=segment.end,
                 )
             )
-        await self._play(words, self._shaper.end_piece(segment.boundary, last=True))
+        last = self._shaper.end_piece(segment.boundary, last=True)
+        await self._play(words, last)
+        if words.predicted and last.speech_end is not None:
+            # The prediction was sent before the audio; now that its length is known, the
+            # estimate is fitted to it (this words message replaces the first).
+            fitted = words.estimated(words.start, self._timeline(last.speech_end))
+            await self._send_words(words.segment.index, True, fitted)
         end = self._timeline(self._shaper.output_samples)
         self._metrics.segment_synthesized(synthesis.seconds, synthesis.samples, ok=ok)
         if ok:
@@ -232,12 +238,16 @@ class Speaker:
             placed = words.native(shaped.words, self._timeline)
             await self._send_words(words.segment.index, False, placed)
         elif len(shaped.pcm) and not words.sent:
-            end = start + (
-                len(shaped.pcm)
-                if whole_piece
-                else round(self._seconds_per_char * self._seams.sample_rate * words.weight)
-            )
-            await self._send_words(words.segment.index, True, words.estimated(start, end))
+            words.start = start
+            if whole_piece:  # the piece arrived whole: fit the words to it
+                await self._send_words(
+                    words.segment.index, True, words.estimated(start, start + len(shaped.pcm))
+                )
+            else:  # predict from the speaking rate; fitted once the segment has ended
+                words.predicted = True
+                length = round(self._seconds_per_char * self._seams.sample_rate * words.weight)
+                predicted = words.estimated(start, start + length)
+                await self._send(Words(words.segment.index, True, predicted))
         first = not words.audio_sent and len(shaped.pcm) > 0
         await self._emit(shaped.pcm)
         if first:
@@ -341,6 +351,8 @@ class _SegmentWords:
         self.weight = sum(len(word.spoken or word.speak) for word in self._words)
         self.sent = False
         self.audio_sent = False
+        self.predicted = False  # estimated before the audio's length was known
+        self.start = 0  # timeline position where the estimate starts
 
     def native(
         self, placed: list[WordTiming], timeline: Callable[[int], int]

@@ -71,9 +71,15 @@ class SpeechStream:
         """Ask for everything sent so far to be spoken now; answered by ``Flushed``."""
         await self._send(Flush(request_id), "flush")
 
-    async def cancel(self, request_id: int | str | None = None) -> None:
-        """Barge-in: stop, drop buffered text and audio; answered by ``Cancelled``."""
-        await self._send(Cancel(request_id), "cancel")
+    async def cancel(
+        self, request_id: int | str | None = None, *, position: int | None = None
+    ) -> None:
+        """Barge-in: stop, drop buffered text and audio; answered by ``Cancelled``.
+
+        ``position`` is the playback position (timeline samples), so the answer can tell
+        exactly what was heard.
+        """
+        await self._send(Cancel(request_id, position), "cancel")
 
     async def end(self) -> None:
         """No more text; the gateway finishes speaking, sends ``Done`` and closes."""

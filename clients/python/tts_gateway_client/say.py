@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import re
 import sys
 import time
@@ -32,6 +34,7 @@ class SayOptions:
     speed: float | None = None
     format: str | None = None
     simulate_llm_tps: float | None = None
+    events: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +100,13 @@ async def say(options: SayOptions, *, log: TextIO = sys.stderr) -> SayReport:
         first_audio_at: float | None = None
         done: Done | None = None
         errors: list[Error] = []
+        events = options.events.open("w", encoding="utf-8") if options.events else None
         async for message in stream:
             now = time.monotonic()
+            if events is not None and not isinstance(message, Audio):
+                record = {"type": message.TYPE, "at_s": round(now - started, 4)}
+                record.update(dataclasses.asdict(message))
+                events.write(json.dumps(record, ensure_ascii=False) + "\n")
             match message:
                 case Audio():
                     collector.add(message, now)
@@ -112,6 +120,8 @@ async def say(options: SayOptions, *, log: TextIO = sys.stderr) -> SayReport:
                     print(f"cancelled: {message.unspoken_text!r} not spoken", file=log)
                 case Done():
                     done = message
+        if events is not None:
+            events.close()
         wall = time.monotonic() - started
         ttfa = None
         if first_segment is not None and first_audio_at is not None:
