@@ -213,9 +213,9 @@ class KokoroOnnxBackend:
     def _load_blocking(self) -> None:
         from kokoro_onnx.config import DEFAULT_VOCAB  # imports espeak-ng; keep import time low
 
-        model, self.native_word_timing = timed_model(
-            resolve_model(self._settings), _cache_dir(self._settings)
-        )
+        model = resolve_model(self._settings)
+        if self._settings.word_timing:
+            model, self.native_word_timing = timed_model(model, _cache_dir(self._settings))
         options = ort.SessionOptions()
         options.intra_op_num_threads = self._settings.threads or (os.cpu_count() or 1)
         options.inter_op_num_threads = 1
@@ -266,7 +266,9 @@ class KokoroOnnxBackend:
         phonemizer = self._phonemizer
         if self._session is None or phonemizer is None:
             raise BackendError(f"backend {self.name!r} is not loaded")
-        passes = await self._run(lambda _: phonemizer.passes(request.text, request.lang))
+        align = self.native_word_timing
+        passes = await self._run(lambda _: phonemizer.passes(request.text, request.lang,
+                                                             align=align))  # fmt: skip
         style = self._styles[request.voice]
         for model_pass in passes:
             if not model_pass.tokens:

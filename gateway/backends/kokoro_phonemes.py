@@ -61,20 +61,31 @@ class KokoroPhonemizer:
         self._lock = threading.Lock()
         self._backends: dict[str, Any] = {}
 
-    def passes(self, text: str, lang: str) -> list[ModelPass]:
-        """The model passes that speak ``text``, in order (empty if nothing is speakable)."""
+    def passes(self, text: str, lang: str, *, align: bool = True) -> list[ModelPass]:
+        """The model passes that speak ``text``, in order (empty if nothing is speakable).
+
+        Without ``align`` the words are not phonemized one by one and ``owners`` stay empty
+        (cheaper; for a model that reports no durations).
+        """
         words = spoken_words(text)
         if not words:
             return []
-        alone = self._phonemize([word.speak for word in words], lang)
-        return [self._model_pass(group, alone[a:b], lang) for a, b, group in _groups(words, alone)]
+        if align:
+            alone = self._phonemize([word.speak for word in words], lang)
+        else:
+            alone = [word.speak for word in words]  # letters estimate the phoneme count
+        return [
+            self._model_pass(group, alone[a:b] if align else None, lang)
+            for a, b, group in _groups(words, alone)
+        ]
 
-    def _model_pass(self, words: list[SpokenWord], alone: list[str], lang: str) -> ModelPass:
+    def _model_pass(self, words: list[SpokenWord], alone: list[str] | None, lang: str) -> ModelPass:
         context = self._phonemize([" ".join(word.speak for word in words)], lang)[0]
         if len(context) > MAX_PHONEMES:  # in context, espeak said more than alone: cut hard
             context = context[:MAX_PHONEMES]
         tokens = [self._vocab[char] for char in context]
-        return ModelPass(context, tokens, words, phoneme_owners(context, alone))
+        owners = phoneme_owners(context, alone) if alone is not None else []
+        return ModelPass(context, tokens, words, owners)
 
     def _phonemize(self, texts: list[str], lang: str) -> list[str]:
         with self._lock:

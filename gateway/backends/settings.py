@@ -35,6 +35,7 @@ class KokoroOnnxSettings(BackendSettings):
     default_lang: str = "en-us"
     threads: int = 0
     spin_wait: bool = False
+    word_timing: bool = True
 
     def __post_init__(self) -> None:
         BackendSettings.__post_init__(self)
