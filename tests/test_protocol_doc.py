@@ -1,9 +1,13 @@
-"""docs/protocol.md stays true to the code: messages, fields, error codes, metrics, defaults.
+"""docs/protocol.md stays true to the code: messages, fields, word keys, progress events, error
+codes, metrics, defaults.
 
 The document's tables are parsed: a table whose first header cell is ``Field`` lists the fields of
-the message whose section (a ``### `type` `` heading) it is in, ``Code`` tables list error codes,
-``Metric`` tables the keys of ``done.metrics`` and ``Setting`` tables configuration defaults.
-Both directions are checked, so renaming or removing a field in the code or in the document fails.
+the message whose section (a ``### `type` `` heading) it is in, ``Key`` tables (in the ``words``
+section) the keys of a word map, ``Event`` tables (in the ``progress`` section) the progress
+events, ``Code`` tables list error codes, ``Metric`` tables the keys of ``done.metrics`` and
+``Setting`` tables configuration defaults. The message types are those of the protocol module's
+unions, so a new message fails until it is documented. Both directions are checked, so renaming or
+removing a field in the code or in the document fails.
 """
 
 from __future__ import annotations
@@ -13,27 +17,21 @@ import enum
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from gateway.config import Config, load_config
 from gateway.core.protocol import (
-    Audio,
     AudioFormat,
     Cancel,
-    Cancelled,
-    Done,
-    End,
-    Error,
+    ClientMessage,
     ErrorCode,
-    Flush,
-    Flushed,
-    Ready,
-    SegmentEnd,
+    Progress,
     SegmentStart,
+    ServerMessage,
     Start,
-    Text,
+    Words,
 )
 from gateway.core.segmenter import Boundary
 from gateway.core.session import ReleasedBy
@@ -43,22 +41,17 @@ from tests.streams import collect
 from tts_gateway_client import connect
 
 DOC_PATH = REPO / "docs" / "protocol.md"
-CLIENT_MESSAGES: tuple[type[Any], ...] = (Start, Text, Flush, Cancel, End)
-SERVER_MESSAGES: tuple[type[Any], ...] = (
-    Ready,
-    SegmentStart,
-    Audio,
-    SegmentEnd,
-    Flushed,
-    Cancelled,
-    Error,
-    Done,
-)
+# Every message of the protocol module's unions, so a new message fails until it is documented.
+CLIENT_MESSAGES: tuple[type[Any], ...] = get_args(ClientMessage)
+SERVER_MESSAGES: tuple[type[Any], ...] = get_args(ServerMessage)
 # Every value of these enumerations is named in the section of the message that carries it.
 ENUMS_BY_MESSAGE: dict[str, tuple[type[enum.Enum], ...]] = {
     Start.TYPE: (AudioFormat,),
     SegmentStart.TYPE: (Boundary, ReleasedBy),
 }
+
+# Tables that list something of one message, and the message whose section holds them.
+TABLE_HOMES: dict[str, str] = {"Key": Words.TYPE, "Event": Progress.TYPE}
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*$")
 _MESSAGE_HEADING = re.compile(r"^`([a-z_]+)`$")
@@ -215,7 +208,36 @@ def message_problems(doc: str) -> list[str]:
         match = _MESSAGE_HEADING.match(table.section)
         if table.kind == "Field" and (match is None or match.group(1) not in classes):
             problems.append(f"a Field table is outside a message section: {table.section!r}")
+        home = TABLE_HOMES.get(table.kind)
+        if home is not None and (match is None or match.group(1) != home):
+            problems.append(f"a {table.kind} table is outside the {home!r} section")
     return problems
+
+
+def listed_problems(doc: str, kind: str, what: str, sent: Iterable[str]) -> list[str]:
+    """The ``kind`` tables in their message's section list exactly the names ``sent``."""
+    problems: list[str] = []
+    documented: set[str] = set()
+    for section in _message_sections(doc).get(TABLE_HOMES[kind], []):
+        for table in parse_tables(section):
+            if table.kind == kind:
+                rows, row_problems = named_rows(table)
+                problems += row_problems
+                documented |= rows.keys()
+    seen = set(sent)
+    problems += [f"{what} {name!r} is not documented" for name in sorted(seen - documented)]
+    problems += [f"documented {what} {name!r} is not sent" for name in sorted(documented - seen)]
+    return problems
+
+
+def word_key_problems(doc: str, keys: Iterable[str]) -> list[str]:
+    """The ``Key`` table of ``words`` lists exactly the keys the word maps have."""
+    return listed_problems(doc, "Key", "word key", keys)
+
+
+def progress_event_problems(doc: str, events: Iterable[str]) -> list[str]:
+    """The ``Event`` table of ``progress`` lists exactly the events sent."""
+    return listed_problems(doc, "Event", "progress event", events)
 
 
 def error_code_problems(doc: str) -> list[str]:
@@ -319,16 +341,24 @@ def test_documented_defaults_are_the_configured_ones(doc: str) -> None:
     assert setting_problems(doc, load_config(REPO / "config.toml", environ={})) == []
 
 
-async def test_metrics_table_matches_a_live_session(doc: str) -> None:
-    served = await serve(repo_config(), {"kokoro": ToneBackend("kokoro")})
+async def test_metrics_word_keys_and_progress_events_match_a_live_session(doc: str) -> None:
+    config = repo_config()
+    # Ticks every 10 ms and a backend that takes its time, so that every event is sent.
+    session = dataclasses.replace(config.session, progress_interval_ms=10)
+    backend = ToneBackend("kokoro", chunk_delay_s=0.01)
+    served = await serve(dataclasses.replace(config, session=session), {"kokoro": backend})
     try:
         async with connect(served.ws_url) as stream:
-            stream.feed(["Hello there. ", "And more"])
+            stream.feed(["Hello there. ", "It costs $4.50", " and more"])
             transcript = await collect(stream, deadline_s=timeout(10))
     finally:
         await served.stop()
     assert transcript.done is not None
     assert metric_problems(doc, transcript.done.metrics) == []
+    word_keys = {key for m in transcript.of(Words) for word in m.words for key in word}
+    assert "spoken" in word_keys  # "$4.50" is read "4 dollars 50 cents"
+    assert word_key_problems(doc, word_keys) == []
+    assert progress_event_problems(doc, {m.event for m in transcript.of(Progress)}) == []
 
 
 # The checks must be able to fail: each edit of the document below must be reported.
@@ -343,6 +373,12 @@ MUTATIONS = [
     ),
     pytest.param("| `segmenter.max_chars` |", "| `segmenter.max_length` |", id="no-setting"),
     pytest.param("`hard` (cut", "hard (cut", id="enum-value"),
+    pytest.param("### `words`", "### `word`", id="renamed-new-message"),
+    pytest.param("| `position` | int | optional |", "| `position` | int | required |", id="req"),
+    pytest.param(
+        "| `seams.word_pause_ms` | 0.0 |", "| `seams.word_pause_ms` | 20.0 |", id="changed-default"
+    ),
+    pytest.param("Each word is a map:\n", "## Word maps\n", id="key-table-outside-words"),
 ]
 
 
@@ -356,6 +392,26 @@ def test_the_checks_catch_a_field_missing_from_the_document(doc: str) -> None:
     row = next(line for line in doc.splitlines() if line.startswith("| `synthesis_ms` | float"))
     problems = message_problems(doc.replace(row + "\n", ""))
     assert problems == ["message 'segment_end': field 'synthesis_ms' is not in its Field table"]
+
+
+def test_the_checks_catch_a_wrong_word_key_or_progress_event(doc: str) -> None:
+    keys = {"text", "char_start", "char_end", "sample_start", "sample_end", "spoken"}
+    assert word_key_problems(doc, keys) == []
+    assert word_key_problems(doc, keys - {"spoken"}) == ["documented word key 'spoken' is not sent"]
+    assert word_key_problems(doc, {*keys, "confidence"}) == [
+        "word key 'confidence' is not documented"
+    ]
+    renamed = doc.replace("| `sample_end` | int | always |", "| `sample_stop` | int | always |")
+    assert word_key_problems(renamed, keys) != []
+    events = {"synthesis_started", "first_audio", "segment_done", "tick"}
+    assert progress_event_problems(doc, events) == []
+    assert progress_event_problems(doc, {*events, "stalled"}) != []
+    assert progress_event_problems(doc.replace("| `tick` |", "| tick |"), events) != []
+
+
+def test_the_message_lists_come_from_the_protocol() -> None:
+    assert {Words, Progress, SegmentStart} <= set(SERVER_MESSAGES)
+    assert {Start, Cancel} <= set(CLIENT_MESSAGES)
 
 
 def test_the_checks_catch_a_wrong_metric(doc: str) -> None:
