@@ -44,7 +44,7 @@ def check_words(transcript: Transcript, text: str) -> list[dict[str, Any]]:
     measured (not estimated) words before every frame that holds them. Returns the words."""
     segments = {s.segment: s for s in transcript.of(SegmentStart)}
     ends = {e.segment: e.sample_end for e in transcript.of(SegmentEnd)}
-    final: dict[int, list[dict[str, Any]]] = {}
+    final: dict[int, dict[int, dict[str, Any]]] = {}  # segment -> char_start -> word
     audio_end = 0
     current: int | None = None
     audio_in_segment = False
@@ -64,11 +64,14 @@ def check_words(transcript: Transcript, text: str) -> list[dict[str, Any]]:
                 assert word["char_end"] <= segment.char_end
                 if not message.estimated:
                     assert word["sample_start"] >= audio_end - transcript.ready.frame_samples
-            final[message.segment] = message.words
+            # A later message for the same characters replaces the earlier one.
+            final.setdefault(message.segment, {}).update(
+                {w["char_start"]: w for w in message.words}
+            )
     words: list[dict[str, Any]] = []
     previous = 0
     for index, segment_words in sorted(final.items()):
-        for word in segment_words:
+        for _, word in sorted(segment_words.items()):
             assert previous <= word["sample_start"] <= word["sample_end"] <= ends[index]
             assert segments[index].sample_start <= word["sample_start"]
             previous = word["sample_start"]
@@ -219,7 +222,6 @@ async def test_say_writes_the_events(server: RunningServer, tmp_path: Path) -> N
     assert "audio" not in kinds
     assert kinds[-1] == "done"
     assert {"segment_start", "words", "progress", "segment_end"} <= set(kinds)
-    final = {r["segment"]: r["words"] for r in records if r["type"] == "words"}  # last wins
-    assert [w["text"] for _, words in sorted(final.items()) for w in words] == [
-        "One", "two", "Three", "four"
-    ]  # fmt: skip
+    final = {w["char_start"]: w["text"] for r in records if r["type"] == "words"
+             for w in r["words"]}  # fmt: skip
+    assert [text for _, text in sorted(final.items())] == ["One", "two", "Three", "four"]

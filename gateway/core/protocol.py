@@ -79,11 +79,14 @@ class ErrorCode(enum.StrEnum):
 class ProtocolError(Exception):
     """A client message that cannot be accepted; becomes an ``error`` message."""
 
-    def __init__(self, code: ErrorCode, message: str, *, fatal: bool = False) -> None:
+    def __init__(
+        self, code: ErrorCode, message: str, *, fatal: bool = False, ref: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.fatal = fatal
+        self.ref = ref  # the type of the client message at fault, when it is known
 
 
 # --- client -> server ----------------------------------------------------------------------
@@ -165,6 +168,7 @@ class Ready:
     preskip: int
     max_message_bytes: int
     max_pending_chars: int
+    max_heard_chars: int = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,11 +258,11 @@ class Cancelled:
     unspoken_start: int
     unspoken_end: int
     unspoken_text: str
-    position: int
-    cut: int
-    heard_start: int
-    heard_text: str
-    unheard_text: str
+    position: int = 0
+    cut: int = 0
+    heard_start: int = 0
+    heard_text: str = ""
+    unheard_text: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,7 +397,16 @@ def decode_client_message(frame: bytes) -> ClientMessage:
             ErrorCode.UNKNOWN_TYPE,
             f"unknown message type {kind!r}; expected one of {', '.join(_CLIENT_SCHEMAS)}",
         )
-    cls, checkers = schema
+    try:
+        return _validated(kind, body, *schema)
+    except ProtocolError as error:
+        error.ref = kind
+        raise
+
+
+def _validated(
+    kind: str, body: dict[str, Any], cls: type[Any], checkers: dict[str, Checker]
+) -> ClientMessage:
     unknown = sorted(str(k) for k in body if k != "type" and k not in checkers)
     if unknown:
         raise ProtocolError(

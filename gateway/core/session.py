@@ -214,6 +214,11 @@ class Session:
         if char_end >= self._turn_text_start:
             self._marks.append((sample_end, char_end))
 
+    def forget_heard_from(self, char_start: int) -> None:
+        """Drop the marks past ``char_start`` (newer timings of those words follow)."""
+        while self._marks and self._marks[-1][1] > char_start:
+            self._marks.pop()
+
     def heard(self, position: int) -> Heard:
         """What of the current turn was heard when playback is at ``position``."""
         cut = self._turn_text_start

@@ -157,15 +157,18 @@ class Speaker:
             outcome.unspoken_end - outcome.unspoken_start,
         )
 
-    async def cancel_while_finishing(self, request_id: int | str | None) -> None:
+    async def cancel_while_finishing(
+        self, request_id: int | str | None, position: int | None
+    ) -> None:
         """A cancel after the last audio: nothing to drop, everything was spoken."""
         received = self._session.received
-        heard = self._session.heard_everything()
+        heard_at = self._audio.sent_end if position is None else position
+        heard = self._session.heard(heard_at)
         await self._send(
             Cancelled(
                 request_id, self._audio.sent_end, received, received, "",
-                position=self._audio.sent_end, cut=heard.cut, heard_start=heard.heard_start,
-                heard_text=heard.heard_text, unheard_text="",
+                position=heard_at, cut=heard.cut, heard_start=heard.heard_start,
+                heard_text=heard.heard_text, unheard_text=heard.unheard_text,
             )
         )  # fmt: skip
 
@@ -199,6 +202,7 @@ class Speaker:
             async with contextlib.aclosing(synthesis):
                 async for chunk in synthesis:
                     if piece_end is not None:
+                        words.pieces += 1
                         await self._play(words, self._shaper.end_piece(piece_end, last=False))
                     shaped = self._shaper.push(chunk.pcm, chunk.words)
                     await self._play(words, shaped, whole_piece=chunk.piece_end is not None)
@@ -215,9 +219,9 @@ class Speaker:
             )
         last = self._shaper.end_piece(segment.boundary, last=True)
         await self._play(words, last)
-        if words.predicted and last.speech_end is not None:
-            # The prediction was sent before the audio; now that its length is known, the
-            # estimate is fitted to it (this words message replaces the first).
+        if words.refit and last.speech_end is not None:
+            # The estimate was sent before the whole audio was known; now it is fitted to it
+            # (this words message replaces the first, word by word).
             fitted = words.estimated(words.start, self._timeline(last.speech_end))
             await self._send_words(words.segment.index, True, fitted)
         end = self._timeline(self._shaper.output_samples)
@@ -240,21 +244,23 @@ class Speaker:
         elif len(shaped.pcm) and not words.sent:
             words.start = start
             if whole_piece:  # the piece arrived whole: fit the words to it
-                await self._send_words(
-                    words.segment.index, True, words.estimated(start, start + len(shaped.pcm))
-                )
+                end = start + len(shaped.pcm)
             else:  # predict from the speaking rate; fitted once the segment has ended
                 words.predicted = True
-                length = round(self._seconds_per_char * self._seams.sample_rate * words.weight)
-                predicted = words.estimated(start, start + length)
-                await self._send(Words(words.segment.index, True, predicted))
-        first = not words.audio_sent and len(shaped.pcm) > 0
-        await self._emit(shaped.pcm)
-        if first:
+                end = start + round(self._seconds_per_char * self._seams.sample_rate * words.weight)
+            await self._send_words(words.segment.index, True, words.estimated(start, end))
+        if len(shaped.pcm) and not words.audio_sent:
             words.audio_sent = True
+            step = self._audio.frame_samples
+            await self._emit(shaped.pcm[:step])
             await self._progress("first_audio", words.segment.index, force=True)
+            await self._emit(shaped.pcm[step:])
+        else:
+            await self._emit(shaped.pcm)
 
     async def _send_words(self, segment: int, estimated: bool, words: list[dict[str, Any]]) -> None:
+        if words:  # newer timings of these words replace older ones in the books of the heard
+            self._session.forget_heard_from(words[0]["char_start"])
         for word in words:
             self._session.mark_heard(word["sample_end"], word["char_end"])
         await self._send(Words(segment, estimated, words))
@@ -352,7 +358,13 @@ class _SegmentWords:
         self.sent = False
         self.audio_sent = False
         self.predicted = False  # estimated before the audio's length was known
+        self.pieces = 1  # separately synthesized pieces so far
         self.start = 0  # timeline position where the estimate starts
+
+    @property
+    def refit(self) -> bool:
+        """Whether the estimate sent must be fitted again to the whole segment's audio."""
+        return not self._native and (self.predicted or self.pieces > 1)
 
     def native(
         self, placed: list[WordTiming], timeline: Callable[[int], int]

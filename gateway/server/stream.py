@@ -122,7 +122,7 @@ class Connection:
                 decoded = decode_client_message(frame)
                 await self._dispatch(decoded)
             except ProtocolError as error:
-                ref = decoded.TYPE if decoded is not None else None
+                ref = error.ref or (decoded.TYPE if decoded is not None else None)
                 await self._send(Error(error.code, error.message, fatal=error.fatal, ref=ref))
 
     async def _dispatch(self, message: ClientMessage) -> None:
@@ -187,6 +187,7 @@ class Connection:
                 preskip=encoder.preskip,
                 max_message_bytes=self._config.limits.max_message_bytes,
                 max_pending_chars=self._config.limits.max_pending_chars,
+                max_heard_chars=self._config.limits.max_heard_chars,
             )
         )
         self._start_speaker()
@@ -272,7 +273,7 @@ class Connection:
         if speaker is None:
             raise ProtocolError(ErrorCode.NOT_STARTED, "cancel before start: nothing to cancel")
         if speaker.finishing:
-            await speaker.cancel_while_finishing(request_id)
+            await speaker.cancel_while_finishing(request_id, position)
             return
         await self._stop_speaker()
         await speaker.cut(request_id, position)

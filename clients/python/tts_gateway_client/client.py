@@ -181,7 +181,11 @@ async def connect(
     """
     try:
         socket = await ws_connect(
-            url, compression=None, open_timeout=open_timeout_s, max_size=2**20, **socket_options
+            url,
+            compression=None,
+            open_timeout=open_timeout_s,
+            max_size=16 * 2**20,
+            **socket_options,
         )
     except (OSError, TimeoutError) as exc:
         raise ClientError(
