@@ -23,6 +23,7 @@ class Piece:
     start: int
     end: int
     spoken: str
+    text_of_original: str = ""  # the original characters, to tell unchanged pieces apart
 
 
 _MARKUP: Final = re.compile(
@@ -31,6 +32,7 @@ _MARKUP: Final = re.compile(
     r"|(?<!\w)_{1,3}|_{1,3}(?!\w)|`+|~~"  # emphasis, code, strike-through
 )
 _MONEY: Final = re.compile(r"([$€£])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{2}))?(?!\d)")
+_DECIMAL: Final = re.compile(r"(?<![\d.])\d+(?:\.\d+)+(?![\d.]\d)")
 _CURRENCY: Final = {"$": ("dollar", "cent"), "€": ("euro", "cent"), "£": ("pound", "penny")}
 
 
@@ -38,12 +40,27 @@ def speakable(text: str) -> list[Piece]:
     """Split ``text`` into pieces covering it exactly, with the text to speak for each."""
     edits: list[Piece] = []
     for match in _MONEY.finditer(text):
-        edits.append(Piece(match.start(), match.end(), _money(*match.groups())))
-    taken = [(e.start, e.end) for e in edits]
+        edits.append(Piece(match.start(), match.end(), _money(*match.groups()), match.group()))
+    for match in _DECIMAL.finditer(text):
+        if not _overlaps(match.start(), match.end(), edits):
+            edits.append(Piece(match.start(), match.end(), _decimal(match.group()), match.group()))
     for match in _MARKUP.finditer(text):
-        if not any(s < match.end() and match.start() < e for s, e in taken):
-            edits.append(Piece(match.start(), match.end(), " " if "\n" not in match[0] else ""))
+        if not _overlaps(match.start(), match.end(), edits):
+            spoken = " " if "\n" not in match[0] else ""
+            edits.append(Piece(match.start(), match.end(), spoken, match.group()))
     return _fill(text, sorted(edits, key=lambda piece: piece.start))
+
+
+def _overlaps(start: int, end: int, edits: list[Piece]) -> bool:
+    return any(edit.start < end and start < edit.end for edit in edits)
+
+
+def _decimal(number: str) -> str:
+    """ "3.14" -> "3 point 1 4", "2.0.1" -> "2 point 0 point 1" (phonemizers split at the dot)."""
+    whole, *fractions = number.split(".")
+    if len(fractions) == 1:
+        return f"{whole} point {' '.join(fractions[0])}"
+    return " point ".join([whole, *fractions])
 
 
 def _money(symbol: str, whole: str, cents: str | None) -> str:
@@ -61,9 +78,11 @@ def _fill(text: str, edits: list[Piece]) -> list[Piece]:
     cursor = 0
     for edit in edits:
         if edit.start > cursor:
-            pieces.append(Piece(cursor, edit.start, text[cursor : edit.start]))
+            pieces.append(
+                Piece(cursor, edit.start, text[cursor : edit.start], text[cursor : edit.start])
+            )
         pieces.append(edit)
         cursor = edit.end
     if cursor < len(text):
-        pieces.append(Piece(cursor, len(text), text[cursor:]))
+        pieces.append(Piece(cursor, len(text), text[cursor:], text[cursor:]))
     return pieces

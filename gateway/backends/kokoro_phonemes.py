@@ -1,0 +1,136 @@
+"""Kokoro's text front end: words -> phonemes -> model passes, with the word of every phoneme.
+
+Shared by the Kokoro backends. Phonemes come from espeak-ng (the library bundled by
+``espeakng-loader``, through ``phonemizer``), as the Kokoro v1.0 ONNX export expects. Each pass
+fits the model's 510-phoneme window; long texts are cut between words, preferring sentence and
+clause ends.
+
+Thread safety: a :class:`KokoroPhonemizer` serializes its espeak calls with a lock (espeak-ng
+keeps global state; phonemizer loads a private copy of the library per backend object, so other
+espeak users in the process are not affected).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gateway.backends.base import BackendError, WordTiming
+from gateway.core.alignment import SpokenWord, phoneme_owners, spoken_words, word_spans
+from gateway.core.segmenter import Boundary
+
+__all__ = ["MAX_PHONEMES", "KokoroPhonemizer", "ModelPass", "pass_word_timings"]
+
+MAX_PHONEMES: Final = 510
+_SENTENCE_END: Final = ".!?…"
+_CLAUSE_END: Final = ",;:"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPass:
+    """One model input: its phonemes (only vocabulary symbols), token ids, and words."""
+
+    phonemes: str
+    tokens: list[int]
+    words: list[SpokenWord]
+    owners: list[int]  # for each phoneme, the index into ``words`` (-1: space)
+
+    @property
+    def boundary(self) -> Boundary:
+        """The kind of text boundary the pass ends on."""
+        last = self.phonemes.rstrip()[-1:]
+        if last and last in _SENTENCE_END:
+            return Boundary.SENTENCE
+        if last and last in _CLAUSE_END:
+            return Boundary.CLAUSE
+        return Boundary.WORD
+
+
+class KokoroPhonemizer:
+    """Phonemizes text for Kokoro and keeps track of which word each phoneme belongs to."""
+
+    def __init__(self, vocab: dict[str, int]) -> None:
+        self._vocab = vocab
+        self._lock = threading.Lock()
+        self._backends: dict[str, Any] = {}
+
+    def passes(self, text: str, lang: str) -> list[ModelPass]:
+        """The model passes that speak ``text``, in order (empty if nothing is speakable)."""
+        words = spoken_words(text)
+        if not words:
+            return []
+        alone = self._phonemize([word.speak for word in words], lang)
+        return [self._model_pass(group, alone[a:b], lang) for a, b, group in _groups(words, alone)]
+
+    def _model_pass(self, words: list[SpokenWord], alone: list[str], lang: str) -> ModelPass:
+        context = self._phonemize([" ".join(word.speak for word in words)], lang)[0]
+        if len(context) > MAX_PHONEMES:  # in context, espeak said more than alone: cut hard
+            context = context[:MAX_PHONEMES]
+        tokens = [self._vocab[char] for char in context]
+        return ModelPass(context, tokens, words, phoneme_owners(context, alone))
+
+    def _phonemize(self, texts: list[str], lang: str) -> list[str]:
+        with self._lock:
+            backend = self._backends.get(lang)
+            if backend is None:
+                backend = self._backends[lang] = _espeak(lang)
+            phonemized = backend.phonemize(texts, strip=True)
+        return [self._known(" ".join(phonemes.split())) for phonemes in phonemized]
+
+    def _known(self, phonemes: str) -> str:
+        return "".join(char for char in phonemes if char in self._vocab)
+
+
+def _espeak(lang: str) -> Any:
+    from kokoro_onnx.tokenizer import Tokenizer  # points phonemizer at the bundled espeak-ng
+    from phonemizer.backend import EspeakBackend
+
+    Tokenizer()
+    try:
+        return EspeakBackend(lang, preserve_punctuation=True, with_stress=True)
+    except RuntimeError as exc:
+        raise BackendError(f"kokoro: espeak-ng cannot phonemize {lang!r}: {exc}") from exc
+
+
+def _groups(words: list[SpokenWord], alone: list[str]) -> list[tuple[int, int, list[SpokenWord]]]:
+    """Cut the words into runs whose phonemes fit one pass, at sentence or clause ends if
+    possible, as ``(first, end, words)``."""
+    budget = MAX_PHONEMES - 20  # context phonemes run a little longer than words alone
+    groups: list[tuple[int, int, list[SpokenWord]]] = []
+    start = 0
+    while start < len(words):
+        end, size, best = start, 0, None
+        while end < len(words) and (size + len(alone[end]) + 1 <= budget or end == start):
+            size += len(alone[end]) + 1
+            end += 1
+            if words[end - 1].speak[-1:] in _SENTENCE_END + _CLAUSE_END:
+                best = end
+        if end < len(words) and best is not None and best > start:
+            end = best
+        groups.append((start, end, words[start:end]))
+        start = end
+    return groups
+
+
+def pass_word_timings(
+    model_pass: ModelPass, durations: NDArray[np.int64], samples: int
+) -> tuple[WordTiming, ...]:
+    """Word timings of one pass from the model's per-token durations (pads included).
+
+    Sample edges are scaled so that the durations cover exactly the audio's ``samples``.
+    """
+    frames = np.concatenate([[0], np.cumsum(durations)])
+    edges = np.round(frames * (samples / frames[-1])).astype(np.int64)
+    # Token i of the pass is model input i + 1 (after the leading pad).
+    phoneme_edges: Sequence[int] = edges[1 : len(model_pass.phonemes) + 2].tolist()
+    spans = word_spans(model_pass.phonemes, model_pass.owners, phoneme_edges,
+                       len(model_pass.words))  # fmt: skip
+    return tuple(
+        WordTiming(word.char_start, word.char_end, span.sample_start, span.sample_end, word.spoken)
+        for word, span in zip(model_pass.words, spans, strict=True)
+    )
