@@ -209,8 +209,11 @@ class FakeChatterbox:
         token_s: float = 0.0005,
         gate: threading.Event | None = None,
         gate_after: int = 15,
+        fail_after: int | None = None,
     ) -> None:
         self.checkpoint_dir = checkpoint_dir
+        self.fail_after = fail_after
+        self.events: list[tuple[str, str]] = []  # ("start" | "end", text) of each generation
         self.device = "cpu" if device == "auto" else device
         self.token_s = token_s
         self.gate = gate
@@ -256,10 +259,13 @@ class FakeChatterbox:
         planned = min(max_tokens, math.ceil(1.5 * len(text)))
         self.tokens_planned = planned
         self.generation.enter()
+        self.events.append(("start", text))
         completed = False
         try:
             for index in range(planned):
                 checkpoint()
+                if index == self.fail_after:
+                    raise RuntimeError("injected failure in the token loop")
                 if self.gate is not None and index == self.gate_after:
                     wait_interruptibly(self.gate)
                 time.sleep(self.token_s)
@@ -267,6 +273,7 @@ class FakeChatterbox:
                 yield (ord(text[index * len(text) // planned]) * 37 + index) % 6561
             completed = True
         finally:
+            self.events.append(("end", text))
             self.generation.leave(completed=completed)
 
     def vocode(self, tokens: Sequence[int], voice: FakeConditionals) -> NDArray[np.float32]:

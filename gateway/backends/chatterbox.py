@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -360,7 +360,7 @@ class ChatterboxBackend:
     def voices(self) -> list[Voice]:
         return [Voice(id=name, name=name, language="en-us") for name in sorted(self._voices)]
 
-    async def synthesize(self, request: SynthesisRequest) -> AsyncIterator[AudioChunk]:
+    async def synthesize(self, request: SynthesisRequest) -> AsyncGenerator[AudioChunk, None]:
         """Stream one segment. Requests wait their turn for the model, in arrival order.
 
         Safe to cancel or close at any point: the worker thread is stopped and awaited before
