@@ -29,6 +29,7 @@ __all__ = [
     "checkpoint",
     "install_interrupt_hooks",
     "interruptible",
+    "stopping",
 ]
 
 T = TypeVar("T")
@@ -48,6 +49,12 @@ def interruptible(stop: threading.Event) -> Iterator[None]:
         yield
     finally:
         _local.stop = previous
+
+
+def stopping() -> bool:
+    """True if this thread's request was stopped (for code that must wind down itself)."""
+    stop: threading.Event | None = getattr(_local, "stop", None)
+    return stop is not None and stop.is_set()
 
 
 def checkpoint() -> None:
