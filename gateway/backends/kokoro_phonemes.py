@@ -29,6 +29,8 @@ __all__ = ["MAX_PHONEMES", "KokoroPhonemizer", "ModelPass", "pass_word_timings"]
 MAX_PHONEMES: Final = 510
 _SENTENCE_END: Final = ".!?…"
 _CLAUSE_END: Final = ",;:"
+_SILENCE_FRAME: Final = 240  # 10 ms at 24 kHz
+_SILENCE_LEVEL: Final = 10 ** (-45 / 20)  # RMS below -45 dBFS is the pause, not the word
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,19 +120,38 @@ def _groups(words: list[SpokenWord], alone: list[str]) -> list[tuple[int, int, l
 
 
 def pass_word_timings(
-    model_pass: ModelPass, durations: NDArray[np.int64], samples: int
+    model_pass: ModelPass, durations: NDArray[np.int64], audio: NDArray[np.float32]
 ) -> tuple[WordTiming, ...]:
     """Word timings of one pass from the model's per-token durations (pads included).
 
-    Sample edges are scaled so that the durations cover exactly the audio's ``samples``.
+    Sample edges are scaled so that the durations cover exactly the audio. The model often
+    gives the pause before a comma or full stop to the word's last phoneme (a long, silent
+    length mark), so each word's end is then drawn back to the end of its audible sound.
     """
     frames = np.concatenate([[0], np.cumsum(durations)])
-    edges = np.round(frames * (samples / frames[-1])).astype(np.int64)
+    edges = np.round(frames * (len(audio) / frames[-1])).astype(np.int64)
     # Token i of the pass is model input i + 1 (after the leading pad).
     phoneme_edges: Sequence[int] = edges[1 : len(model_pass.phonemes) + 2].tolist()
     spans = word_spans(model_pass.phonemes, model_pass.owners, phoneme_edges,
                        len(model_pass.words))  # fmt: skip
     return tuple(
-        WordTiming(word.char_start, word.char_end, span.sample_start, span.sample_end, word.spoken)
+        WordTiming(
+            word.char_start,
+            word.char_end,
+            span.sample_start,
+            _audible_end(audio, span.sample_start, span.sample_end),
+            word.spoken,
+        )
         for word, span in zip(model_pass.words, spans, strict=True)
     )
+
+
+def _audible_end(audio: NDArray[np.float32], start: int, end: int) -> int:
+    """``end`` moved back over the silent 10 ms frames that end the span ``[start, end)``."""
+    frame = _SILENCE_FRAME
+    while end - frame > start:
+        window = audio[end - frame : end]
+        if float(np.sqrt(np.mean(window * window))) > _SILENCE_LEVEL:
+            break
+        end -= frame
+    return end

@@ -320,7 +320,7 @@ class KokoroTorchBackend:
             audio, durations = await self._run(
                 functools.partial(self._infer, model_pass, pack, request.speed)
             )
-            words = pass_word_timings(model_pass, durations, len(audio))
+            words = pass_word_timings(model_pass, durations, audio)
             yield AudioChunk(audio, piece_end=model_pass.boundary, words=words)
 
     def _infer(
