@@ -19,7 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from gateway.backends.settings import BackendSettings, KokoroOnnxSettings
+from gateway.backends.settings import (
+    BackendSettings,
+    ChatterboxSettings,
+    KokoroOnnxSettings,
+    KokoroTorchSettings,
+)
 from gateway.core.protocol import OPUS_FRAME_MS, AudioFormat
 from gateway.core.segmenter import SegmenterConfig
 
@@ -41,6 +46,8 @@ CONFIG_ENV: Final = "TTSGW_CONFIG"
 # Backend kinds and their settings types: a plain registry, extended by each backend kind.
 BACKEND_SETTINGS: Final[dict[str, type[BackendSettings]]] = {
     "kokoro_onnx": KokoroOnnxSettings,
+    "kokoro_torch": KokoroTorchSettings,
+    "chatterbox": ChatterboxSettings,
 }
 
 

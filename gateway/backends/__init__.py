@@ -10,7 +10,12 @@ from collections.abc import Callable
 from typing import Final
 
 from gateway.backends.base import AudioChunk, Backend, BackendError, SynthesisRequest, Voice
-from gateway.backends.settings import BackendSettings, KokoroOnnxSettings
+from gateway.backends.settings import (
+    BackendSettings,
+    ChatterboxSettings,
+    KokoroOnnxSettings,
+    KokoroTorchSettings,
+)
 
 __all__ = [
     "BACKEND_FACTORIES",
@@ -32,8 +37,24 @@ def _kokoro_onnx(name: str, settings: BackendSettings) -> Backend:
     return KokoroOnnxBackend(name, settings)
 
 
+def _kokoro_torch(name: str, settings: BackendSettings) -> Backend:
+    from gateway.backends.kokoro_torch import KokoroTorchBackend
+
+    assert isinstance(settings, KokoroTorchSettings)
+    return KokoroTorchBackend(name, settings)
+
+
+def _chatterbox(name: str, settings: BackendSettings) -> Backend:
+    from gateway.backends.chatterbox import ChatterboxBackend
+
+    assert isinstance(settings, ChatterboxSettings)
+    return ChatterboxBackend(name, settings)
+
+
 BACKEND_FACTORIES: Final[dict[str, BackendFactory]] = {
     "kokoro_onnx": _kokoro_onnx,
+    "kokoro_torch": _kokoro_torch,
+    "chatterbox": _chatterbox,
 }
 
 

@@ -29,6 +29,7 @@ __all__ = ["MAX_PHONEMES", "KokoroPhonemizer", "ModelPass", "pass_word_timings"]
 MAX_PHONEMES: Final = 510
 _SENTENCE_END: Final = ".!?…"
 _CLAUSE_END: Final = ",;:"
+_ARTICLE: Final = "ɐ"  # the IPA weak vowel
 _SILENCE_FRAME: Final = 240  # 10 ms at 24 kHz
 _SILENCE_LEVEL: Final = 10 ** (-45 / 20)  # RMS below -45 dBFS is the pause, not the word
 
@@ -72,6 +73,13 @@ class KokoroPhonemizer:
             return []
         if align:
             alone = self._phonemize([word.speak for word in words], lang)
+            if lang.startswith("en"):
+                # Alone, espeak reads the article "a" as the letter's name; in context it is
+                # the weak vowel, which is what the alignment must find.
+                alone = [
+                    _ARTICLE if _bare(w.speak) == "a" else p
+                    for w, p in zip(words, alone, strict=True)
+                ]
         else:
             alone = [word.speak for word in words]  # letters estimate the phoneme count
         return [
@@ -97,6 +105,10 @@ class KokoroPhonemizer:
 
     def _known(self, phonemes: str) -> str:
         return "".join(char for char in phonemes if char in self._vocab)
+
+
+def _bare(word: str) -> str:
+    return word.strip(".,;:!?\"'()").lower()
 
 
 def _espeak(lang: str) -> Any:
