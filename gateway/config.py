@@ -31,6 +31,7 @@ from gateway.core.segmenter import SegmenterConfig
 __all__ = [
     "BACKEND_SETTINGS",
     "AudioSettings",
+    "AuthSettings",
     "Config",
     "ConfigError",
     "LimitsSettings",
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 ENV_PREFIX: Final = "TTSGW_"
+_LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 CONFIG_ENV: Final = "TTSGW_CONFIG"
 
 # Backend kinds and their settings types: a plain registry, extended by each backend kind.
@@ -90,19 +92,25 @@ class ServerSettings:
 @dataclass(frozen=True, slots=True)
 class LimitsSettings:
     max_message_bytes: int = 65536
-    max_pending_chars: int = 20000
+    max_pending_chars: int = 100000
     max_pending_flushes: int = 64
     max_heard_chars: int = 100000
+    max_messages_per_s: float = 200.0
+    max_message_burst: int = 400
+    max_sessions: int = 256
+    max_sessions_per_key: int = 32
+    max_buffer_ahead_s: float = 8.0
+    slow_client_grace_s: float = 10.0
+    handshake_timeout_s: float = 10.0
+    idle_timeout_s: float = 60.0
+    backend_timeout_s: float = 30.0
     start_timeout_s: float = 30.0
     ping_interval_s: float = 20.0
     ping_timeout_s: float = 20.0
 
     def __post_init__(self) -> None:
-        names = ("max_message_bytes", "max_pending_chars", "max_pending_flushes", "max_heard_chars")
-        for name in names:
-            _positive(name, getattr(self, name))
-        for name in ("start_timeout_s", "ping_interval_s", "ping_timeout_s"):
-            _positive(name, getattr(self, name))
+        for f in dataclasses.fields(self):
+            _positive(f.name, getattr(self, f.name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,12 +166,35 @@ class SeamSettings:
             raise ValueError("silence_db: must be below 0 dBFS")
 
 
+class AuthRequired(enum.StrEnum):
+    AUTO = "auto"  # required unless the server listens on loopback only
+    YES = "yes"
+    NO = "no"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    required: AuthRequired = AuthRequired.AUTO
+    api_keys: tuple[str, ...] = field(default=(), repr=False)  # secrets: never in a repr
+    allowed_origins: tuple[str, ...] = ()
+    token_ttl_s: float = 300.0
+    first_message_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        for key in self.api_keys:
+            if len(key) < 16:
+                raise ValueError("api_keys: every key must have at least 16 characters")
+        _positive("token_ttl_s", self.token_ttl_s)
+        _positive("first_message_timeout_s", self.first_message_timeout_s)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """The whole gateway configuration."""
 
     server: ServerSettings = field(default_factory=ServerSettings)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
     session: SessionSettings = field(default_factory=SessionSettings)
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     audio: AudioSettings = field(default_factory=AudioSettings)
@@ -173,7 +204,29 @@ class Config:
     )
     source: str = "<defaults>"
 
+    @property
+    def auth_required(self) -> bool:
+        """Whether clients must authenticate (``auto``: unless the server is loopback-only)."""
+        if self.auth.required is AuthRequired.AUTO:
+            return self.server.host not in _LOOPBACK
+        return self.auth.required is AuthRequired.YES
+
     def __post_init__(self) -> None:
+        if self.auth_required and not self.auth.api_keys:
+            raise ValueError(
+                f"auth.api_keys: the server listens on {self.server.host!r}, not only on "
+                "loopback, so clients must authenticate, but no API key is configured; set "
+                "auth.api_keys (or TTSGW_AUTH__API_KEYS='[\"a-long-random-key\"]'), or set "
+                'auth.required = "no" to serve without authentication (not recommended)'
+            )
+        for name, backend in self.backends.items():
+            if backend.fallback and (
+                backend.fallback == name or backend.fallback not in self.backends
+            ):
+                raise ValueError(
+                    f"backends.{name}.fallback: {backend.fallback!r} must name another "
+                    f"configured backend ({', '.join(n for n in self.backends if n != name)})"
+                )
         if self.session.default_backend not in self.backends:
             raise ValueError(
                 f"session.default_backend: {self.session.default_backend!r} is not configured "
@@ -311,4 +364,9 @@ def _coerce(expected: Any, value: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: must be a string, got {value!r}")
         return value
+    if typing.get_origin(expected) is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: must be a list, got {value!r}")
+        item_type = typing.get_args(expected)[0]
+        return tuple(_coerce(item_type, item, f"{where}[{i}]") for i, item in enumerate(value))
     raise ConfigError(f"{where}: unsupported setting type {expected}")  # pragma: no cover

@@ -213,24 +213,24 @@ async def test_cancel_of_a_hanging_backend_is_prompt(
     assert rest.done is not None
 
 
-async def test_pending_text_limit_refuses_text_without_accepting_it() -> None:
+async def test_pending_text_limit_closes_with_1008_and_reports_the_unspoken_text() -> None:
     limits = dataclasses.replace(LimitsSettings(), max_pending_chars=50)
-    served = await serve(repo_config(limits=limits), {"kokoro": ToneBackend("kokoro")})
+    served = await serve(
+        repo_config(limits=limits), {"kokoro": ToneBackend("kokoro", chunk_delay_s=0.2)}
+    )
     try:
         async with connect(served.ws_url) as stream:
             await stream.send_text("a" * 40)
-            await stream.send_text("b" * 20)  # 60 > 50: refused
-            await stream.send_text("c" * 10)  # 50: accepted
-            await stream.end()
-            transcript = await collect(stream, deadline_s=timeout(10))
+            await stream.send_text("b" * 20)  # 60 > 50: refused, and the session ends
+            transcript = await collect(stream, deadline_s=timeout(10))  # until the close
+            assert stream.close_code == 1008
+            (refused,) = errors(transcript)
     finally:
         await served.stop()
-    refused = errors(transcript)
-    assert [e.code for e in refused] == ["pending_text_limit"]
-    assert "limit is 50" in refused[0].message
-    check_segments_cover(transcript.segments, "a" * 40 + "c" * 10)
-    assert transcript.done is not None
-    assert transcript.done.metrics["chars_received"] == 50
+    assert refused.code == "pending_text_limit"
+    assert refused.fatal
+    assert "limit is 50" in refused.message
+    assert (refused.char_start, refused.char_end) == (0, 40)  # the accepted text, not spoken
 
 
 async def test_idle_text_is_released_after_max_buffer_delay() -> None:

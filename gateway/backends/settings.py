@@ -22,6 +22,7 @@ class BackendSettings:
     kind: str
     max_concurrency: int = 1
     warmup: bool = True
+    fallback: str = ""  # another backend to switch to when this one fails
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:

@@ -20,6 +20,8 @@ __all__ = [
     "PROTOCOL_VERSION",
     "Audio",
     "AudioFormat",
+    "Auth",
+    "BackendSwitched",
     "Cancel",
     "Cancelled",
     "ClientMessage",
@@ -71,6 +73,13 @@ class ErrorCode(enum.StrEnum):
     UNKNOWN_VOICE = "unknown_voice"
     UNSUPPORTED_LANGUAGE = "unsupported_language"
     PENDING_TEXT_LIMIT = "pending_text_limit"
+    RATE_LIMITED = "rate_limited"
+    UNAUTHORIZED = "unauthorized"
+    TOO_MANY_SESSIONS = "too_many_sessions"
+    HANDSHAKE_TIMEOUT = "handshake_timeout"
+    IDLE_TIMEOUT = "idle_timeout"
+    CLIENT_TOO_SLOW = "client_too_slow"
+    SHUTTING_DOWN = "shutting_down"
     BACKEND_UNAVAILABLE = "backend_unavailable"
     BACKEND_ERROR = "backend_error"
     INTERNAL_ERROR = "internal_error"
@@ -80,13 +89,20 @@ class ProtocolError(Exception):
     """A client message that cannot be accepted; becomes an ``error`` message."""
 
     def __init__(
-        self, code: ErrorCode, message: str, *, fatal: bool = False, ref: str | None = None
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        fatal: bool = False,
+        ref: str | None = None,
+        close_code: int = 1008,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.fatal = fatal
         self.ref = ref  # the type of the client message at fault, when it is known
+        self.close_code = close_code  # for a fatal error: the WebSocket close code
 
 
 # --- client -> server ----------------------------------------------------------------------
@@ -106,6 +122,14 @@ class Start:
     frame_ms: int | None = None
     sample_rate: int | None = None
     short_first_segment: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    """Credentials as the first message, for clients that cannot set headers (browsers)."""
+
+    TYPE: ClassVar[str] = "auth"
+    token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +168,7 @@ class End:
     TYPE: ClassVar[str] = "end"
 
 
-ClientMessage = Start | Text | Flush | Cancel | End
+ClientMessage = Auth | Start | Text | Flush | Cancel | End
 
 # --- server -> client ----------------------------------------------------------------------
 
@@ -266,6 +290,18 @@ class Cancelled:
 
 
 @dataclass(frozen=True, slots=True)
+class BackendSwitched:
+    """The session moved to its backend's fallback after a failure (at a segment boundary)."""
+
+    TYPE: ClassVar[str] = "backend_switched"
+    segment: int
+    previous: str
+    backend: str
+    voice: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Error:
     """Something went wrong; ``fatal`` errors are followed by the socket closing."""
 
@@ -299,6 +335,7 @@ ServerMessage = (
     | SegmentEnd
     | Flushed
     | Cancelled
+    | BackendSwitched
     | Error
     | Done
 )
@@ -314,13 +351,14 @@ _SERVER_TYPES: Final[dict[str, type[ServerMessage]]] = {
         SegmentEnd,
         Flushed,
         Cancelled,
+        BackendSwitched,
         Error,
         Done,
     )
 }
 _FIELD_NAMES: Final[dict[type[Any], tuple[str, ...]]] = {
     cls: tuple(f.name for f in dataclasses.fields(cls))
-    for cls in (*_SERVER_TYPES.values(), Start, Text, Flush, Cancel, End)
+    for cls in (*_SERVER_TYPES.values(), Auth, Start, Text, Flush, Cancel, End)
 }
 
 
@@ -363,7 +401,10 @@ def _unpack(frame: bytes) -> dict[str, Any]:
         body = msgpack.unpackb(frame, raw=False, strict_map_key=True)
     except UnicodeDecodeError:
         raise ProtocolError(
-            ErrorCode.INVALID_MESSAGE, "a msgpack string is not valid UTF-8"
+            ErrorCode.INVALID_MESSAGE,
+            "a msgpack string is not valid UTF-8",
+            fatal=True,
+            close_code=1007,
         ) from None
     except Exception as exc:  # msgpack raises several unrelated types for bad input
         raise ProtocolError(
@@ -513,6 +554,7 @@ def _request_id(where: str, value: Any) -> int | str:
 
 
 _CLIENT_SCHEMAS: Final[dict[str, tuple[type[Any], dict[str, Checker]]]] = {
+    Auth.TYPE: (Auth, {"token": _name}),
     Start.TYPE: (
         Start,
         {

@@ -146,8 +146,8 @@ class Session:
             raise ProtocolError(
                 ErrorCode.PENDING_TEXT_LIMIT,
                 f"text of {len(text)} characters refused: {pending} characters are waiting to be "
-                f"spoken and the limit is {self._max_pending}; send it again once more of the "
-                "text has been spoken",
+                f"spoken and the limit is {self._max_pending}; the session is closed",
+                fatal=True,
             )
         self._unsettled += text
         self._turn_text += text
@@ -166,7 +166,8 @@ class Session:
         if waiting >= self._max_flushes:
             raise ProtocolError(
                 ErrorCode.PENDING_TEXT_LIMIT,
-                f"{waiting} flushes are already waiting for their audio; wait for 'flushed'",
+                f"{waiting} flushes are already waiting for their audio; the session is closed",
+                fatal=True,
             )
         self._enqueue(self._segmenter.flush(), ReleasedBy.FLUSH)
         self._queue.append(FlushMark(request_id))
@@ -268,6 +269,10 @@ class Session:
     def received(self) -> int:
         """Characters accepted since the session started (offsets are into this text)."""
         return self._segmenter.received
+
+    def unsettled_range(self) -> tuple[int, int]:
+        """The accepted characters neither spoken nor reported unspoken yet."""
+        return self._settled_end, self.received
 
     @property
     def segments_released(self) -> int:

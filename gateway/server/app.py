@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -22,6 +23,7 @@ from starlette.websockets import WebSocket
 from gateway.backends import Backend, create_backend
 from gateway.config import Config
 from gateway.core.protocol import ErrorCode, ProtocolError
+from gateway.server.auth import Authenticator, credentials
 from gateway.server.stream import Connection
 
 __all__ = ["Gateway", "create_app"]
@@ -36,6 +38,8 @@ class Gateway:
         self.config = config
         self.backends = dict(backends)
         self.connections: set[Connection] = set()
+        self.auth = Authenticator(config)
+        self.sessions_per_key: Counter[str] = Counter()
         self._loaded: dict[str, asyncio.Future[Backend]] = {}
         self._loader: asyncio.Task[None] | None = None
         self.accepting = True
@@ -59,9 +63,31 @@ class Gateway:
                 self._loaded[name].set_result(backend)
 
     async def close_sessions(self) -> None:
-        """Stop taking sessions and close the live ones with 1001 (going away)."""
+        """Stop taking sessions; live ones finish their segment (within the shutdown timeout)
+        and close with 1001 (going away)."""
         self.accepting = False
-        await asyncio.gather(*(c.shut_down() for c in list(self.connections)))
+        deadline = self.config.server.shutdown_timeout_s / 2
+        await asyncio.gather(*(c.shut_down(deadline) for c in list(self.connections)))
+
+    def fallback_for(self, backend: Backend) -> Backend | None:
+        """The loaded backend configured as ``backend``'s fallback, if any."""
+        settings = self.config.backends.get(backend.name)
+        name = settings.fallback if settings is not None else ""
+        loaded = self._loaded.get(name)
+        if not name or loaded is None or not loaded.done() or loaded.exception() is not None:
+            return None
+        return loaded.result()
+
+    def admission_error(self, key_id: str | None) -> tuple[int, str] | None:
+        """Why a new session cannot be opened now (an HTTP status and reason), or None."""
+        if not self.accepting:
+            return 503, "the gateway is shutting down"
+        if len(self.connections) >= self.config.limits.max_sessions:
+            return 503, f"the gateway serves its maximum of {len(self.connections)} sessions"
+        limit = self.config.limits.max_sessions_per_key
+        if key_id is not None and self.sessions_per_key[key_id] >= limit:
+            return 429, f"this API key has its maximum of {limit} live sessions"
+        return None
 
     async def stop(self) -> None:
         """Close every connection, stop loading, release the backends."""
@@ -126,7 +152,17 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
         body = {"status": "ok" if healthy else "unavailable", "backends": states}
         return JSONResponse(body, status_code=200 if healthy else 503)
 
+    def unauthorized(request: Request) -> JSONResponse | None:
+        if not gateway.auth.required:
+            return None
+        presented = credentials(request.headers, ()).secret
+        if gateway.auth.identify(presented) is not None:
+            return None
+        return _error_response(401, "unauthorized", "a valid API key or token is required")
+
     async def voices(request: Request) -> JSONResponse:
+        if (denied := unauthorized(request)) is not None:
+            return denied
         states = gateway.status()
         listed: list[dict[str, Any]] = [
             {
@@ -144,11 +180,29 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
         status = 200 if listed or not states else 503
         return JSONResponse({"voices": listed, "backends": states}, status_code=status)
 
+    async def tokens(request: Request) -> JSONResponse:
+        """A short-lived token for a browser, in exchange for an API key."""
+        key_id = gateway.auth.key_id_of_api_key(credentials(request.headers, ()).secret)
+        if key_id is None:
+            return _error_response(401, "unauthorized", "POST /v1/tokens needs a valid API key")
+        token, ttl = gateway.auth.issue_token(key_id)
+        return JSONResponse({"token": token, "expires_in": ttl})
+
     async def stream(websocket: WebSocket) -> None:
-        if not gateway.accepting:
-            await websocket.close(1001, "the gateway is shutting down")  # before accept: HTTP 403
+        auth = gateway.auth
+        if not auth.origin_allowed(websocket.headers.get("origin")):
+            await _deny(websocket, 403, "forbidden", "this Origin may not open sessions")
             return
-        connection = Connection(websocket, gateway)
+        presented = credentials(websocket.headers, websocket.scope.get("subprotocols", []))
+        key_id = auth.identify(presented.secret)
+        if presented.secret is not None and key_id is None and auth.required:
+            await _deny(websocket, 401, "unauthorized", "invalid API key or token")
+            return
+        if (refusal := gateway.admission_error(key_id)) is not None:
+            await _deny(websocket, refusal[0], "too_many_sessions", refusal[1])
+            return
+        connection = Connection(websocket, gateway, key_id=key_id,
+                                subprotocol=presented.subprotocol)  # fmt: skip
         gateway.connections.add(connection)
         try:
             await connection.run()
@@ -159,9 +213,20 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
         routes=[
             Route("/healthz", healthz),
             Route("/v1/voices", voices),
+            Route("/v1/tokens", tokens, methods=["POST"]),
             WebSocketRoute("/v1/stream", stream),
         ],
         lifespan=lifespan,
     )
     app.state.gateway = gateway
     return app
+
+
+def _error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+async def _deny(websocket: WebSocket, status: int, code: str, message: str) -> None:
+    """Refuse a WebSocket before the upgrade, with an HTTP status and a JSON reason."""
+    log.info("refused a session: %s %s", status, message)
+    await websocket.send_denial_response(_error_response(status, code, message))

@@ -10,7 +10,9 @@ next send of frames, so the timeline never has a hole.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -29,6 +31,7 @@ from gateway.core.playback import PlaybackModel
 from gateway.core.protocol import (
     Audio,
     AudioFormat,
+    BackendSwitched,
     Cancelled,
     Done,
     Error,
@@ -79,6 +82,9 @@ class Speaker:
         send: Send,
         progress_interval_s: float,
         log: logging.LoggerAdapter[logging.Logger],
+        pace_ahead_s: float = 8.0,
+        backend_timeout_s: float = 30.0,
+        fallback_for: Callable[[Backend], Backend | None] = lambda _: None,
     ) -> None:
         self._session = session
         self._stream = stream
@@ -97,6 +103,11 @@ class Speaker:
         # the shaper's (flush padding, a cut) joins the timeline.
         self._origin = audio.cursor
         self.finishing = False  # the end is being sent: nothing is left to cancel
+        self.draining = False  # shutting down: stop at the next segment boundary
+        self.busy = False  # speaking a segment
+        self._pace_limit = round(pace_ahead_s * seams.sample_rate)
+        self._backend_timeout = backend_timeout_s
+        self._fallback_for = fallback_for
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -107,6 +118,8 @@ class Speaker:
         :meth:`cut` (or run) takes over cleanly.
         """
         while True:
+            if self.draining:
+                return False
             work = self._session.next_work()
             if work is None:
                 self.playback.idle()
@@ -114,7 +127,11 @@ class Speaker:
                 continue
             match work:
                 case SpeakSegment():
-                    await self._speak(work)
+                    self.busy = True
+                    try:
+                        await self._speak(work)
+                    finally:
+                        self.busy = False
                 case FlushMark():
                     await self._push_out()
                     await self._send(Flushed(work.id, self._audio.sent_end))
@@ -193,30 +210,25 @@ class Speaker:
         )
         await self._progress("synthesis_started", work.index, force=True)
         words = _SegmentWords(work, self._stream.backend.native_word_timing)
-        request = SynthesisRequest(segment.text, self._stream.voice, self._stream.lang,
-                                   self._stream.speed)  # fmt: skip
-        synthesis = _TimedStream(self._stream.backend.synthesize(request))
-        piece_end: Boundary | None = None
-        ok = True
-        try:
-            async with contextlib.aclosing(synthesis):
-                async for chunk in synthesis:
-                    if piece_end is not None:
-                        words.pieces += 1
-                        await self._play(words, self._shaper.end_piece(piece_end, last=False))
-                    shaped = self._shaper.push(chunk.pcm, chunk.words)
-                    await self._play(words, shaped, whole_piece=chunk.piece_end is not None)
-                    piece_end = chunk.piece_end
-        except BackendError as error:
-            ok = False
-            await self._send(
-                Error(
-                    ErrorCode.BACKEND_ERROR,
-                    f"{self._stream.backend.name}: {error}",
-                    char_start=segment.start,
-                    char_end=segment.end,
+        synthesis = await self._synthesize(words)
+        ok = synthesis.error is None
+        if synthesis.error is not None:
+            failed = self._stream.backend.name
+            if self._switch_to_fallback(work.index, str(synthesis.error)) is not None:
+                await self._send(self._switched)
+                if not words.audio_sent:  # nothing was heard yet: the fallback says it all
+                    words = _SegmentWords(work, self._stream.backend.native_word_timing)
+                    synthesis = await self._synthesize(words)
+                    ok = synthesis.error is None
+            if not ok:
+                await self._send(
+                    Error(
+                        ErrorCode.BACKEND_ERROR,
+                        f"{failed}: {synthesis.error}",
+                        char_start=segment.start,
+                        char_end=segment.end,
+                    )
                 )
-            )
         last = self._shaper.end_piece(segment.boundary, last=True)
         await self._play(words, last)
         if words.refit and last.speech_end is not None:
@@ -232,6 +244,48 @@ class Speaker:
         await self._send(SegmentEnd(work.index, end, round(synthesis.seconds * 1000, 1)))
         self._session.segment_finished(work, spoken=ok)
         await self._progress("segment_done", work.index, force=True)
+
+    async def _synthesize(self, words: _SegmentWords) -> _TimedStream:
+        """Run the backend over the segment, playing its audio as it comes; the returned
+        stream says how long it took and whether it failed."""
+        segment = words.segment.segment
+        request = SynthesisRequest(segment.text, self._stream.voice, self._stream.lang,
+                                   self._stream.speed)  # fmt: skip
+        synthesis = _TimedStream(self._stream.backend.synthesize(request), self._backend_timeout)
+        piece_end: Boundary | None = None
+        try:
+            async with contextlib.aclosing(synthesis):
+                async for chunk in synthesis:
+                    if piece_end is not None:
+                        words.pieces += 1
+                        await self._play(words, self._shaper.end_piece(piece_end, last=False))
+                    shaped = self._shaper.push(chunk.pcm, chunk.words)
+                    await self._play(words, shaped, whole_piece=chunk.piece_end is not None)
+                    piece_end = chunk.piece_end
+        except BackendError as error:
+            synthesis.error = error
+            # What the failed backend said crossfades into whatever comes next.
+            await self._play(words, self._shaper.end_piece(Boundary.WORD, last=False))
+        return synthesis
+
+    def _switch_to_fallback(self, segment: int, reason: str) -> Backend | None:
+        """Move the session to its backend's fallback (same stream rate), if it has one."""
+        current = self._stream.backend
+        fallback = self._fallback_for(current)
+        if fallback is None or fallback.sample_rate != current.sample_rate:
+            return None
+        lang = (
+            self._stream.lang
+            if self._stream.lang in fallback.languages
+            else (fallback.default_lang)
+        )
+        self._stream = dataclasses.replace(
+            self._stream, backend=fallback, voice=fallback.default_voice, lang=lang
+        )
+        self._switched = BackendSwitched(segment, current.name, fallback.name,
+                                         fallback.default_voice, reason)  # fmt: skip
+        self._log.warning("switched from %s to %s: %s", current.name, fallback.name, reason)
+        return fallback
 
     async def _play(
         self, words: _SegmentWords, shaped: Shaped, *, whole_piece: bool = False
@@ -313,12 +367,20 @@ class Speaker:
         self._unsent.extend(frames)
         while self._unsent:
             frame = self._unsent[0]
+            await self._pace()
             await self._send(Audio(frame.seq, frame.sample_start, frame.data))
             self._unsent.popleft()  # no await since the write: a cancel cannot land in between
             now = time.monotonic()
             self._metrics.frame_sent(len(frame.data), now)
             self.playback.sent(frame.sample_start + self._audio.frame_samples, now)
             await self._progress("tick", None)
+
+    async def _pace(self) -> None:
+        """Wait while the client holds more than ``max_buffer_ahead_s`` of unplayed audio, so
+        a session never runs far ahead of its listener (and synthesis waits with it)."""
+        ahead = self.playback.buffered(time.monotonic()) - self._pace_limit
+        if ahead > 0:
+            await asyncio.sleep(ahead / self._seams.sample_rate)
 
     async def _progress(self, event: str, segment: int | None, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -416,17 +478,40 @@ def _word(
     return word
 
 
+_MAX_LEVEL: Final = 4.0  # float PCM far beyond full scale is garbage, not loud speech
+
+
+def _checked(chunk: AudioChunk) -> AudioChunk:
+    """The chunk as finite mono float32 in [-1, 1]; BackendError if it is not audio at all."""
+    pcm = chunk.pcm
+    if not isinstance(pcm, np.ndarray) or pcm.ndim != 1 or pcm.dtype.kind != "f":
+        shape = getattr(pcm, "shape", None)
+        raise BackendError(f"malformed audio: expected mono float samples, got {shape}")
+    if not np.isfinite(pcm).all():
+        raise BackendError("malformed audio: samples that are not finite numbers")
+    peak = float(np.abs(pcm).max()) if len(pcm) else 0.0
+    if peak > _MAX_LEVEL:
+        raise BackendError(f"malformed audio: samples up to {peak:.3g}, far beyond full scale")
+    if peak > 1.0 or pcm.dtype != np.float32:
+        pcm = np.clip(pcm, -1.0, 1.0).astype(np.float32)
+        return dataclasses.replace(chunk, pcm=pcm)
+    return chunk
+
+
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
 class _TimedStream:
-    """A backend's chunk stream that counts the time spent waiting on it and its samples."""
+    """A backend's chunk stream, guarded: it times the waits, fails a backend that stays
+    silent for ``timeout_s``, and refuses audio that is not finite mono float PCM."""
 
-    def __init__(self, chunks: AsyncIterator[AudioChunk]) -> None:
+    def __init__(self, chunks: AsyncIterator[AudioChunk], timeout_s: float) -> None:
         self._chunks = chunks
+        self._timeout = timeout_s
         self.seconds = 0.0
         self.samples = 0
+        self.error: BackendError | None = None
 
     def __aiter__(self) -> _TimedStream:
         return self
@@ -434,9 +519,13 @@ class _TimedStream:
     async def __anext__(self) -> AudioChunk:
         started = time.perf_counter()
         try:
-            chunk = await anext(self._chunks)
+            async with asyncio.timeout(self._timeout):
+                chunk = await anext(self._chunks)
+        except TimeoutError:
+            raise BackendError(f"no audio for {self._timeout:g} s") from None
         finally:
             self.seconds += time.perf_counter() - started
+        chunk = _checked(chunk)
         self.samples += len(chunk.pcm)
         return chunk
 

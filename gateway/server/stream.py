@@ -17,7 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -27,6 +27,7 @@ from gateway.core.metrics import SessionMetrics
 from gateway.core.protocol import (
     PROTOCOL_VERSION,
     AudioFormat,
+    Auth,
     Cancel,
     ClientMessage,
     End,
@@ -60,10 +61,20 @@ class _Closed(Exception):
 class Connection:
     """One client on ``/v1/stream``."""
 
-    def __init__(self, websocket: WebSocket, gateway: Gateway) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        gateway: Gateway,
+        *,
+        key_id: str | None = None,
+        subprotocol: str | None = None,
+    ) -> None:
         self._ws = websocket
         self._gateway = gateway
         self._config = gateway.config
+        self._key_id = key_id
+        self._subprotocol = subprotocol
+        self._authenticated = key_id is not None or not gateway.auth.required
         self.id = uuid.uuid4().hex[:12]
         self._log = logging.LoggerAdapter(log, {"session": self.id})
         limits = self._config.limits
@@ -80,13 +91,20 @@ class Connection:
         self._idle_timer: asyncio.TimerHandle | None = None
         self._closed = False
         self._metrics = SessionMetrics(sample_rate=24000, started_at=time.monotonic())
+        self._opened_at = time.monotonic()
+        self._last_message_at = self._opened_at
+        self._rate = _TokenBucket(limits.max_messages_per_s, limits.max_message_burst)
+        self._watchdog: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Serve the connection until the client leaves or the session is done."""
-        await self._ws.accept()
-        self._log.info("session opened")
+        await self._ws.accept(subprotocol=self._subprotocol)
+        self._log.info("session opened (key %s)", self._key_id or "none")
+        if self._key_id is not None:
+            self._gateway.sessions_per_key[self._key_id] += 1
+        self._watchdog = asyncio.create_task(self._watch(), name=f"watchdog-{self.id}")
         try:
             await self._read_loop()
         except _Closed:
@@ -95,15 +113,76 @@ class Connection:
             self._log.exception("session failed")
             await self._fail("internal error; the session is closed")
         finally:
+            await _cancelled(self._watchdog)
             await self._stop_speaker()
             self._cancel_idle_timer()
             self._session.close()
+            if self._key_id is not None:
+                self._gateway.sessions_per_key[self._key_id] -= 1
             self._log.info("session closed")
 
-    async def shut_down(self) -> None:
-        """The gateway is stopping: close with 1001 (going away)."""
+    async def shut_down(self, finish_within_s: float) -> None:
+        """The gateway is stopping: let the current segment finish (for at most
+        ``finish_within_s``), report what will not be spoken, close with 1001 (going away)."""
+        speaker, task = self._speaker, self._speaker_task
+        if speaker is not None and task is not None:
+            speaker.draining = True
+            self._work_ready.set()
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError, _Closed):
+                async with asyncio.timeout(finish_within_s):
+                    await asyncio.shield(task)
+        await self._end_session(
+            1001, ErrorCode.SHUTTING_DOWN, "the gateway is shutting down", "going away"
+        )
+
+    async def _end_session(
+        self, close_code: int, error: ErrorCode, message: str, reason: str
+    ) -> None:
+        """Close the session early: stop speaking, report the text that will not be spoken
+        (a fatal error with its character range), close."""
         await self._stop_speaker()
-        await self._close(1001, "the gateway is shutting down")
+        start, end = self._session.unsettled_range()
+        with contextlib.suppress(_Closed):
+            await self._send(
+                Error(error, message, fatal=True, char_start=start if end > start else None,
+                      char_end=end if end > start else None)
+            )  # fmt: skip
+        await self._close(close_code, reason)
+
+    async def _watch(self) -> None:
+        """Deadlines: a `start` (and credentials) soon after the upgrade, and the idle timeout."""
+        limits = self._config.limits
+        while not self._closed:
+            now = time.monotonic()
+            if not self._authenticated:
+                deadline = self._opened_at + self._config.auth.first_message_timeout_s
+                if now >= deadline:
+                    await self._end_session(1008, ErrorCode.UNAUTHORIZED,
+                                            "no credentials in time", "unauthorized")  # fmt: skip
+                    return
+            elif self._session.state is SessionState.AWAITING_START:
+                deadline = self._opened_at + limits.handshake_timeout_s
+                if now >= deadline:
+                    message = f"no valid start within {limits.handshake_timeout_s:g} s"
+                    await self._end_session(1008, ErrorCode.HANDSHAKE_TIMEOUT, message,
+                                            "handshake timeout")  # fmt: skip
+                    return
+            else:
+                deadline = self._last_message_at + limits.idle_timeout_s
+                if now >= deadline and self._quiet():
+                    message = f"no message for {limits.idle_timeout_s:g} s and nothing to speak"
+                    await self._end_session(1008, ErrorCode.IDLE_TIMEOUT, message, "idle timeout")
+                    return
+                deadline = max(deadline, now + 1.0)
+            await asyncio.sleep(max(0.05, deadline - now))
+
+    def _quiet(self) -> bool:
+        speaker = self._speaker
+        return (
+            not self._session.has_work
+            and self._session.pending_chars == 0
+            and (speaker is None or not speaker.busy)
+        )
 
     async def _read_loop(self) -> None:
         while not self._closed:
@@ -111,22 +190,57 @@ class Connection:
             if message["type"] == "websocket.disconnect":
                 self._closed = True
                 return
+            self._last_message_at = time.monotonic()
             frame = message.get("bytes")
             decoded: ClientMessage | None = None
             try:
+                if not self._rate.take(self._last_message_at):
+                    limit = self._config.limits.max_messages_per_s
+                    raise ProtocolError(
+                        ErrorCode.RATE_LIMITED, f"more than {limit:g} messages a second", fatal=True
+                    )
                 if frame is None:
                     raise ProtocolError(
                         ErrorCode.INVALID_MESSAGE,
                         "text frames are not part of the protocol; send msgpack in binary frames",
                     )
                 decoded = decode_client_message(frame)
-                await self._dispatch(decoded)
+                if not self._authenticated:
+                    await self._authenticate(decoded)
+                else:
+                    await self._dispatch(decoded)
             except ProtocolError as error:
                 ref = error.ref or (decoded.TYPE if decoded is not None else None)
-                await self._send(Error(error.code, error.message, fatal=error.fatal, ref=ref))
+                if error.fatal:
+                    await self._stop_speaker()
+                    start, end = self._session.unsettled_range()
+                    await self._send(
+                        Error(error.code, error.message, fatal=True, ref=ref,
+                              char_start=start if end > start else None,
+                              char_end=end if end > start else None)
+                    )  # fmt: skip
+                    await self._close(error.close_code, error.message[:120])
+                    return
+                await self._send(Error(error.code, error.message, ref=ref))
+
+    async def _authenticate(self, message: ClientMessage) -> None:
+        if not isinstance(message, Auth):
+            reason = "authenticate first: send an API key or token"
+            raise ProtocolError(ErrorCode.UNAUTHORIZED, reason, fatal=True)
+        key_id = self._gateway.auth.identify(message.token)
+        if key_id is None:
+            raise ProtocolError(ErrorCode.UNAUTHORIZED, "invalid API key or token", fatal=True)
+        if (refusal := self._gateway.admission_error(key_id)) is not None:
+            raise ProtocolError(ErrorCode.TOO_MANY_SESSIONS, refusal[1], fatal=True,
+                                close_code=1013)  # fmt: skip
+        self._key_id, self._authenticated = key_id, True
+        self._gateway.sessions_per_key[key_id] += 1
+        self._log.info("authenticated (key %s)", key_id)
 
     async def _dispatch(self, message: ClientMessage) -> None:
         match message:
+            case Auth():
+                pass  # already authenticated (or no authentication needed)
             case Start():
                 await self._start(message)
             case Text():
@@ -170,6 +284,9 @@ class Connection:
             send=self._send,
             progress_interval_s=self._config.session.progress_interval_ms / 1000,
             log=self._log,
+            pace_ahead_s=self._config.limits.max_buffer_ahead_s,
+            backend_timeout_s=self._config.limits.backend_timeout_s,
+            fallback_for=self._gateway.fallback_for,
         )
         await self._send(
             Ready(
@@ -281,11 +398,7 @@ class Connection:
 
     async def _stop_speaker(self) -> None:
         task, self._speaker_task = self._speaker_task, None
-        if task is None:
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await _cancelled(task)
 
     # -- idle release ----------------------------------------------------------------------------
 
@@ -313,7 +426,14 @@ class Connection:
             if self._closed:
                 raise _Closed
             try:
-                await self._ws.send_bytes(data)
+                async with asyncio.timeout(self._config.limits.slow_client_grace_s):
+                    await self._ws.send_bytes(data)
+            except TimeoutError:
+                # The client stopped reading; its socket is full, so no close frame can reach
+                # it either. Give up on it: the session's tasks end, its memory is freed.
+                self._closed = True
+                self._log.warning("closing a client that does not read")
+                raise _Closed from None
             except (WebSocketDisconnect, RuntimeError, OSError) as exc:
                 self._closed = True
                 raise _Closed from exc
@@ -330,3 +450,31 @@ class Connection:
         with contextlib.suppress(_Closed):
             await self._send(Error(ErrorCode.INTERNAL_ERROR, message, fatal=True))
         await self._close(1011, "internal error")
+
+
+async def _cancelled(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a task this connection owns and wait until it has stopped."""
+    if task is None or task.done():
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+class _TokenBucket:
+    """Message rate limit: ``rate`` a second on average, bursts up to ``burst``."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._at: float | None = None
+
+    def take(self, now: float) -> bool:
+        if self._at is not None:
+            self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True

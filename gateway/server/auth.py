@@ -1,0 +1,112 @@
+"""Who may open sessions: API keys, short-lived tokens for browsers, allowed Origins.
+
+Keys are compared in constant time and never logged; a key is known in logs and limits by its
+id, the first 8 hex digits of its SHA-256. Browsers should not hold API keys: a server with a
+key asks ``POST /v1/tokens`` for a token that expires (``auth.token_ttl_s``) and hands it to the
+page, which presents it in the WebSocket subprotocol or as the first message.
+
+Credentials are read, in order, from ``Authorization: Bearer <key or token>``, from a
+subprotocol ``bearer.<key or token>`` offered next to ``tts-gateway``, or from an ``auth``
+first message.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from gateway.config import Config
+
+__all__ = ["SUBPROTOCOL", "Authenticator", "Credentials"]
+
+SUBPROTOCOL: Final = "tts-gateway"
+_BEARER_SUBPROTOCOL: Final = "bearer."
+_TOKEN_PREFIX: Final = "tgw1"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """Where a client's credentials came from, before they are checked."""
+
+    secret: str | None  # a key or a token; None: nothing presented (yet)
+    subprotocol: str | None  # the subprotocol to accept, if the client offered ours
+
+
+class Authenticator:
+    """Checks keys and tokens for one server process (tokens do not survive a restart)."""
+
+    def __init__(self, config: Config) -> None:
+        self.required = config.auth_required
+        self._keys = {_key_id(key): key.encode() for key in config.auth.api_keys}
+        self._origins = frozenset(config.auth.allowed_origins)
+        self._ttl = config.auth.token_ttl_s
+        self._token_secret = secrets.token_bytes(32)
+
+    def identify(self, secret: str | None) -> str | None:
+        """The key id a key or token belongs to, or None if it is not valid."""
+        if not secret:
+            return None
+        if secret.startswith(_TOKEN_PREFIX + "."):
+            return self._token_key(secret)
+        return self._api_key(secret)
+
+    def key_id_of_api_key(self, secret: str | None) -> str | None:
+        """Like :meth:`identify`, but only an API key counts (tokens cannot mint tokens)."""
+        return self._api_key(secret) if secret else None
+
+    def issue_token(self, key_id: str) -> tuple[str, float]:
+        """A token for ``key_id`` and its lifetime in seconds."""
+        expires = int(time.time() + self._ttl)
+        body = f"{_TOKEN_PREFIX}.{key_id}.{expires}"
+        return f"{body}.{self._sign(body)}", self._ttl
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        """Whether a browser page from ``origin`` may open sessions (no list: any)."""
+        return not self._origins or origin is None or origin in self._origins
+
+    def _api_key(self, secret: str) -> str | None:
+        presented = secret.encode()
+        found = None
+        for key_id, key in self._keys.items():  # every key is compared: no early exit
+            if hmac.compare_digest(presented, key):
+                found = key_id
+        return found
+
+    def _token_key(self, token: str) -> str | None:
+        parts = token.split(".")
+        if len(parts) != 4:
+            return None
+        body, signature = ".".join(parts[:3]), parts[3]
+        if not hmac.compare_digest(signature.encode(), self._sign(body).encode()):
+            return None
+        key_id, expires = parts[1], parts[2]
+        if not expires.isdigit() or int(expires) < time.time() or key_id not in self._keys:
+            return None
+        return key_id
+
+    def _sign(self, body: str) -> str:
+        digest = hmac.new(self._token_secret, body.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def credentials(headers: Mapping[str, str], subprotocols: Sequence[str]) -> Credentials:
+    """The credentials a handshake carries (header first, then subprotocol)."""
+    accepted = SUBPROTOCOL if SUBPROTOCOL in subprotocols else None
+    authorization = headers.get("authorization", "")
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return Credentials(value.strip(), accepted)
+    for offered in subprotocols:
+        if offered.startswith(_BEARER_SUBPROTOCOL):
+            return Credentials(offered[len(_BEARER_SUBPROTOCOL) :], accepted)
+    return Credentials(None, accepted)
+
+
+def _key_id(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:8]
