@@ -112,3 +112,26 @@ def test_bad_environment_value_names_the_key() -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.toml", environ={})
+
+
+def test_serving_beyond_loopback_needs_keys(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="auth.api_keys: the server listens on '0.0.0.0'"):
+        load_config(environ={"TTSGW_SERVER__HOST": "0.0.0.0"})
+    keyed = load_config(
+        environ={"TTSGW_SERVER__HOST": "0.0.0.0", "TTSGW_AUTH__API_KEYS": '["0123456789abcdef"]'}
+    )
+    assert keyed.auth_required
+    assert "0123456789abcdef" not in repr(keyed)  # keys never show in a repr (or a log)
+    assert not load_config(environ={}).auth_required  # loopback: open by default
+    opened = load_config(environ={"TTSGW_SERVER__HOST": "0.0.0.0", "TTSGW_AUTH__REQUIRED": "no"})
+    assert not opened.auth_required
+    with pytest.raises(ConfigError, match="at least 16 characters"):
+        load_config(environ={"TTSGW_AUTH__API_KEYS": '["short"]'})
+    with pytest.raises(ConfigError, match=r"auth.api_keys\[0\]: must be a string"):
+        load_config(environ={"TTSGW_AUTH__API_KEYS": "[1]"})
+
+
+def test_a_fallback_must_be_another_configured_backend(tmp_path: Path) -> None:
+    text = "[backends.kokoro]\nkind = 'kokoro_onnx'\nfallback = 'kokoro'\n"
+    with pytest.raises(ConfigError, match="backends.kokoro.fallback: 'kokoro' must name another"):
+        load_config(write(tmp_path, text), environ={})

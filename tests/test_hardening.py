@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import logging
+import random
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +23,7 @@ from gateway.backends.base import AudioChunk, SynthesisRequest
 from gateway.config import AuthRequired, AuthSettings, LimitsSettings
 from gateway.core.protocol import (
     BackendSwitched,
+    Cancelled,
     Error,
     Progress,
     Ready,
@@ -355,3 +358,47 @@ async def test_a_failing_backend_falls_back_at_a_segment_boundary() -> None:
     assert done is not None
     assert done.metrics["chars_unspoken"] == len(f" Then {RAISE_MARKER} now.")
     check_segments_cover(transcript.segments, text)
+
+
+# -- no text is lost -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(30))
+async def test_every_accepted_character_is_spoken_or_reported(
+    server: RunningServer, seed: int
+) -> None:
+    """Random sessions (text in random pieces, flushes, barge-ins at random playback positions,
+    some backend failures): every character is either spoken or reported unspoken, once."""
+    rng = random.Random(seed)
+    words = ["alpha", "beta,", "gamma.", "delta!", "épsilon", "zeta?", "eta\n", RAISE_MARKER]
+    sent = 0
+    async with connect(server.ws_url, backend="fake") as stream:
+        messages: list[ServerMessage] = []
+        for _ in range(rng.randint(3, 12)):
+            action = rng.random()
+            if action < 0.6:
+                text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 6))) + " "
+                await stream.send_text(text)
+                sent += len(text)
+            elif action < 0.8:
+                await stream.flush()
+            else:
+                await stream.cancel(position=rng.randint(0, 48000))
+                answer = await collect(stream, until=Cancelled, deadline_s=timeout(20))
+                messages += answer.messages
+            await asyncio.sleep(rng.random() * 0.05)
+        await stream.end()
+        rest = await collect(stream, deadline_s=timeout(30))
+        messages += rest.messages
+    done = rest.done
+    assert done is not None
+    metrics = done.metrics
+    assert metrics["chars_received"] == sent
+    assert metrics["chars_spoken"] + metrics["chars_unspoken"] == sent
+    cancelled = [m for m in messages if isinstance(m, Cancelled)]
+    failed = [m for m in messages if isinstance(m, Error)]
+    reported = sum(c.unspoken_end - c.unspoken_start for c in cancelled)
+    reported += sum((e.char_end or 0) - (e.char_start or 0) for e in failed)
+    assert reported == metrics["chars_unspoken"]
+    for earlier, later in itertools.pairwise(cancelled):
+        assert earlier.unspoken_end <= later.unspoken_start  # reported once

@@ -191,13 +191,16 @@ async def test_cancel_of_a_hanging_backend_is_prompt(
     server: RunningServer, tone: ToneBackend
 ) -> None:
     async with connect(server.ws_url, backend="fake") as stream:
+        baseline = len(asyncio.all_tasks())
         await stream.send_text(f"Start {HANG_MARKER} forever. Queued text. And more")
         await stream.flush("never")
         await asyncio.sleep(0.2)
         assert tone.active == 1
         await stream.cancel("stop")
         transcript = await collect(stream, until=Cancelled, deadline_s=timeout(5))
+        # Acknowledged only once the backend's work has stopped: nothing left running.
         assert tone.active == 0
+        assert len(asyncio.all_tasks()) == baseline
         flushed, cancelled = transcript.messages[-2:]
         assert flushed == Flushed("never", cancelled.sample_end, cancelled=True)  # type: ignore[union-attr]
         assert isinstance(cancelled, Cancelled)

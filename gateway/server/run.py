@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import uvicorn
@@ -37,6 +38,16 @@ class GatewayServer(uvicorn.Server):
             server.close()  # stop accepting first
         await self.gateway.close_sessions()
         await super().shutdown(sockets)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """SIGTERM/SIGINT start a graceful shutdown; once it is done the process exits with 0
+        (uvicorn would raise the signal again, ending the process by the signal)."""
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self._captured_signals.clear()
 
 
 def uvicorn_config(
