@@ -1,0 +1,184 @@
+"""Load generator: N concurrent real-time sessions against a gateway process on loopback.
+
+    python -m bench.load --sessions 100 --backend espeak [--seconds 20]
+
+Starts ``python -m gateway serve`` (the repository's config.toml) in its own process, then
+opens N sessions from this process, each streaming a paragraph as LLM tokens. For every
+session it records the time to first audio (from the token that completed the first segment),
+the gaps between audio frames as they arrive, underruns of a client that starts playing at the
+first frame and plays in real time, errors, and whether every character was spoken. Prints a
+table and writes bench/results/load.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from gateway.core.protocol import Audio, Done, Error, SegmentStart
+from tts_gateway_client import connect
+from tts_gateway_client.say import completing_send, simulated_llm
+
+REPO = Path(__file__).resolve().parent.parent
+PARAGRAPH = (
+    "The night train left the city a little after ten. Most passengers were asleep before "
+    "the first tunnel, but a few stayed by the windows, watching the lights of small towns "
+    "slide past. Somewhere near the border the train slowed, and a guard walked the length "
+    "of the carriages with a lamp, checking tickets and wishing everyone a quiet journey. "
+)
+
+
+@dataclass
+class SessionResult:
+    ttfa_ms: float | None = None
+    gaps_ms: list[float] = field(default_factory=list)
+    underruns: int = 0
+    errors: list[str] = field(default_factory=list)
+    text_lost: int = 0
+    audio_s: float = 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def one_session(url: str, backend: str, text: str, tokens_per_s: float) -> SessionResult:
+    result = SessionResult()
+    try:
+        async with connect(url, backend=backend, open_timeout_s=60) as stream:
+            rate = stream.ready.sample_rate
+            stream.feed(simulated_llm(text, tokens_per_s))
+            trigger_at: float | None = None
+            first_audio: float | None = None
+            play_start: float | None = None
+            previous: float | None = None
+            async for message in stream:
+                now = time.monotonic()
+                if isinstance(message, Audio):
+                    if play_start is None:
+                        play_start = first_audio = now
+                    due = play_start + message.sample_start / rate
+                    if now > due + 0.020:  # a frame later than its turn: the listener heard a gap
+                        result.underruns += 1
+                        play_start += now - due  # playback resumes from here
+                    if previous is not None:
+                        result.gaps_ms.append((now - previous) * 1000)
+                    previous = now
+                    result.audio_s = (message.sample_start + stream.ready.frame_samples) / rate
+                elif isinstance(message, SegmentStart) and trigger_at is None:
+                    trigger = completing_send(stream.sent, message)
+                    trigger_at = None if trigger is None else trigger.at
+                elif isinstance(message, Error):
+                    result.errors.append(f"{message.code}: {message.message}")
+                elif isinstance(message, Done):
+                    metrics = message.metrics
+                    result.text_lost = len(text) - metrics["chars_spoken"]
+            if trigger_at is not None and first_audio is not None:
+                result.ttfa_ms = (first_audio - trigger_at) * 1000
+    except Exception as exc:  # a failed session is a result, not a crash of the benchmark
+        result.errors.append(f"{type(exc).__name__}: {exc}")
+    return result
+
+
+@contextlib.asynccontextmanager
+async def gateway_process(port: int, backend: str) -> Any:
+    env = {
+        **os.environ,
+        "TTSGW_SERVER__LOG_LEVEL": "warning",
+        "TTSGW_LIMITS__MAX_SESSIONS": "1000",
+        "TTSGW_LIMITS__MAX_SESSIONS_PER_KEY": "1000",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "serve", "--config", str(REPO / "config.toml"),
+        "--port", str(port), env=env, cwd=REPO,
+    )  # fmt: skip
+    try:
+        async with httpx.AsyncClient() as http:
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.2)
+        yield process
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    port = free_port()
+    text = PARAGRAPH * max(1, round(args.seconds / 15))
+    async with gateway_process(port, args.backend):
+        url = f"ws://127.0.0.1:{port}/v1/stream"
+        started = time.monotonic()
+        results = await asyncio.gather(
+            *(one_session(url, args.backend, text, args.tokens_per_s) for _ in range(args.sessions))
+        )
+        wall = time.monotonic() - started
+    ttfa = [r.ttfa_ms for r in results if r.ttfa_ms is not None]
+    gaps = [g for r in results for g in r.gaps_ms]
+    return {
+        "sessions": args.sessions,
+        "backend": args.backend,
+        "cpus": os.cpu_count(),
+        "audio_s_per_session": statistics.median(r.audio_s for r in results),
+        "wall_s": wall,
+        "ttfa_ms": {"p50": float(np.percentile(ttfa, 50)) if ttfa else None,
+                    "p95": float(np.percentile(ttfa, 95)) if ttfa else None},
+        "frame_gap_ms": {"p50": float(np.percentile(gaps, 50)),
+                         "p95": float(np.percentile(gaps, 95)), "max": max(gaps)},
+        "sessions_with_underruns": sum(1 for r in results if r.underruns),
+        "underruns": sum(r.underruns for r in results),
+        "errors": sum(len(r.errors) for r in results),
+        "error_samples": [e for r in results for e in r.errors][:5],
+        "text_lost_chars": sum(r.text_lost for r in results),
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=100)
+    parser.add_argument("--backend", default="espeak")
+    parser.add_argument("--seconds", type=float, default=20.0, help="audio per session, about")
+    parser.add_argument("--tokens-per-s", type=float, default=30.0)
+    result = asyncio.run(run(parser.parse_args()))
+    ttfa, gaps = result["ttfa_ms"], result["frame_gap_ms"]
+    text = "\n".join(
+        [
+            f"{result['sessions']} concurrent sessions, backend {result['backend']}, "
+            f"{result['cpus']} CPUs, about {result['audio_s_per_session']:.0f} s of audio each",
+            "",
+            "| measure | value | target |",
+            "|---|---|---|",
+            f"| time to first audio p50 / p95 | {ttfa['p50']:.0f} / {ttfa['p95']:.0f} ms | |",
+            f"| frame gap p50 / p95 / max | {gaps['p50']:.0f} / {gaps['p95']:.0f} / "
+            f"{gaps['max']:.0f} ms | p95 < 60 ms |",
+            f"| sessions with underruns | {result['sessions_with_underruns']} | |",
+            f"| errors | {result['errors']} | 0 |",
+            f"| characters not spoken | {result['text_lost_chars']} | 0 |",
+        ]
+    )
+    print(text)
+    out = REPO / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "load.json").write_text(json.dumps(result, indent=2))
+    (out / "load.md").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
