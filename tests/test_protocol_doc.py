@@ -7,7 +7,9 @@ section) the keys of a word map, ``Event`` tables (in the ``progress`` section) 
 events, ``Code`` tables list error codes, ``Metric`` tables the keys of ``done.metrics`` and
 ``Setting`` tables configuration defaults. The message types are those of the protocol module's
 unions, so a new message fails until it is documented. Both directions are checked, so renaming or
-removing a field in the code or in the document fails.
+removing a field in the code or in the document fails. Every setting of the sections in
+``COMPLETE_SECTIONS`` and every backend's ``fallback`` must be in a Setting table, so a new limit
+fails until it is documented.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import pytest
 from gateway.config import Config, load_config
 from gateway.core.protocol import (
     AudioFormat,
+    Auth,
+    BackendSwitched,
     Cancel,
     ClientMessage,
     ErrorCode,
@@ -52,6 +56,10 @@ ENUMS_BY_MESSAGE: dict[str, tuple[type[enum.Enum], ...]] = {
 
 # Tables that list something of one message, and the message whose section holds them.
 TABLE_HOMES: dict[str, str] = {"Key": Words.TYPE, "Event": Progress.TYPE}
+# Config sections whose every setting the document lists (they shape what a client sees).
+COMPLETE_SECTIONS = ("limits", "auth", "session")
+# Settings every configured backend has that the document lists (for the ``kokoro`` backend).
+PER_BACKEND_SETTINGS = ("fallback",)
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*$")
 _MESSAGE_HEADING = re.compile(r"^`([a-z_]+)`$")
@@ -287,7 +295,30 @@ def _shown(value: object) -> str:
         return "`true`" if value else "`false`"
     if isinstance(value, str):
         return f'`"{value}"`'
+    if isinstance(value, tuple | list):  # a TOML array
+        return "`[" + ", ".join(f'"{item}"' for item in value) + "]`"
     return str(value)
+
+
+def _documented_settings(doc: str) -> set[str]:
+    names: set[str] = set()
+    for table in all_tables(doc):
+        if table.kind == "Setting":
+            names |= named_rows(table)[0].keys()
+    return names
+
+
+def missing_setting_problems(doc: str, config: Config) -> list[str]:
+    """Every setting of ``COMPLETE_SECTIONS`` and every per-backend setting is documented."""
+    expected = {
+        f"{section}.{f.name}"
+        for section in COMPLETE_SECTIONS
+        for f in dataclasses.fields(getattr(config, section))
+    }
+    for name in config.backends:
+        expected |= {f"backends.{name}.{key}" for key in PER_BACKEND_SETTINGS}
+    missing = expected - _documented_settings(doc)
+    return [f"setting {name!r} is not documented" for name in sorted(missing)]
 
 
 def setting_problems(doc: str, config: Config) -> list[str]:
@@ -318,6 +349,7 @@ def doc_problems(doc: str) -> list[str]:
         *message_problems(doc),
         *error_code_problems(doc),
         *setting_problems(doc, config),
+        *missing_setting_problems(doc, config),
     ]
 
 
@@ -339,6 +371,10 @@ def test_every_error_code_is_documented(doc: str) -> None:
 
 def test_documented_defaults_are_the_configured_ones(doc: str) -> None:
     assert setting_problems(doc, load_config(REPO / "config.toml", environ={})) == []
+
+
+def test_every_limit_auth_and_fallback_setting_is_documented(doc: str) -> None:
+    assert missing_setting_problems(doc, load_config(REPO / "config.toml", environ={})) == []
 
 
 async def test_metrics_word_keys_and_progress_events_match_a_live_session(doc: str) -> None:
@@ -369,7 +405,9 @@ MUTATIONS = [
     pytest.param("### `flushed`", "### `flush_done`", id="renamed-message"),
     pytest.param("| `text` | str | required |", "| `text` | str | optional |", id="required"),
     pytest.param(
-        "| `limits.max_pending_chars` | 20000 |", "| `limits.max_pending_chars` | 2 |", id="default"
+        "| `limits.max_pending_chars` | 100000 |",
+        "| `limits.max_pending_chars` | 2 |",
+        id="default",
     ),
     pytest.param("| `segmenter.max_chars` |", "| `segmenter.max_length` |", id="no-setting"),
     pytest.param("`hard` (cut", "hard (cut", id="enum-value"),
@@ -379,6 +417,15 @@ MUTATIONS = [
         "| `seams.word_pause_ms` | 0.0 |", "| `seams.word_pause_ms` | 20.0 |", id="changed-default"
     ),
     pytest.param("Each word is a map:\n", "## Word maps\n", id="key-table-outside-words"),
+    pytest.param("| `token` | str | required |", "| `key` | str | required |", id="auth-field"),
+    pytest.param("### `backend_switched`", "### `backend_change`", id="renamed-switch-message"),
+    pytest.param("| `previous` | str |", "| `from` | str |", id="renamed-switch-field"),
+    pytest.param("| `shutting_down` |", "| `shutdown` |", id="renamed-new-error-code"),
+    pytest.param('| `auth.required` | `"auto"` |', '| `auth.required` | `"yes"` |', id="enum"),
+    pytest.param("| `auth.api_keys` | `[]` |", "| `auth.api_keys` | `()` |", id="list-default"),
+    pytest.param(
+        "| `limits.idle_timeout_s` | 60.0 |", "| `limits.idle_timeout` | 60.0 |", id="new-limit"
+    ),
 ]
 
 
@@ -392,6 +439,14 @@ def test_the_checks_catch_a_field_missing_from_the_document(doc: str) -> None:
     row = next(line for line in doc.splitlines() if line.startswith("| `synthesis_ms` | float"))
     problems = message_problems(doc.replace(row + "\n", ""))
     assert problems == ["message 'segment_end': field 'synthesis_ms' is not in its Field table"]
+
+
+@pytest.mark.parametrize("setting", ["limits.max_message_burst", "backends.kokoro.fallback"])
+def test_the_checks_catch_a_setting_missing_from_the_document(doc: str, setting: str) -> None:
+    row = next(line for line in doc.splitlines() if line.startswith(f"| `{setting}` |"))
+    config = load_config(REPO / "config.toml", environ={})
+    problems = missing_setting_problems(doc.replace(row + "\n", ""), config)
+    assert problems == [f"setting {setting!r} is not documented"]
 
 
 def test_the_checks_catch_a_wrong_word_key_or_progress_event(doc: str) -> None:
@@ -410,8 +465,8 @@ def test_the_checks_catch_a_wrong_word_key_or_progress_event(doc: str) -> None:
 
 
 def test_the_message_lists_come_from_the_protocol() -> None:
-    assert {Words, Progress, SegmentStart} <= set(SERVER_MESSAGES)
-    assert {Start, Cancel} <= set(CLIENT_MESSAGES)
+    assert {Words, Progress, SegmentStart, BackendSwitched} <= set(SERVER_MESSAGES)
+    assert {Start, Cancel, Auth} <= set(CLIENT_MESSAGES)
 
 
 def test_the_checks_catch_a_wrong_metric(doc: str) -> None:
