@@ -78,7 +78,6 @@ class ErrorCode(enum.StrEnum):
     TOO_MANY_SESSIONS = "too_many_sessions"
     HANDSHAKE_TIMEOUT = "handshake_timeout"
     IDLE_TIMEOUT = "idle_timeout"
-    CLIENT_TOO_SLOW = "client_too_slow"
     SHUTTING_DOWN = "shutting_down"
     BACKEND_UNAVAILABLE = "backend_unavailable"
     BACKEND_ERROR = "backend_error"
@@ -298,6 +297,7 @@ class BackendSwitched:
     previous: str
     backend: str
     voice: str
+    lang: str
     reason: str
 
 
@@ -500,6 +500,13 @@ def _name(where: str, value: Any) -> str:
     return text
 
 
+def _secret(where: str, value: Any) -> str:
+    text = _string(where, value)
+    if not text or len(text) > 4096:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"{where} must be 1 to 4096 characters")
+    return text  # never echoed back: it may be a key
+
+
 def _boolean(where: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise _invalid(where, "true or false", value)
@@ -554,7 +561,7 @@ def _request_id(where: str, value: Any) -> int | str:
 
 
 _CLIENT_SCHEMAS: Final[dict[str, tuple[type[Any], dict[str, Checker]]]] = {
-    Auth.TYPE: (Auth, {"token": _name}),
+    Auth.TYPE: (Auth, {"token": _secret}),
     Start.TYPE: (
         Start,
         {

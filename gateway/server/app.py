@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -23,12 +24,21 @@ from starlette.websockets import WebSocket
 from gateway.backends import Backend, create_backend
 from gateway.config import Config
 from gateway.core.protocol import ErrorCode, ProtocolError
-from gateway.server.auth import Authenticator, credentials
+from gateway.server.auth import SUBPROTOCOL, Authenticator, credentials
 from gateway.server.stream import Connection
 
 __all__ = ["Gateway", "create_app"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a session is refused: an HTTP status (before the upgrade), a code, a reason."""
+
+    status: int
+    code: ErrorCode
+    reason: str
 
 
 class Gateway:
@@ -78,15 +88,19 @@ class Gateway:
             return None
         return loaded.result()
 
-    def admission_error(self, key_id: str | None) -> tuple[int, str] | None:
-        """Why a new session cannot be opened now (an HTTP status and reason), or None."""
+    def admission_error(self, key_id: str | None, *, live: bool = False) -> Refusal | None:
+        """Why a session cannot be opened now, or None. ``live``: the session asking is
+        already counted (it authenticated with a first message)."""
         if not self.accepting:
-            return 503, "the gateway is shutting down"
-        if len(self.connections) >= self.config.limits.max_sessions:
-            return 503, f"the gateway serves its maximum of {len(self.connections)} sessions"
+            return Refusal(503, ErrorCode.SHUTTING_DOWN, "the gateway is shutting down")
+        others = len(self.connections) - (1 if live else 0)
+        if others >= self.config.limits.max_sessions:
+            return Refusal(503, ErrorCode.TOO_MANY_SESSIONS,
+                           f"the gateway serves its maximum of {others} sessions")  # fmt: skip
         limit = self.config.limits.max_sessions_per_key
         if key_id is not None and self.sessions_per_key[key_id] >= limit:
-            return 429, f"this API key has its maximum of {limit} live sessions"
+            return Refusal(429, ErrorCode.TOO_MANY_SESSIONS,
+                           f"this API key has its maximum of {limit} live sessions")  # fmt: skip
         return None
 
     async def stop(self) -> None:
@@ -193,21 +207,31 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
         if not auth.origin_allowed(websocket.headers.get("origin")):
             await _deny(websocket, 403, "forbidden", "this Origin may not open sessions")
             return
-        presented = credentials(websocket.headers, websocket.scope.get("subprotocols", []))
+        offered = websocket.scope.get("subprotocols", [])
+        presented = credentials(websocket.headers, offered)
+        if offered and presented.subprotocol is None:
+            # A browser fails a handshake whose subprotocol it did not offer: say why instead.
+            reason = f"offer the {SUBPROTOCOL!r} subprotocol among your subprotocols"
+            await _deny(websocket, 400, "invalid_message", reason)
+            return
         key_id = auth.identify(presented.secret)
         if presented.secret is not None and key_id is None and auth.required:
             await _deny(websocket, 401, "unauthorized", "invalid API key or token")
             return
         if (refusal := gateway.admission_error(key_id)) is not None:
-            await _deny(websocket, refusal[0], "too_many_sessions", refusal[1])
+            await _deny(websocket, refusal.status, refusal.code.value, refusal.reason)
             return
         connection = Connection(websocket, gateway, key_id=key_id,
                                 subprotocol=presented.subprotocol)  # fmt: skip
         gateway.connections.add(connection)
+        if key_id is not None:  # counted at once, so two handshakes cannot both slip through
+            gateway.sessions_per_key[key_id] += 1
         try:
             await connection.run()
         finally:
             gateway.connections.discard(connection)
+            if connection.key_id is not None:
+                gateway.sessions_per_key[connection.key_id] -= 1
 
     app = Starlette(
         routes=[

@@ -133,7 +133,7 @@ class Speaker:
                     finally:
                         self.busy = False
                 case FlushMark():
-                    await self._push_out()
+                    await self.push_out()
                     await self._send(Flushed(work.id, self._audio.sent_end))
                     self._session.flush_answered(work)
                 case EndMark():
@@ -217,6 +217,7 @@ class Speaker:
             if self._switch_to_fallback(work.index, str(synthesis.error)) is not None:
                 await self._send(self._switched)
                 if not words.audio_sent:  # nothing was heard yet: the fallback says it all
+                    failed = self._stream.backend.name
                     words = _SegmentWords(work, self._stream.backend.native_word_timing)
                     synthesis = await self._synthesize(words)
                     ok = synthesis.error is None
@@ -283,7 +284,7 @@ class Speaker:
             self._stream, backend=fallback, voice=fallback.default_voice, lang=lang
         )
         self._switched = BackendSwitched(segment, current.name, fallback.name,
-                                         fallback.default_voice, reason)  # fmt: skip
+                                         fallback.default_voice, lang, reason)  # fmt: skip
         self._log.warning("switched from %s to %s: %s", current.name, fallback.name, reason)
         return fallback
 
@@ -330,14 +331,15 @@ class Speaker:
 
     # -- flush and end -------------------------------------------------------------------------
 
-    async def _push_out(self) -> None:
+    async def push_out(self) -> None:
+        """Send every sample written so far (the encoder's tail padded with silence)."""
         await self._emit(self._shaper.finish().pcm)
         await self._send_frames(self._audio.drain())
         self._origin = self._audio.cursor - self._shaper.output_samples
 
     async def _finish(self) -> None:
         self.finishing = True
-        await self._push_out()
+        await self.push_out()
         session = self._session
         metrics = self._metrics.summary(
             now=time.monotonic(),

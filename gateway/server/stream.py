@@ -72,7 +72,7 @@ class Connection:
         self._ws = websocket
         self._gateway = gateway
         self._config = gateway.config
-        self._key_id = key_id
+        self.key_id = key_id
         self._subprotocol = subprotocol
         self._authenticated = key_id is not None or not gateway.auth.required
         self.id = uuid.uuid4().hex[:12]
@@ -95,30 +95,34 @@ class Connection:
         self._last_message_at = self._opened_at
         self._rate = _TokenBucket(limits.max_messages_per_s, limits.max_message_burst)
         self._watchdog: asyncio.Task[None] | None = None
+        self._given_up = asyncio.Event()
+        self._start_received = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Serve the connection until the client leaves or the session is done."""
         await self._ws.accept(subprotocol=self._subprotocol)
-        self._log.info("session opened (key %s)", self._key_id or "none")
-        if self._key_id is not None:
-            self._gateway.sessions_per_key[self._key_id] += 1
+        self._log.info("session opened (key %s)", self.key_id or "none")
         self._watchdog = asyncio.create_task(self._watch(), name=f"watchdog-{self.id}")
+        reader = asyncio.create_task(self._read_loop(), name=f"reader-{self.id}")
+        given_up = asyncio.create_task(self._given_up.wait(), name=f"give-up-{self.id}")
         try:
-            await self._read_loop()
+            await asyncio.wait({reader, given_up}, return_when=asyncio.FIRST_COMPLETED)
+            if reader.done():
+                reader.result()
         except _Closed:
             pass
         except Exception:
             self._log.exception("session failed")
             await self._fail("internal error; the session is closed")
         finally:
+            await _cancelled(reader)
+            await _cancelled(given_up)
             await _cancelled(self._watchdog)
             await self._stop_speaker()
             self._cancel_idle_timer()
             self._session.close()
-            if self._key_id is not None:
-                self._gateway.sessions_per_key[self._key_id] -= 1
             self._log.info("session closed")
 
     async def shut_down(self, finish_within_s: float) -> None:
@@ -131,6 +135,8 @@ class Connection:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError, _Closed):
                 async with asyncio.timeout(finish_within_s):
                     await asyncio.shield(task)
+                if task.done() and not task.cancelled():
+                    await speaker.push_out()  # the finished segment's last samples
         await self._end_session(
             1001, ErrorCode.SHUTTING_DOWN, "the gateway is shutting down", "going away"
         )
@@ -160,7 +166,7 @@ class Connection:
                     await self._end_session(1008, ErrorCode.UNAUTHORIZED,
                                             "no credentials in time", "unauthorized")  # fmt: skip
                     return
-            elif self._session.state is SessionState.AWAITING_START:
+            elif self._session.state is SessionState.AWAITING_START and not self._start_received:
                 deadline = self._opened_at + limits.handshake_timeout_s
                 if now >= deadline:
                     message = f"no valid start within {limits.handshake_timeout_s:g} s"
@@ -230,10 +236,10 @@ class Connection:
         key_id = self._gateway.auth.identify(message.token)
         if key_id is None:
             raise ProtocolError(ErrorCode.UNAUTHORIZED, "invalid API key or token", fatal=True)
-        if (refusal := self._gateway.admission_error(key_id)) is not None:
-            raise ProtocolError(ErrorCode.TOO_MANY_SESSIONS, refusal[1], fatal=True,
-                                close_code=1013)  # fmt: skip
-        self._key_id, self._authenticated = key_id, True
+        if (refusal := self._gateway.admission_error(key_id, live=True)) is not None:
+            close_code = 1001 if refusal.code is ErrorCode.SHUTTING_DOWN else 1013
+            raise ProtocolError(refusal.code, refusal.reason, fatal=True, close_code=close_code)
+        self.key_id, self._authenticated = key_id, True
         self._gateway.sessions_per_key[key_id] += 1
         self._log.info("authenticated (key %s)", key_id)
 
@@ -266,7 +272,11 @@ class Connection:
     async def _start(self, start: Start) -> None:
         if self._session.state is not SessionState.AWAITING_START:
             raise ProtocolError(ErrorCode.ALREADY_STARTED, "the session has already started")
-        stream = await self._negotiate(start)
+        self._start_received = True  # waiting for a loading backend is start_timeout_s's job
+        try:
+            stream = await self._negotiate(start)
+        finally:
+            self._start_received = False
         segmenter = self._config.segmenter
         if (short_first := start.short_first_segment) is not None:
             segmenter = dataclasses.replace(segmenter, short_first_segment=short_first)
@@ -430,9 +440,11 @@ class Connection:
                     await self._ws.send_bytes(data)
             except TimeoutError:
                 # The client stopped reading; its socket is full, so no close frame can reach
-                # it either. Give up on it: the session's tasks end, its memory is freed.
+                # it either. Give up on it: the session's tasks end, its slot and memory are
+                # freed (the connection itself goes when the client does).
                 self._closed = True
-                self._log.warning("closing a client that does not read")
+                self._given_up.set()
+                self._log.warning("gave up on a client that does not read")
                 raise _Closed from None
             except (WebSocketDisconnect, RuntimeError, OSError) as exc:
                 self._closed = True
@@ -447,8 +459,13 @@ class Connection:
                 await self._ws.close(code, reason)
 
     async def _fail(self, message: str) -> None:
+        start, end = self._session.unsettled_range()
         with contextlib.suppress(_Closed):
-            await self._send(Error(ErrorCode.INTERNAL_ERROR, message, fatal=True))
+            await self._send(
+                Error(ErrorCode.INTERNAL_ERROR, message, fatal=True,
+                      char_start=start if end > start else None,
+                      char_end=end if end > start else None)
+            )  # fmt: skip
         await self._close(1011, "internal error")
 
 
