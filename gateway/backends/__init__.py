@@ -10,7 +10,13 @@ from collections.abc import Callable
 from typing import Final
 
 from gateway.backends.base import AudioChunk, Backend, BackendError, SynthesisRequest, Voice
-from gateway.backends.settings import BackendSettings, KokoroOnnxSettings
+from gateway.backends.settings import (
+    AllTalkSettings,
+    BackendSettings,
+    ElevenLabsSettings,
+    KokoroOnnxSettings,
+    OpenAISettings,
+)
 
 __all__ = [
     "BACKEND_FACTORIES",
@@ -32,8 +38,32 @@ def _kokoro_onnx(name: str, settings: BackendSettings) -> Backend:
     return KokoroOnnxBackend(name, settings)
 
 
+def _openai(name: str, settings: BackendSettings) -> Backend:
+    from gateway.backends.openai_speech import OpenAIBackend
+
+    assert isinstance(settings, OpenAISettings)
+    return OpenAIBackend(name, settings)
+
+
+def _alltalk(name: str, settings: BackendSettings) -> Backend:
+    from gateway.backends.alltalk import AllTalkBackend
+
+    assert isinstance(settings, AllTalkSettings)
+    return AllTalkBackend(name, settings)
+
+
+def _elevenlabs(name: str, settings: BackendSettings) -> Backend:
+    from gateway.backends.elevenlabs import ElevenLabsBackend
+
+    assert isinstance(settings, ElevenLabsSettings)
+    return ElevenLabsBackend(name, settings)
+
+
 BACKEND_FACTORIES: Final[dict[str, BackendFactory]] = {
     "kokoro_onnx": _kokoro_onnx,
+    "openai": _openai,
+    "alltalk": _alltalk,
+    "elevenlabs": _elevenlabs,
 }
 
 
