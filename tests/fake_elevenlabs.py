@@ -93,6 +93,7 @@ class FakeElevenLabs:
     api_key: str = "xi-test-key"
     voices: dict[str, str] = field(default_factory=dict)  # voice_id -> backend voice
     chunk_s: float = 0.3
+    pace_s: float = 0.0  # wait between audio messages (a service that is still generating)
     ws_faults: deque[WsFault] = field(default_factory=deque)
     opened: list[dict[str, Any]] = field(default_factory=list)  # BOS message and query, per socket
     texts: list[str] = field(default_factory=list)  # text messages received
@@ -141,7 +142,7 @@ class FakeElevenLabs:
                 return
             speed = float((bos.get("voice_settings") or {}).get("speed", 1.0))
             await self._session(websocket, voice, speed, fault)
-        except WebSocketDisconnect:
+        except (WebSocketDisconnect, OSError):
             self.closed_by_client += 1
 
     async def _session(
@@ -167,6 +168,8 @@ class FakeElevenLabs:
                         return
                     await websocket.send_text(json.dumps(payload))
                     sent += "audio" in payload and payload["audio"] is not None
+                    if self.pace_s:
+                        await asyncio.sleep(self.pace_s)
                 buffer = ""
             if end:
                 if isinstance(fault, CloseAfter):

@@ -14,12 +14,14 @@ import contextlib
 import json
 import socket
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -68,6 +70,19 @@ async def served(app: ASGIApp) -> AsyncIterator[ServedApp]:
         yield running
     finally:
         await running.stop()
+
+
+async def eventually(condition: Callable[[], bool], *, deadline_s: float) -> None:
+    """Wait until ``condition()`` holds (state a server owns); TimeoutError after the deadline."""
+    async with asyncio.timeout(deadline_s):
+        while not condition():  # noqa: ASYNC110 - the state belongs to another component
+            await asyncio.sleep(0.01)
+
+
+async def drain_into(received: list[T], stream: AsyncIterator[T]) -> None:
+    """Append every item of ``stream`` to ``received`` (which keeps them if it raises)."""
+    async for item in stream:
+        received.append(item)
 
 
 def unused_port() -> int:

@@ -16,8 +16,9 @@ whose body is one JSON object per line with ``audio_base64`` and ``alignment``
 (``characters``, ``character_start_times_seconds``, ``character_end_times_seconds``).
 
 Character timings become word timings anchored to the request text (:mod:`gateway.core.
-char_alignment`). ElevenLabs documents the WebSocket timings as relative to each chunk; a chunk
-whose timings start at or after the audio already received is read as absolute instead.
+char_alignment`). ElevenLabs documents the WebSocket timings as relative to each chunk. Whether
+a stream's timings are relative or from its start is decided once, on its first timings after
+some audio: times nearer the audio received so far than zero are read as absolute.
 """
 
 from __future__ import annotations
@@ -63,7 +64,6 @@ SPEED_RANGE: Final = (0.7, 1.2)  # ElevenLabs' documented voice_settings.speed r
 _CLOSE_TIMEOUT_S: Final = 1.0
 _MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024
 _RETRYABLE_CLOSES: Final = frozenset({1006, 1011, 1012, 1013, 1014})
-_ABSOLUTE_SLACK_S: Final = 0.25
 
 
 class _WebSocketUnavailable(Exception):
@@ -378,6 +378,7 @@ class _Timings:
         self._aligner = CharAligner(text, offset=offset, sample_rate=SAMPLE_RATE)
         self._pcm = Pcm16Reader()
         self._held: list[WordTiming] = []  # timed words that came without audio
+        self._absolute: bool | None = None  # timings from the stream's start, not the chunk's
         self.samples = 0
 
     def chunk(
@@ -395,11 +396,13 @@ class _Timings:
                 raise RemoteError(f"{service.provider} sent audio that is not base64") from None
             self.samples += len(pcm)
         words: list[WordTiming] = []
-        if alignment is not None:
+        if alignment is not None and alignment[0]:
             chars, starts, ends = alignment
-            prior_s = before / SAMPLE_RATE
-            absolute = bool(starts) and min(starts) + _ABSOLUTE_SLACK_S >= prior_s > 0
-            base = 0 if absolute else before
+            if self._absolute is None and before > 0:
+                # Decided once per stream, on the first timings after some audio: times that
+                # start nearer the audio received so far than zero are from the stream's start.
+                self._absolute = min(starts) > before / SAMPLE_RATE / 2
+            base = 0 if self._absolute else before
             words = self._aligner.feed(chars, starts, ends, base_sample=base)
         if pcm is None or not len(pcm):
             self._held.extend(words)  # timings without audio wait for the next chunk

@@ -430,7 +430,7 @@ def split_text(text: str, max_chars: int) -> list[TextPart]:
             first_segment_max_chars=max_chars,
         )
     )
-    segments = [*segmenter.push(text), *segmenter.finish()]
+    segments = [s for s in [*segmenter.push(text), *segmenter.finish()] if not s.blank]
     parts: list[TextPart] = []
     start = end = 0
     boundary = Boundary.WORD
