@@ -7,14 +7,22 @@ from pathlib import Path
 
 import pytest
 
+from gateway.backends.settings import (
+    AllTalkSettings,
+    ElevenLabsSettings,
+    KokoroOnnxSettings,
+    OpenAISettings,
+)
 from gateway.config import ConfigError, load_config
 from gateway.core.cost import (
     DEFAULT_PRICES,
     CostMeter,
     CostSettings,
     Price,
+    backend_price,
     billable_chars,
     estimate_cost,
+    estimate_for_backend,
     find_price,
 )
 
@@ -147,3 +155,17 @@ def test_bad_prices_name_the_key(tmp_path: Path, text: str, message: str) -> Non
     with pytest.raises(ConfigError) as caught:
         load_config(path, environ={})
     assert message in str(caught.value)
+
+
+def test_estimates_and_meters_for_configured_backends() -> None:
+    cost = CostSettings()
+    tts1 = estimate_for_backend(cost, "openai", OpenAISettings(model="tts-1"), "x" * 2000)
+    assert tts1.usd == pytest.approx(0.03)
+    minutes = estimate_for_backend(cost, "openai", OpenAISettings(), "x" * 900, speed=1.5)
+    assert minutes.usd == pytest.approx(0.015 / 1.5)
+    assert estimate_for_backend(cost, "kokoro", KokoroOnnxSettings(), "Hello.").usd == 0.0
+    local = OpenAISettings(base_url="http://127.0.0.1:8765", model="kokoro")
+    assert estimate_for_backend(cost, "local", local, "Hello.").usd is None
+    assert backend_price(cost, "at", AllTalkSettings()) == Price()
+    meter = CostMeter.for_backend(cost, "el", ElevenLabsSettings())
+    assert meter.add_segment(chars=1000, audio_s=60.0, compute_s=1.0) == pytest.approx(0.05)

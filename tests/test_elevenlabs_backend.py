@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -294,3 +295,15 @@ async def test_closing_the_stream_closes_the_websocket(service: Service) -> None
 
 async def _no_sleep(_: float) -> None:
     return None
+
+
+async def test_the_key_never_reaches_the_logs(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        async with backend(service.url) as instance:
+            await speak(instance)
+            service.fake.ws_faults.append(Reject(404))
+            await speak(instance)  # HTTP, with the key in a header
+    assert len(caplog.records) > 3
+    assert not [r for r in caplog.records if KEY in r.getMessage()]

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -357,4 +358,24 @@ async def test_unsupported_language_and_unloaded_backend() -> None:
     await instance.load()
     with pytest.raises(BackendError, match="language 'tlh' is not supported"):
         await speak(instance, lang="tlh")
+    await instance.aclose()
+
+
+async def test_the_key_never_reaches_the_logs(
+    provider: Provider, caplog: pytest.LogCaptureFixture
+) -> None:
+    provider.faults.add(Status(500))
+    with caplog.at_level(logging.DEBUG):
+        async with backend(provider.url) as instance:
+            instance.sleep = Sleeps()
+            await speak(instance)
+    assert len(caplog.records) > 3
+    assert not [r for r in caplog.records if KEY in r.getMessage()]
+
+
+async def test_no_key_for_the_real_openai_fails_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    instance = OpenAIBackend("openai", OpenAISettings())
+    with pytest.raises(BackendError, match="no API key for OpenAI; set OPENAI_API_KEY"):
+        await instance.load()
     await instance.aclose()

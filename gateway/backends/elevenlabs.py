@@ -58,6 +58,10 @@ from gateway.core.char_alignment import CharAligner
 __all__ = ["ElevenLabsBackend"]
 
 log = logging.getLogger(__name__)
+# The websockets library logs frames and handshake headers at DEBUG; the opening message and
+# headers carry the API key, so its logger for these connections never goes below INFO.
+_socket_log = logging.getLogger(f"{__name__}.socket")
+_socket_log.setLevel(logging.INFO)
 
 OUTPUT_FORMAT: Final = "pcm_24000"
 SPEED_RANGE: Final = (0.7, 1.2)  # ElevenLabs' documented voice_settings.speed range
@@ -200,6 +204,7 @@ class ElevenLabsBackend(RemoteBackend):
                 ping_interval=None,
                 proxy=None,
                 user_agent_header="tts-gateway",
+                logger=_socket_log,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code

@@ -62,6 +62,8 @@ class OpenAIBackend(RemoteBackend):
         return {}
 
     async def load(self) -> None:
+        if not self.service.api_key and "api.openai.com" in self.settings.base_url:
+            raise BackendError(f"{self.name}: no API key for OpenAI; {self.service.key_hint}")
         if self.settings.list_voices:
             self._voices = await self._list_voices()
             if self.default_voice not in {v.id for v in self._voices}:

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from gateway.backends.settings import BackendSettings
+
 __all__ = [
     "DEFAULT_PRICES",
     "HOSTED_KINDS",
@@ -24,8 +26,10 @@ __all__ = [
     "CostMeter",
     "CostSettings",
     "Price",
+    "backend_price",
     "billable_chars",
     "estimate_cost",
+    "estimate_for_backend",
     "find_price",
 ]
 
@@ -107,6 +111,17 @@ def find_price(
     return None if kind in HOSTED_KINDS else FREE
 
 
+def backend_price(cost: CostSettings, name: str, settings: BackendSettings) -> Price | None:
+    """The price of the backend configured as ``[backends.<name>]`` (None: unknown)."""
+    model = getattr(settings, "model", None)
+    return find_price(
+        cost.prices,
+        backend=name,
+        kind=settings.kind,
+        model=model if isinstance(model, str) and model else None,
+    )
+
+
 def billable_chars(text: str) -> int:
     """Characters a provider bills for ``text``: the remote backends send it stripped."""
     return len(text.strip())
@@ -144,6 +159,14 @@ def estimate_cost(
     return CostEstimate(chars, audio_s, usd)
 
 
+def estimate_for_backend(
+    cost: CostSettings, name: str, settings: BackendSettings, text: str, *, speed: float = 1.0
+) -> CostEstimate:
+    """What speaking ``text`` on backend ``name`` would cost (the ``estimate`` request)."""
+    price = backend_price(cost, name, settings)
+    return estimate_cost(text, price, speed=speed, chars_per_minute=cost.speech_chars_per_minute)
+
+
 @dataclass(slots=True)
 class CostMeter:
     """Cost so far of one session or request, fed one segment at a time.
@@ -158,6 +181,10 @@ class CostMeter:
     audio_s: float = 0.0
     compute_s: float = 0.0
     segments: int = 0
+
+    @classmethod
+    def for_backend(cls, cost: CostSettings, name: str, settings: BackendSettings) -> CostMeter:
+        return cls(backend_price(cost, name, settings))
 
     def add_segment(self, *, chars: int, audio_s: float, compute_s: float) -> float | None:
         """Account for one segment; returns its cost (None if the price is unknown)."""
