@@ -132,9 +132,8 @@ async def test_a_gateway_session_streams_through_a_remote_backend(
             OpenAISettings(base_url=keyed.url, api_key="sk-wrong", model="tone",
                            voices=("tone",), default_voice="tone"),
         )  # fmt: skip
-        gateway = await serve(
-            repo_config(), {"kokoro": kokoro, "openai": remote, "openai_bad": refused}
-        )
+        # Not the shared Kokoro: stopping a gateway closes its backends.
+        gateway = await serve(repo_config(), {"openai": remote, "openai_bad": refused})
         try:
             async with connect(gateway.ws_url, backend="openai") as stream:
                 stream.feed(
