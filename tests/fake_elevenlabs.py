@@ -94,6 +94,7 @@ class FakeElevenLabs:
     voices: dict[str, str] = field(default_factory=dict)  # voice_id -> backend voice
     chunk_s: float = 0.3
     pace_s: float = 0.0  # wait between audio messages (a service that is still generating)
+    original_alignment: bool = True  # False: only normalizedAlignment, as some models send
     ws_faults: deque[WsFault] = field(default_factory=deque)
     opened: list[dict[str, Any]] = field(default_factory=list)  # BOS message and query, per socket
     texts: list[str] = field(default_factory=list)  # text messages received
@@ -198,7 +199,7 @@ class FakeElevenLabs:
                     yield {"audio": None, "alignment": replay, "normalizedAlignment": None}
             yield {
                 "audio": base64.b64encode(pcm16(pcm[start : start + step])).decode(),
-                "alignment": alignment,
+                "alignment": alignment if self.original_alignment else None,
                 "normalizedAlignment": alignment,
             }
 

@@ -161,6 +161,15 @@ async def test_offsets_point_into_the_request_text_with_leading_space(service: S
     assert [text[w.char_start : w.char_end] for w in words_of(chunks)][:2] == ["Hello", "there"]
 
 
+async def test_normalized_alignment_is_used_when_it_is_the_only_one(service: Service) -> None:
+    service.fake.original_alignment = False
+    async with backend(service.url) as instance:
+        chunks = await speak(instance)
+    got = [(TEXT[w.char_start : w.char_end], w.sample_start) for w in words_of(chunks)]
+    for (word, start), (_, want) in zip(got, expected_words(service.fake, TEXT), strict=True):
+        assert abs(start - want) <= 48, word
+
+
 async def test_a_repeated_alignment_pass_does_not_disturb_the_words(service: Service) -> None:
     service.fake.ws_faults.append(RepeatAlignment())
     service.fake.chunk_s = 0.15

@@ -9,6 +9,7 @@ import struct
 import wave
 from collections.abc import AsyncGenerator, Callable
 
+import httpx
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -21,6 +22,7 @@ from gateway.backends.remote import (
     RetryPolicy,
     Service,
     classify_status,
+    connect_error,
     parse_retry_after,
     retrying,
     split_text,
@@ -108,6 +110,15 @@ def test_status_classification(
     assert text in str(error)
     if retry_after is not None and retryable:
         assert error.retry_after_s == float(retry_after)
+
+
+def test_connection_failures_say_where() -> None:
+    timed_out = connect_error(SERVICE, httpx.ConnectTimeout("timed out"))
+    assert str(timed_out) == "timed out connecting to OpenAI at https://api.example"
+    assert not timed_out.retryable
+    alltalk = Service("alltalk_gpu", "AllTalk", "http://10.0.0.5:7851")
+    refused = connect_error(alltalk, ConnectionRefusedError(111, "Connection refused"))
+    assert str(refused).startswith("AllTalk is not running at http://10.0.0.5:7851 (")
 
 
 async def _no_sleep(_: float) -> None:
