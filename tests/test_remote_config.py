@@ -128,3 +128,14 @@ def test_bad_remote_settings_name_the_key(tmp_path: Path, table: str, message: s
         load_config(path, environ={})
     assert str(caught.value).startswith("backends.remote.")
     assert message in str(caught.value)
+
+
+def test_api_keys_stay_out_of_reprs() -> None:
+    secret = "sk-very-secret-value-123"
+    for settings in (OpenAISettings(api_key=secret), ElevenLabsSettings(api_key=secret)):
+        assert secret not in repr(settings)
+        assert settings.api_key == secret
+    config = Config(
+        backends={"kokoro": Config().backends["kokoro"], "oa": OpenAISettings(api_key=secret)}
+    )
+    assert secret not in repr(config)

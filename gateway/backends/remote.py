@@ -123,7 +123,7 @@ class RetryPolicy:
     max_attempts: int = 3
     base_delay_s: float = 0.5
     max_delay_s: float = 8.0
-    max_retry_after_s: float = 30.0
+    max_retry_after_s: float = 10.0
 
     @classmethod
     def from_settings(cls, settings: RemoteSettings) -> RetryPolicy:

@@ -67,7 +67,8 @@ class RemoteSettings(BackendSettings):
     audio (a stalled stream). 429, 408 and 5xx answers, and connections dropped before any audio,
     are retried up to ``max_attempts`` times in all, with exponential backoff from
     ``backoff_base_s`` up to ``backoff_max_s`` (with jitter), or after the server's Retry-After
-    when it is at most ``max_retry_after_s``.
+    when it is at most ``max_retry_after_s``. Keep these below the gateway's own limit on a
+    silent backend, so that the backend's more specific message is the one the client sees.
     """
 
     base_url: str = ""
@@ -78,7 +79,7 @@ class RemoteSettings(BackendSettings):
     max_attempts: int = 3
     backoff_base_s: float = 0.5
     backoff_max_s: float = 8.0
-    max_retry_after_s: float = 30.0
+    max_retry_after_s: float = 10.0
     warmup: bool = False
     max_concurrency: int = 4
     default_lang: str = "en-us"
@@ -147,7 +148,7 @@ class OpenAISettings(RemoteSettings):
 
     kind: str = "openai"
     base_url: str = "https://api.openai.com"
-    api_key: str = ""
+    api_key: str = field(default="", repr=False)  # a secret: never in a repr
     api_key_env: str = "OPENAI_API_KEY"
     model: str = "gpt-4o-mini-tts"
     default_voice: str = "alloy"
@@ -185,7 +186,7 @@ class AllTalkSettings(RemoteSettings):
     base_url: str = "http://127.0.0.1:7851"
     max_input_chars: int = 2000
     max_concurrency: int = 1
-    first_byte_timeout_s: float = 60.0
+    first_byte_timeout_s: float = 25.0  # AllTalk answers after the whole text is synthesized
     default_voice: str = "alloy"
     voice_map: dict[str, str] = field(default_factory=dict)
     push_voice_map: bool = False
@@ -223,7 +224,7 @@ class ElevenLabsSettings(RemoteSettings):
 
     kind: str = "elevenlabs"
     base_url: str = "https://api.elevenlabs.io"
-    api_key: str = ""
+    api_key: str = field(default="", repr=False)  # a secret: never in a repr
     api_key_env: str = "ELEVENLABS_API_KEY"
     model: str = "eleven_flash_v2_5"
     default_voice: str = "JBFqnCBsd6RMkjVDRZzb"
