@@ -9,6 +9,7 @@ their values are read as TOML values when they parse as one, as plain strings ot
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import enum
 import os
@@ -20,11 +21,15 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from gateway.backends.settings import (
+    AllTalkSettings,
     BackendSettings,
     ChatterboxSettings,
+    ElevenLabsSettings,
     KokoroOnnxSettings,
     KokoroTorchSettings,
+    OpenAISettings,
 )
+from gateway.core.cost import CostSettings
 from gateway.core.protocol import OPUS_FRAME_MS, AudioFormat
 from gateway.core.segmenter import SegmenterConfig
 
@@ -34,6 +39,7 @@ __all__ = [
     "AuthSettings",
     "Config",
     "ConfigError",
+    "CostSettings",
     "LimitsSettings",
     "SeamSettings",
     "ServerSettings",
@@ -50,6 +56,9 @@ BACKEND_SETTINGS: Final[dict[str, type[BackendSettings]]] = {
     "kokoro_onnx": KokoroOnnxSettings,
     "kokoro_torch": KokoroTorchSettings,
     "chatterbox": ChatterboxSettings,
+    "openai": OpenAISettings,
+    "alltalk": AllTalkSettings,
+    "elevenlabs": ElevenLabsSettings,
 }
 
 
@@ -199,6 +208,7 @@ class Config:
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     audio: AudioSettings = field(default_factory=AudioSettings)
     seams: SeamSettings = field(default_factory=SeamSettings)
+    cost: CostSettings = field(default_factory=CostSettings)
     backends: Mapping[str, BackendSettings] = field(
         default_factory=lambda: {"kokoro": KokoroOnnxSettings()}
     )
@@ -364,9 +374,18 @@ def _coerce(expected: Any, value: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: must be a string, got {value!r}")
         return value
-    if typing.get_origin(expected) is tuple:
+    origin, args = typing.get_origin(expected), typing.get_args(expected)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: must be a list, got {value!r}")
-        item_type = typing.get_args(expected)[0]
-        return tuple(_coerce(item_type, item, f"{where}[{i}]") for i, item in enumerate(value))
+        return tuple(_coerce(args[0], item, f"{where}[{i}]") for i, item in enumerate(value))
+    if origin in (dict, Mapping, collections.abc.Mapping) and args and args[0] is str:
+        table = _table(value, where)
+        item_type = args[1]
+        if isinstance(item_type, type) and dataclasses.is_dataclass(item_type):
+            return {
+                key: _build(item_type, _table(item, f"{where}.{key}"), f"{where}.{key}")
+                for key, item in table.items()
+            }
+        return {key: _coerce(item_type, item, f"{where}.{key}") for key, item in table.items()}
     raise ConfigError(f"{where}: unsupported setting type {expected}")  # pragma: no cover

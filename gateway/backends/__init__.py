@@ -11,10 +11,13 @@ from typing import Final
 
 from gateway.backends.base import AudioChunk, Backend, BackendError, SynthesisRequest, Voice
 from gateway.backends.settings import (
+    AllTalkSettings,
     BackendSettings,
     ChatterboxSettings,
+    ElevenLabsSettings,
     KokoroOnnxSettings,
     KokoroTorchSettings,
+    OpenAISettings,
 )
 
 __all__ = [
@@ -51,10 +54,34 @@ def _chatterbox(name: str, settings: BackendSettings) -> Backend:
     return ChatterboxBackend(name, settings)
 
 
+def _openai(name: str, settings: BackendSettings) -> Backend:
+    from gateway.backends.openai_speech import OpenAIBackend
+
+    assert isinstance(settings, OpenAISettings)
+    return OpenAIBackend(name, settings)
+
+
+def _alltalk(name: str, settings: BackendSettings) -> Backend:
+    from gateway.backends.alltalk import AllTalkBackend
+
+    assert isinstance(settings, AllTalkSettings)
+    return AllTalkBackend(name, settings)
+
+
+def _elevenlabs(name: str, settings: BackendSettings) -> Backend:
+    from gateway.backends.elevenlabs import ElevenLabsBackend
+
+    assert isinstance(settings, ElevenLabsSettings)
+    return ElevenLabsBackend(name, settings)
+
+
 BACKEND_FACTORIES: Final[dict[str, BackendFactory]] = {
     "kokoro_onnx": _kokoro_onnx,
     "kokoro_torch": _kokoro_torch,
     "chatterbox": _chatterbox,
+    "openai": _openai,
+    "alltalk": _alltalk,
+    "elevenlabs": _elevenlabs,
 }
 
 

@@ -5,13 +5,19 @@ Kept free of heavy imports so that loading the configuration never loads a model
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import enum
+from dataclasses import dataclass, field
 
 __all__ = [
+    "AllTalkSettings",
     "BackendSettings",
     "ChatterboxSettings",
+    "ElevenLabsSettings",
+    "ElevenLabsTransport",
     "KokoroOnnxSettings",
     "KokoroTorchSettings",
+    "OpenAISettings",
+    "RemoteSettings",
 ]
 
 
@@ -118,3 +124,206 @@ class ChatterboxSettings(BackendSettings):
             raise ValueError(f"crossfade_ms: must be between 0 and 40, got {self.crossfade_ms}")
         if self.max_tokens < self.first_chunk_tokens:
             raise ValueError("max_tokens: must be at least first_chunk_tokens")
+
+
+class ElevenLabsTransport(enum.StrEnum):
+    """How the ElevenLabs backend talks to the service."""
+
+    WEBSOCKET = "websocket"  # the stream-input WebSocket, with character alignment
+    HTTP = "http"  # POST .../stream/with-timestamps (NDJSON), also with alignment
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteSettings(BackendSettings):
+    """What every remote (HTTP/WebSocket) backend has: where it is and how failures are handled.
+
+    ``connect_timeout_s`` bounds connecting; ``first_byte_timeout_s`` bounds the wait from
+    sending a request to its first audio; ``read_timeout_s`` bounds every later wait for more
+    audio (a stalled stream). 429, 408 and 5xx answers, and connections dropped before any audio,
+    are retried up to ``max_attempts`` times in all, with exponential backoff from
+    ``backoff_base_s`` up to ``backoff_max_s`` (with jitter), or after the server's Retry-After
+    when it is at most ``max_retry_after_s``. Keep these below the gateway's own limit on a
+    silent backend, so that the backend's more specific message is the one the client sees.
+    """
+
+    base_url: str = ""
+    max_input_chars: int = 4096
+    connect_timeout_s: float = 5.0
+    first_byte_timeout_s: float = 20.0
+    read_timeout_s: float = 20.0
+    max_attempts: int = 3
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 8.0
+    max_retry_after_s: float = 10.0
+    warmup: bool = False
+    max_concurrency: int = 4
+    default_lang: str = "en-us"
+    languages: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        BackendSettings.__post_init__(self)
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"base_url: must start with http:// or https://, got {self.base_url!r}"
+            )
+        if self.max_input_chars < 16:
+            raise ValueError(f"max_input_chars: must be at least 16, got {self.max_input_chars}")
+        for name in (
+            "connect_timeout_s",
+            "first_byte_timeout_s",
+            "read_timeout_s",
+            "backoff_base_s",
+            "backoff_max_s",
+        ):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: must be greater than 0, got {getattr(self, name)}")
+        if self.max_retry_after_s < 0:
+            raise ValueError("max_retry_after_s: must not be negative")
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts: must be at least 1, got {self.max_attempts}")
+        if self.backoff_max_s < self.backoff_base_s:
+            raise ValueError("backoff_max_s: must not be below backoff_base_s")
+        if not self.languages:
+            raise ValueError("languages: must list at least one language")
+        if self.default_lang not in self.languages:
+            raise ValueError(
+                f"default_lang: {self.default_lang!r} is not in languages "
+                f"({', '.join(self.languages)})"
+            )
+
+
+# Voices of OpenAI's speech endpoint (tts-1 and tts-1-hd take the first nine).
+OPENAI_VOICES = (
+    "alloy", "ash", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer",
+    "ballad", "verse", "marin", "cedar",
+)  # fmt: skip
+# OpenAI detects the language from the text; these are the codes a session may name.
+OPENAI_LANGUAGES = (
+    "en-us", "en-gb", "en", "de", "es", "fr", "fr-fr", "it", "pt", "pt-br", "nl", "pl", "ru",
+    "tr", "hi", "ja", "ko", "zh",
+)  # fmt: skip
+# The voice names AllTalk's OpenAI-compatible endpoint accepts; each maps to an engine voice.
+ALLTALK_OPENAI_VOICES = ("alloy", "echo", "fable", "nova", "onyx", "shimmer")
+# AllTalk's documented language codes (the XTTS set).
+ALLTALK_LANGUAGES = (
+    "ar", "zh-cn", "cs", "nl", "en", "fr", "de", "hi", "hu", "it", "ja", "ko", "pl", "pt",
+    "ru", "es", "tr",
+)  # fmt: skip
+ELEVENLABS_LANGUAGES = OPENAI_LANGUAGES
+
+
+def _check_api_key_env(name: str) -> None:
+    if name and not name.replace("_", "").isalnum():
+        raise ValueError(f"api_key_env: {name!r} is not an environment variable name")
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAISettings(RemoteSettings):
+    """OpenAI's ``POST /v1/audio/speech`` (raw 24 kHz PCM), or any server that speaks it."""
+
+    kind: str = "openai"
+    base_url: str = "https://api.openai.com"
+    api_key: str = field(default="", repr=False)  # a secret: never in a repr
+    api_key_env: str = "OPENAI_API_KEY"
+    model: str = "gpt-4o-mini-tts"
+    default_voice: str = "alloy"
+    voices: tuple[str, ...] = OPENAI_VOICES
+    list_voices: bool = False
+    instructions: str = ""
+    languages: tuple[str, ...] = OPENAI_LANGUAGES
+
+    def __post_init__(self) -> None:
+        RemoteSettings.__post_init__(self)
+        _check_api_key_env(self.api_key_env)
+        if not self.model:
+            raise ValueError("model: must not be empty")
+        if self.default_voice not in self.voices and not self.list_voices:
+            raise ValueError(f"default_voice: {self.default_voice!r} is not in voices")
+        if self.instructions and not takes_instructions(self.model):
+            raise ValueError(f"instructions: model {self.model!r} does not take instructions")
+
+
+def takes_instructions(model: str) -> bool:
+    """Whether an OpenAI speech model accepts ``instructions`` (tts-1 and tts-1-hd do not)."""
+    return not model.startswith("tts-1")
+
+
+@dataclass(frozen=True, slots=True)
+class AllTalkSettings(RemoteSettings):
+    """An AllTalk v2 server through its OpenAI-compatible endpoint.
+
+    ``voice_map`` says which engine voice each OpenAI voice name speaks on that server
+    (AllTalk keeps that mapping per engine); the mapped engine voices can then be chosen by
+    their own names. With ``push_voice_map`` the map is sent to the server at start-up.
+    """
+
+    kind: str = "alltalk"
+    base_url: str = "http://127.0.0.1:7851"
+    max_input_chars: int = 2000
+    max_concurrency: int = 1
+    first_byte_timeout_s: float = 25.0  # AllTalk answers after the whole text is synthesized
+    default_voice: str = "alloy"
+    voice_map: dict[str, str] = field(default_factory=dict)
+    push_voice_map: bool = False
+    send_language: bool = True
+    default_lang: str = "en"
+    languages: tuple[str, ...] = ALLTALK_LANGUAGES
+    ready_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        RemoteSettings.__post_init__(self)
+        for name, engine_voice in self.voice_map.items():
+            if name not in ALLTALK_OPENAI_VOICES:
+                raise ValueError(
+                    f"voice_map: {name!r} is not one of {', '.join(ALLTALK_OPENAI_VOICES)}"
+                )
+            if not engine_voice:
+                raise ValueError(f"voice_map.{name}: must name an engine voice")
+        if self.push_voice_map and set(self.voice_map) != set(ALLTALK_OPENAI_VOICES):
+            raise ValueError(
+                "push_voice_map: voice_map must map all of " + ", ".join(ALLTALK_OPENAI_VOICES)
+            )
+        known = set(ALLTALK_OPENAI_VOICES) | set(self.voice_map.values())
+        if self.default_voice not in known:
+            raise ValueError(
+                f"default_voice: {self.default_voice!r} is neither an OpenAI voice name nor "
+                "an engine voice in voice_map"
+            )
+        if self.ready_timeout_s <= 0:
+            raise ValueError("ready_timeout_s: must be greater than 0")
+
+
+@dataclass(frozen=True, slots=True)
+class ElevenLabsSettings(RemoteSettings):
+    """ElevenLabs: the stream-input WebSocket, or its HTTP streaming endpoint."""
+
+    kind: str = "elevenlabs"
+    base_url: str = "https://api.elevenlabs.io"
+    api_key: str = field(default="", repr=False)  # a secret: never in a repr
+    api_key_env: str = "ELEVENLABS_API_KEY"
+    model: str = "eleven_flash_v2_5"
+    default_voice: str = "JBFqnCBsd6RMkjVDRZzb"
+    voices: tuple[str, ...] = ()
+    list_voices: bool = True
+    transport: ElevenLabsTransport = ElevenLabsTransport.WEBSOCKET
+    http_fallback: bool = True
+    stability: float = 0.5
+    similarity_boost: float = 0.75
+    style: float = 0.0
+    use_speaker_boost: bool = True
+    chunk_length_schedule: tuple[int, ...] = ()
+    send_language: bool = False
+    max_input_chars: int = 5000
+    languages: tuple[str, ...] = ELEVENLABS_LANGUAGES
+
+    def __post_init__(self) -> None:
+        RemoteSettings.__post_init__(self)
+        _check_api_key_env(self.api_key_env)
+        if not self.model:
+            raise ValueError("model: must not be empty")
+        for name in ("stability", "similarity_boost", "style"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}: must be between 0 and 1, got {getattr(self, name)}")
+        for size in self.chunk_length_schedule:
+            if not 50 <= size <= 500:
+                raise ValueError(f"chunk_length_schedule: values must be 50 to 500, got {size}")

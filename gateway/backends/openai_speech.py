@@ -1,0 +1,155 @@
+"""OpenAI's speech endpoint, or any server that speaks it (``POST {base_url}/v1/audio/speech``).
+
+Audio is requested as ``response_format: "pcm"`` (raw 24 kHz signed 16-bit little-endian mono)
+and streamed as it arrives. ``instructions`` are sent to models that take them (not tts-1 or
+tts-1-hd). The API key comes from ``api_key`` or the environment variable ``api_key_env``
+(``OPENAI_API_KEY``); without one, no Authorization header is sent (local servers need none).
+Text longer than ``max_input_chars`` (OpenAI: 4096) goes out as several requests, cut at
+sentence, then clause, then word boundaries.
+
+A server that answers with WAV instead of raw PCM (some OpenAI-compatible servers ignore
+``pcm``) is read as WAV; any other content type is an error rather than noise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Voice
+from gateway.backends.remote import (
+    AudioDecoder,
+    ChunkCoalescer,
+    RemoteBackend,
+    RemoteError,
+    Service,
+    TextPart,
+    get_json,
+    resolve_api_key,
+    stream_http,
+)
+from gateway.backends.settings import OpenAISettings, takes_instructions
+
+__all__ = ["OpenAIBackend"]
+
+log = logging.getLogger(__name__)
+
+_WARMUP_TEXT = "Warming up."
+
+
+class OpenAIBackend(RemoteBackend):
+    """OpenAI text to speech (tts-1, tts-1-hd, gpt-4o-mini-tts) or a compatible server."""
+
+    provider = "OpenAI"
+
+    def __init__(self, name: str, settings: OpenAISettings) -> None:
+        key, source = resolve_api_key(settings.api_key, settings.api_key_env, name)
+        hint = (
+            f"set {settings.api_key_env} or backends.{name}.api_key"
+            if settings.api_key_env
+            else f"set backends.{name}.api_key"
+        )
+        service = Service(name, "OpenAI", settings.base_url, key, source, hint)
+        super().__init__(name, settings, service)
+        self.settings = settings
+        self._voices = [Voice(v, v) for v in settings.voices]
+
+    def _headers(self) -> dict[str, str]:
+        if self.service.api_key:
+            return {"authorization": f"Bearer {self.service.api_key}"}
+        return {}
+
+    async def load(self) -> None:
+        if not self.service.api_key and "api.openai.com" in self.settings.base_url:
+            raise BackendError(f"{self.name}: no API key for OpenAI; {self.service.key_hint}")
+        if self.settings.list_voices:
+            self._voices = await self._list_voices()
+            if self.default_voice not in {v.id for v in self._voices}:
+                raise BackendError(
+                    f"{self.name}: default_voice {self.default_voice!r} is not offered by "
+                    f"{self.settings.base_url} (voices: {', '.join(v.id for v in self._voices)})"
+                )
+        self._ready = True
+        if self.settings.warmup:
+            request = SynthesisRequest(_WARMUP_TEXT, self.default_voice, self.default_lang, 1.0)
+            try:
+                async for _ in self.synthesize(request):
+                    pass
+            except BackendError:
+                self._ready = False
+                raise
+
+    async def _list_voices(self) -> list[Voice]:
+        """``GET {base_url}/v1/audio/voices``: a list of names, or of objects with an id."""
+        body = await get_json(
+            self.client,
+            self.service,
+            f"{self.settings.base_url}/v1/audio/voices",
+            headers=self._headers(),
+            timeout_s=self.settings.first_byte_timeout_s,
+        )
+        entries: Any = body.get("voices") if isinstance(body, dict) else body
+        voices = []
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, str):
+                voices.append(Voice(entry, entry))
+            elif isinstance(entry, dict) and isinstance(entry.get("id"), str):
+                voices.append(
+                    Voice(
+                        entry["id"],
+                        str(entry.get("name") or entry["id"]),
+                        entry.get("language") if isinstance(entry.get("language"), str) else None,
+                        entry.get("gender") if isinstance(entry.get("gender"), str) else None,
+                    )
+                )
+        if not voices:
+            raise BackendError(
+                f"{self.name}: {self.settings.base_url}/v1/audio/voices lists no voices"
+            )
+        return voices
+
+    def _payload(self, request: SynthesisRequest, text: str) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "model": self.settings.model,
+            "input": text,
+            "voice": request.voice,
+            "response_format": "pcm",
+            "speed": request.speed,
+        }
+        if self.settings.instructions and takes_instructions(self.settings.model):
+            payload["instructions"] = self.settings.instructions
+        return payload
+
+    async def _attempt(
+        self, request: SynthesisRequest, part: TextPart
+    ) -> AsyncGenerator[AudioChunk, None]:
+        text = request.text[part.start : part.end].strip()
+        http_request = self.client.build_request(
+            "POST",
+            f"{self.settings.base_url}/v1/audio/speech",
+            json=self._payload(request, text),
+            headers=self._headers(),
+        )
+        decoder = AudioDecoder(self.service, wav=False)
+        coalescer = ChunkCoalescer()
+        async with contextlib.aclosing(
+            stream_http(
+                self.client,
+                http_request,
+                self.service,
+                first_byte_timeout_s=self.settings.first_byte_timeout_s,
+                read_timeout_s=self.settings.read_timeout_s,
+                on_response=decoder.check_response,
+            )
+        ) as body:
+            async for data in body:
+                pcm = coalescer.push(decoder.feed(data))
+                if pcm is not None:
+                    yield AudioChunk(pcm)
+        rest = coalescer.flush(decoder.finish())
+        if rest is not None:
+            yield AudioChunk(rest)
+        if decoder.samples == 0:
+            raise RemoteError(f"{self.provider} ({self.settings.base_url}) sent no audio")

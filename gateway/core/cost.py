@@ -1,0 +1,214 @@
+"""What speech costs: a price table, estimates before synthesis, and a meter during it (no I/O).
+
+Hosted providers bill per character of input text (OpenAI ``tts-1``, ElevenLabs) or per minute
+of audio produced (OpenAI ``gpt-4o-mini-tts``, whose token price works out to an advertised
+per-minute figure). A :class:`Price` holds both rates, so a mixed price is the sum of the two.
+Prices are looked up by ``"<backend name>/<model>"``, then ``"<kind>/<model>"``, then
+``"<kind>/*"``; local engines (every kind not in :data:`HOSTED_KINDS`) cost nothing in money and
+are reported with the seconds of compute they used.
+
+A price that cannot be found for a hosted backend is *unknown* (``None``), never a silent 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from gateway.backends.settings import BackendSettings
+
+__all__ = [
+    "DEFAULT_PRICES",
+    "HOSTED_KINDS",
+    "CostEstimate",
+    "CostMeter",
+    "CostSettings",
+    "Price",
+    "backend_price",
+    "billable_chars",
+    "estimate_cost",
+    "estimate_for_backend",
+    "find_price",
+]
+
+# Kinds that bill per use. AllTalk is hosted by the user (free); so is any local engine.
+HOSTED_KINDS: Final = frozenset({"openai", "elevenlabs"})
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """List prices in US dollars; a price may combine both rates."""
+
+    usd_per_million_chars: float = 0.0
+    usd_per_minute: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("usd_per_million_chars", "usd_per_minute"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name}: must be a finite number >= 0, got {value}")
+
+    def of(self, *, chars: int, audio_s: float) -> float:
+        """The price of ``chars`` characters of input that produced ``audio_s`` seconds."""
+        return chars / 1e6 * self.usd_per_million_chars + audio_s / 60 * self.usd_per_minute
+
+
+FREE: Final = Price()
+
+# List prices taken on 2026-11-26. Where a provider's own price page could not be read from
+# here, the source is a third-party page quoting it; see the comments in config.toml.
+DEFAULT_PRICES: Final[Mapping[str, Price]] = {
+    "openai/tts-1": Price(usd_per_million_chars=15.0),
+    "openai/tts-1-hd": Price(usd_per_million_chars=30.0),
+    "openai/gpt-4o-mini-tts": Price(usd_per_minute=0.015),
+    "elevenlabs/eleven_flash_v2_5": Price(usd_per_million_chars=50.0),
+    "elevenlabs/eleven_flash_v2": Price(usd_per_million_chars=50.0),
+    "elevenlabs/eleven_turbo_v2_5": Price(usd_per_million_chars=50.0),
+    "elevenlabs/eleven_turbo_v2": Price(usd_per_million_chars=50.0),
+    "elevenlabs/eleven_multilingual_v2": Price(usd_per_million_chars=100.0),
+    "elevenlabs/eleven_v3": Price(usd_per_million_chars=100.0),
+}
+
+
+def _default_prices() -> dict[str, Price]:
+    return dict(DEFAULT_PRICES)
+
+
+@dataclass(frozen=True, slots=True)
+class CostSettings:
+    """The ``[cost]`` section: the price table and the speaking rate used by estimates."""
+
+    speech_chars_per_minute: float = 900.0
+    prices: Mapping[str, Price] = field(default_factory=_default_prices)
+
+    def __post_init__(self) -> None:
+        rate = self.speech_chars_per_minute
+        if not math.isfinite(rate) or rate <= 0:
+            raise ValueError(f"speech_chars_per_minute: must be greater than 0, got {rate}")
+        for key in self.prices:
+            backend, _, model = key.partition("/")
+            if not backend or not model:
+                raise ValueError(
+                    f"prices: key {key!r} must be '<kind or backend name>/<model or *>'"
+                )
+
+
+def find_price(
+    prices: Mapping[str, Price], *, backend: str, kind: str, model: str | None
+) -> Price | None:
+    """The price of a backend: by name and model, by kind and model, by kind; None if unknown.
+
+    Local kinds are free unless the table says otherwise.
+    """
+    candidates = [f"{backend}/*", f"{kind}/*"]
+    if model:
+        candidates = [f"{backend}/{model}", f"{kind}/{model}", *candidates]
+    for key in candidates:
+        if key in prices:
+            return prices[key]
+    return None if kind in HOSTED_KINDS else FREE
+
+
+def backend_price(cost: CostSettings, name: str, settings: BackendSettings) -> Price | None:
+    """The price of the backend configured as ``[backends.<name>]`` (None: unknown)."""
+    model = getattr(settings, "model", None)
+    return find_price(
+        cost.prices,
+        backend=name,
+        kind=settings.kind,
+        model=model if isinstance(model, str) and model else None,
+    )
+
+
+def billable_chars(text: str) -> int:
+    """Characters a provider bills for ``text``: the remote backends send it stripped."""
+    return len(text.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class CostEstimate:
+    """A cost before synthesis. ``usd`` is None when the price is unknown."""
+
+    chars: int
+    audio_s: float  # estimated from the speaking rate
+    usd: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "chars": self.chars,
+            "audio_s": round(self.audio_s, 2),
+            "cost_usd": None if self.usd is None else round(self.usd, 6),
+        }
+
+
+def estimate_cost(
+    text: str, price: Price | None, *, speed: float = 1.0, chars_per_minute: float = 900.0
+) -> CostEstimate:
+    """Estimate what speaking ``text`` at ``speed`` costs, before synthesis.
+
+    Per-character prices are exact up to the provider's counting; per-minute prices depend on
+    an audio length estimated from ``chars_per_minute`` (at speed 1.0).
+    """
+    if speed <= 0 or chars_per_minute <= 0:
+        raise ValueError("speed and chars_per_minute must be greater than 0")
+    chars = billable_chars(text)
+    audio_s = chars / chars_per_minute * 60 / speed
+    usd = None if price is None else price.of(chars=chars, audio_s=audio_s)
+    return CostEstimate(chars, audio_s, usd)
+
+
+def estimate_for_backend(
+    cost: CostSettings, name: str, settings: BackendSettings, text: str, *, speed: float = 1.0
+) -> CostEstimate:
+    """What speaking ``text`` on backend ``name`` would cost (the ``estimate`` request)."""
+    price = backend_price(cost, name, settings)
+    return estimate_cost(text, price, speed=speed, chars_per_minute=cost.speech_chars_per_minute)
+
+
+@dataclass(slots=True)
+class CostMeter:
+    """Cost so far of one session or request, fed one segment at a time.
+
+    ``add_segment`` takes what was sent and received: the characters of a segment whose audio
+    came back (the provider billed them), the seconds of audio received and the seconds the
+    backend computed (wall time waiting on it: for a local engine, its compute time).
+    """
+
+    price: Price | None
+    chars: int = 0
+    audio_s: float = 0.0
+    compute_s: float = 0.0
+    segments: int = 0
+
+    @classmethod
+    def for_backend(cls, cost: CostSettings, name: str, settings: BackendSettings) -> CostMeter:
+        return cls(backend_price(cost, name, settings))
+
+    def add_segment(self, *, chars: int, audio_s: float, compute_s: float) -> float | None:
+        """Account for one segment; returns its cost (None if the price is unknown)."""
+        if chars < 0 or audio_s < 0 or compute_s < 0:
+            raise ValueError("chars, audio_s and compute_s must not be negative")
+        self.chars += chars
+        self.audio_s += audio_s
+        self.compute_s += compute_s
+        self.segments += 1
+        return None if self.price is None else self.price.of(chars=chars, audio_s=audio_s)
+
+    @property
+    def usd(self) -> float | None:
+        """The cost so far; None if the price is unknown."""
+        if self.price is None:
+            return None
+        return self.price.of(chars=self.chars, audio_s=self.audio_s)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The figures for a progress message or the final metrics."""
+        usd = self.usd
+        return {
+            "cost_usd": None if usd is None else round(usd, 6),
+            "billed_chars": self.chars,
+            "billed_audio_s": round(self.audio_s, 3),
+            "compute_s": round(self.compute_s, 3),
+        }
