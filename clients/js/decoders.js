@@ -78,7 +78,7 @@ class Progress {
 
   settled() {
     if (this.completed >= this.submitted) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push({ target: this.submitted, resolve }));
+    return new Promise((resolve) => this.waiters.push({ target: this.submitted, resolve: () => resolve(undefined) }));
   }
 
   complete() {

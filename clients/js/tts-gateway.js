@@ -590,7 +590,11 @@ export class TtsGatewayClient extends EventTarget {
     const clock = this._player?.clock;
     const measure = this._measure;
     const pos48 = session === null ? 0 : this._pos48(session);
-    const ahead48 = session === null ? 0 : Math.max(0, 2 * session.stats.receivedEnd - pos48);
+    // Audio received but not played yet; what a cancel dropped is not ahead of anything.
+    const ahead48 =
+      session === null
+        ? 0
+        : Math.max(0, 2 * session.stats.receivedEnd - Math.max(pos48, session.dropBefore));
     return {
       session: session?.ready?.session ?? null,
       decoder: session?.decoder?.kind ?? null,
