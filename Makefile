@@ -5,12 +5,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint typecheck pytest bench clean
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: serve test lint typecheck pytest bench browser clean
 
 serve: $(VENV)/.installed
 	$(BIN)/tts-gateway serve $(ARGS)
 
-test: $(VENV)/.installed-test lint typecheck pytest
+test: $(VENV)/.installed-test browser lint typecheck pytest
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
@@ -21,6 +23,24 @@ typecheck: $(VENV)/.installed-test
 
 pytest: $(VENV)/.installed-test
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The browser tests drive Debian's chromium (never a browser downloaded by Playwright). As root,
+# install it when it is missing; otherwise those tests are skipped with a reason.
+browser:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    log=$$(mktemp); \
+	    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	           apt-get install -y -qq chromium; } >"$$log" 2>&1; then \
+	      cat "$$log"; rm -f "$$log"; exit 1; \
+	    fi; \
+	    rm -f "$$log"; \
+	  else \
+	    echo "note: $(CHROMIUM) is missing; the browser tests will be skipped" \
+	         "(install Debian's chromium package to run them)"; \
+	  fi; \
+	fi
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.first_audio $(BENCH_ARGS)
