@@ -1,18 +1,19 @@
 # Two commands do all set-up on a fresh machine (Python 3.11+):
 #   make serve   installs the gateway into .venv and starts it on the embedded Kokoro backend
-#   make test    installs the test tools too and runs lint, type checks and the whole test suite
+#   make test    installs the test tools too (as root also the Debian packages some tests need:
+#                chromium, libportaudio2) and runs lint, type checks and the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: serve test lint typecheck pytest bench browser clean
+.PHONY: serve test lint typecheck pytest bench system-packages clean
 
 serve: $(VENV)/.installed
 	$(BIN)/tts-gateway serve $(ARGS)
 
-test: $(VENV)/.installed-test browser lint typecheck pytest
+test: $(VENV)/.installed-test system-packages lint typecheck pytest
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
@@ -24,21 +25,25 @@ typecheck: $(VENV)/.installed-test
 pytest: $(VENV)/.installed-test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# The browser tests drive Debian's chromium (never a browser downloaded by Playwright). As root,
-# install it when it is missing; otherwise those tests are skipped with a reason.
-browser:
-	@if [ ! -x "$(CHROMIUM)" ]; then \
+# System packages some tests need: Debian's chromium for the browser tests (never a browser
+# downloaded by Playwright) and PortAudio for `say --play`. As root, install what is missing;
+# otherwise those tests are skipped with a reason.
+system-packages:
+	@missing=""; \
+	[ -x "$(CHROMIUM)" ] || missing="$$missing chromium"; \
+	ldconfig -p 2>/dev/null | grep -q 'libportaudio\.so\.2' || missing="$$missing libportaudio2"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing Debian's chromium for the browser tests"; \
+	    echo "installing Debian packages for the tests:$$missing"; \
 	    log=$$(mktemp); \
 	    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	           apt-get install -y -qq chromium; } >"$$log" 2>&1; then \
+	           apt-get install -y -qq $$missing; } >"$$log" 2>&1; then \
 	      cat "$$log"; rm -f "$$log"; exit 1; \
 	    fi; \
 	    rm -f "$$log"; \
 	  else \
-	    echo "note: $(CHROMIUM) is missing; the browser tests will be skipped" \
-	         "(install Debian's chromium package to run them)"; \
+	    echo "note: missing$$missing; the tests that need them will be skipped" \
+	         "(install these Debian packages to run them)"; \
 	  fi; \
 	fi
 
