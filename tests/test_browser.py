@@ -20,7 +20,8 @@ import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from tests.conftest import RunningServer, timeout
+from tests.conftest import RunningServer, repo_config, serve, timeout
+from tests.fakes import ToneBackend
 
 CHROMIUM = "/usr/bin/chromium"
 EXECUTABLE = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
@@ -306,3 +307,70 @@ async def test_gateway_serves_the_demo_and_the_client(server: RunningServer) -> 
             assert response.status_code == 200, path
             assert response.headers["content-type"].startswith("text/javascript"), path
         assert (await http.get("/client/nothing.js")).status_code == 404
+
+
+async def test_a_new_session_follows_end(demo: Callable[..., Any]) -> None:
+    page = (await demo()).page
+    outcome = await page.evaluate(
+        """async () => {
+          const { TtsGatewayClient } = await import('/client/tts-gateway.js');
+          const tts = new TtsGatewayClient({ backend: 'fake' });
+          const words = [];
+          tts.addEventListener('word', (e) => words.push(e.detail.text));
+          const first = await tts.speak('One two.');
+          const done = await tts.end();
+          const ended = tts.state;
+          const second = await tts.speak('Three four.');
+          const sessions = [done.metrics.chars_received, tts.ready.session, tts.state];
+          await tts.close();
+          return {first, second, ended, sessions, words, firstSession: done};
+        }"""
+    )
+    assert not outcome["first"]["cancelled"]
+    assert not outcome["second"]["cancelled"]
+    assert outcome["ended"] == "closed"
+    chars, _, state = outcome["sessions"]
+    assert chars == len("One two.")
+    assert state == "open"
+    # The second session has its own timeline and offsets: its flush ends where its audio does.
+    assert outcome["second"]["flushed"]["sample_end"] > 0
+    assert outcome["words"] == ["One", "two", "Three", "four"]
+
+
+async def test_a_lost_session_is_reported_and_not_replayed(browser: Browser) -> None:
+    """The gateway shuts down in the middle of a reply (a slowed tone backend, so that there is
+    a middle): the client reports the close and fails the pending request."""
+    slow = ToneBackend("fake", chunk_delay_s=0.05)
+    running = await serve(repo_config(), {"fake": slow})
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        await page.goto(f"{running.http_url}/")
+        await page.evaluate("window.demo.loaded")
+        await page.evaluate(
+            """() => {
+              window.lost = import('/client/tts-gateway.js').then(async ({ TtsGatewayClient }) => {
+                const tts = new TtsGatewayClient({ backend: 'fake' });
+                window.tts = tts;
+                const errors = [];
+                tts.addEventListener('error', (e) => errors.push(
+                  {code: e.detail.code, fatal: e.detail.fatal, closeCode: e.detail.closeCode}));
+                try { await tts.speak('one two three four five six seven eight nine ten'); }
+                catch (e) { return {rejected: e.code, closeCode: e.closeCode, errors,
+                                    state: tts.state}; }
+                return {rejected: null, errors};
+              });
+            }"""
+        )
+        await page.wait_for_function(
+            "window.tts && window.tts.stats.framesReceived > 0", timeout=timeout(60) * 1000
+        )
+        await running.stop()
+        outcome = await page.evaluate("window.lost")
+    finally:
+        await context.close()
+        await running.stop()
+    assert outcome["rejected"] == "connection_closed"
+    assert outcome["closeCode"] == 1001
+    assert outcome["errors"] == [{"code": "connection_closed", "fatal": True, "closeCode": 1001}]
+    assert outcome["state"] == "closed"
