@@ -374,3 +374,22 @@ async def test_a_lost_session_is_reported_and_not_replayed(browser: Browser) -> 
     assert outcome["closeCode"] == 1001
     assert outcome["errors"] == [{"code": "connection_closed", "fatal": True, "closeCode": 1001}]
     assert outcome["state"] == "closed"
+
+
+async def test_pcm16_streams_play_too(demo: Callable[..., Any]) -> None:
+    page = (await demo()).page
+    outcome = await page.evaluate(
+        """async () => {
+          const { TtsGatewayClient } = await import('/client/tts-gateway.js');
+          const tts = new TtsGatewayClient({ backend: 'fake', format: 'pcm16' });
+          const result = await tts.speak('One two three.');
+          const stats = tts.stats;
+          await tts.close();
+          return {result, stats, format: tts.ready.format};
+        }"""
+    )
+    assert outcome["format"] == "pcm16"
+    stats, sample_end = outcome["stats"], outcome["result"]["flushed"]["sample_end"]
+    assert stats["decoder"] == "pcm16"
+    assert stats["samplesDecoded"] == 2 * sample_end
+    assert stats["position"] == sample_end

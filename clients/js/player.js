@@ -6,6 +6,9 @@
 
 import { OUTPUT_RATE } from "./decoders.js";
 
+/** How long `clear()` waits for the audio thread before it answers from the last report. */
+const CLEAR_TIMEOUT_MS = 250;
+
 /** @type {WeakMap<BaseAudioContext, Promise<void>>} */
 const loadedContexts = new WeakMap();
 
@@ -98,6 +101,11 @@ export class Player {
     return new Promise((resolve) => {
       this._clears.set(id, resolve);
       this._node.port.postMessage({ type: "clear", id });
+      // A suspended or closed context never answers: fall back to the last clock report.
+      setTimeout(() => {
+        if (!this._clears.delete(id)) return;
+        resolve({ session: this.clock.session, pos: this.clock.pos });
+      }, CLEAR_TIMEOUT_MS);
     });
   }
 

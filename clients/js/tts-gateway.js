@@ -653,6 +653,7 @@ export class TtsGatewayClient extends EventTarget {
    * @returns {Promise<import("./tts-gateway.js").SpeakResult>}
    */
   async stream(source, { flush = true } = {}) {
+    if (typeof source === "string") source = [source]; // not one message per character
     const generation = this._generation;
     const alive = () => generation === this._generation;
     const audio = this._audio();
