@@ -9,6 +9,7 @@ its audio clock without a sound card). Every wait is for a condition, with a gen
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import shutil
 from collections.abc import AsyncIterator, Callable
@@ -393,3 +394,39 @@ async def test_pcm16_streams_play_too(demo: Callable[..., Any]) -> None:
     assert stats["decoder"] == "pcm16"
     assert stats["samplesDecoded"] == 2 * sample_end
     assert stats["position"] == sample_end
+
+
+async def test_long_text_is_cut_to_the_gateway_limits(browser: Browser) -> None:
+    """A text far over the message size and the pending-text limit of a tightly limited gateway
+    is sent in pieces as room frees up: nothing is refused and all of it is spoken."""
+    config = repo_config()
+    limits = dataclasses.replace(config.limits, max_message_bytes=1024, max_pending_chars=400)
+    running = await serve(dataclasses.replace(config, limits=limits), {"fake": ToneBackend()})
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        await page.goto(f"{running.http_url}/")
+        await page.evaluate("window.demo.loaded")
+        outcome = await page.evaluate(
+            """async () => {
+              const { TtsGatewayClient } = await import('/client/tts-gateway.js');
+              const tts = new TtsGatewayClient({ backend: 'fake', jitterMs: 0 });
+              const errors = [];
+              tts.addEventListener('error', (e) => errors.push(e.detail.code));
+              const text = Array.from({ length: 45 }, (_, i) => `w${i}` + 'é'.repeat(16)).join(' ') + '.';
+              await tts.speak(text, { flush: false });
+              const done = await tts.end();
+              return { errors, length: Array.from(text).length, metrics: done.metrics,
+                       bytes: new TextEncoder().encode(text).length,
+                       heard: done.heard_text === text };
+            }"""
+        )
+    finally:
+        await context.close()
+        await running.stop()
+    assert outcome["errors"] == []
+    assert outcome["length"] > 2 * 400
+    assert outcome["bytes"] > 1024
+    assert outcome["metrics"]["chars_received"] == outcome["length"]
+    assert outcome["metrics"]["chars_spoken"] == outcome["length"]
+    assert outcome["heard"]
