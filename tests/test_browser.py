@@ -413,7 +413,8 @@ async def test_long_text_is_cut_to_the_gateway_limits(browser: Browser) -> None:
               const tts = new TtsGatewayClient({ backend: 'fake', jitterMs: 0 });
               const errors = [];
               tts.addEventListener('error', (e) => errors.push(e.detail.code));
-              const text = Array.from({ length: 45 }, (_, i) => `w${i}` + 'é'.repeat(16)).join(' ') + '.';
+              const word = (i) => `w${i}` + 'é'.repeat(16);
+              const text = Array.from({ length: 45 }, (_, i) => word(i)).join(' ') + '.';
               await tts.speak(text, { flush: false });
               const done = await tts.end();
               return { errors, length: Array.from(text).length, metrics: done.metrics,
