@@ -1,16 +1,19 @@
 # Two commands do all set-up on a fresh machine (Python 3.11+):
 #   make serve   installs the gateway into .venv and starts it on the embedded Kokoro backend
-#   make test    installs the test tools too and runs lint, type checks and the whole test suite
+#   make test    installs the test tools too (as root also the Debian packages some tests need:
+#                chromium, libportaudio2) and runs lint, type checks and the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint typecheck pytest bench clean
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: serve test lint typecheck pytest bench system-packages clean
 
 serve: $(VENV)/.installed
 	$(BIN)/tts-gateway serve $(ARGS)
 
-test: $(VENV)/.installed-test lint typecheck pytest
+test: $(VENV)/.installed-test system-packages lint typecheck pytest
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
@@ -21,6 +24,28 @@ typecheck: $(VENV)/.installed-test
 
 pytest: $(VENV)/.installed-test
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# System packages some tests need: Debian's chromium for the browser tests (never a browser
+# downloaded by Playwright) and PortAudio for `say --play`. As root, install what is missing;
+# otherwise those tests are skipped with a reason.
+system-packages:
+	@missing=""; \
+	[ -x "$(CHROMIUM)" ] || missing="$$missing chromium"; \
+	ldconfig -p 2>/dev/null | grep -q 'libportaudio\.so\.2' || missing="$$missing libportaudio2"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages for the tests:$$missing"; \
+	    log=$$(mktemp); \
+	    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	           apt-get install -y -qq $$missing; } >"$$log" 2>&1; then \
+	      cat "$$log"; rm -f "$$log"; exit 1; \
+	    fi; \
+	    rm -f "$$log"; \
+	  else \
+	    echo "note: missing$$missing; the tests that need them will be skipped" \
+	         "(install these Debian packages to run them)"; \
+	  fi; \
+	fi
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.first_audio $(BENCH_ARGS)

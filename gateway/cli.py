@@ -32,10 +32,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (overrides server.port)")
     serve.set_defaults(run=_serve)
 
-    say = commands.add_parser("say", help="speak text through a gateway and save the audio")
+    say = commands.add_parser("say", help="speak text through a gateway; save or play the audio")
     say.add_argument("text", nargs="?", help="the text (default: --file, or standard input)")
     say.add_argument("--file", type=Path, help="read the text from this file")
     say.add_argument("--out", type=Path, help="write .ogg (Ogg Opus) or .wav (PCM)")
+    say.add_argument(
+        "--play",
+        action="store_true",
+        help="play on the sound card (needs the 'play' extra: pip install 'tts-gateway[play]')",
+    )
     say.add_argument(
         "--events", type=Path, help="write every message but audio here, one JSON object a line"
     )
@@ -84,6 +89,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _say(args: argparse.Namespace) -> int:
     from tts_gateway_client.client import ClientError
+    from tts_gateway_client.playback import PlaybackUnavailable
     from tts_gateway_client.say import SayOptions, print_report, say
 
     if args.out is not None and args.out.suffix.lower() not in (".ogg", ".opus", ".wav"):
@@ -109,9 +115,14 @@ def _say(args: argparse.Namespace) -> int:
         format=args.format,
         simulate_llm_tps=args.simulate_llm,
         events=args.events,
+        play=args.play,
+        progress=sys.stderr.isatty(),
     )
     try:
         report = asyncio.run(say(options))
+    except PlaybackUnavailable as exc:
+        print(f"tts-gateway say: cannot play: {exc}", file=sys.stderr)
+        return 2
     except ClientError as exc:
         print(f"tts-gateway say: {exc}", file=sys.stderr)
         return 1

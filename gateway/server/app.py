@@ -1,4 +1,4 @@
-"""The Starlette application: health, voices and the streaming WebSocket.
+"""The Starlette application: health, voices, the streaming WebSocket and the demo page.
 
 The :class:`Gateway` owns the backends (one instance of each per process, shared by every
 session), loads and warms them up in the background after start-up, and tracks the live
@@ -10,15 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import mimetypes
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from gateway.backends import Backend, create_backend
@@ -27,9 +30,17 @@ from gateway.core.protocol import ErrorCode, ProtocolError
 from gateway.server.auth import SUBPROTOCOL, Authenticator, credentials
 from gateway.server.stream import Connection
 
-__all__ = ["Gateway", "create_app"]
+__all__ = ["WEB_CLIENT_DIR", "Gateway", "create_app"]
 
 log = logging.getLogger(__name__)
+
+# The browser client (an ES module) and its demo page, served at /client/ and /. They live in the
+# source tree beside the Python packages (clients/js), so a source checkout or an editable install
+# serves them; without that directory / answers 404 with a message and /client/ is not mounted.
+WEB_CLIENT_DIR = Path(__file__).resolve().parents[2] / "clients" / "js"
+# Browsers refuse to run an ES module served with another type; older mime tables lack .mjs.
+mimetypes.add_type("text/javascript", ".mjs")
+mimetypes.add_type("text/javascript", ".js")
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,15 +244,25 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
             if connection.key_id is not None:
                 gateway.sessions_per_key[connection.key_id] -= 1
 
-    app = Starlette(
-        routes=[
-            Route("/healthz", healthz),
-            Route("/v1/voices", voices),
-            Route("/v1/tokens", tokens, methods=["POST"]),
-            WebSocketRoute("/v1/stream", stream),
-        ],
-        lifespan=lifespan,
-    )
+    async def demo(request: Request) -> Response:
+        page = WEB_CLIENT_DIR / "demo" / "index.html"
+        if not page.is_file():
+            return PlainTextResponse(
+                f"The demo page is served from a source checkout: {page} not found.\n",
+                status_code=404,
+            )
+        return FileResponse(page, headers={"Cache-Control": "no-cache"})
+
+    routes: list[BaseRoute] = [
+        Route("/", demo),
+        Route("/healthz", healthz),
+        Route("/v1/voices", voices),
+        Route("/v1/tokens", tokens, methods=["POST"]),
+        WebSocketRoute("/v1/stream", stream),
+    ]
+    if WEB_CLIENT_DIR.is_dir():
+        routes.append(Mount("/client", StaticFiles(directory=WEB_CLIENT_DIR)))
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.gateway = gateway
     return app
 

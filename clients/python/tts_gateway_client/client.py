@@ -2,6 +2,12 @@
 
 The stream owns at most one feeder task (started by :meth:`SpeechStream.feed`); leaving the
 ``connect`` context cancels and awaits it and closes the socket.
+
+Read the session either message by message (``async for message in stream``) or with one of the
+helpers, which yield one kind and record the rest on the stream (``words``, ``last_progress``,
+``errors``, ``done``): :meth:`SpeechStream.iter_pcm` (decoded audio as numpy arrays),
+:meth:`SpeechStream.iter_opus` (raw packets), :meth:`SpeechStream.iter_words` and
+:meth:`SpeechStream.iter_progress`. One reader at a time: each consumes the same socket.
 """
 
 from __future__ import annotations
@@ -13,11 +19,15 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
+from gateway.audio.codecs import OpusDecoder
 from gateway.core.protocol import (
+    Audio,
     AudioFormat,
     Cancel,
     ClientMessage,
@@ -26,22 +36,34 @@ from gateway.core.protocol import (
     Error,
     ErrorCode,
     Flush,
+    Progress,
     ProtocolError,
     Ready,
     ServerMessage,
     Start,
     Text,
+    Words,
     decode_server_message,
     encode_client_message,
 )
 
-__all__ = ["ClientError", "SentText", "SpeechStream", "connect"]
+__all__ = ["ClientError", "PcmChunk", "SentText", "SpeechStream", "connect"]
 
 DEFAULT_URL = "ws://127.0.0.1:8765/v1/stream"
 
 
 class ClientError(Exception):
     """The gateway refused the session or could not be reached."""
+
+
+@dataclass(frozen=True, slots=True)
+class PcmChunk:
+    """Decoded audio: float32 mono ``samples`` at ``ready.sample_rate``, the first of them at
+    timeline position ``sample_start`` (the Opus pre-skip is part of the timeline, section 6 of
+    docs/protocol.md)."""
+
+    sample_start: int
+    samples: NDArray[np.float32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +84,10 @@ class SpeechStream:
         self._feeder: asyncio.Task[None] | None = None
         self.sent: list[SentText] = []
         self._chars = 0
+        self.last_progress: Progress | None = None
+        self.errors: list[Error] = []
+        self.done: Done | None = None
+        self._words: dict[int, dict[str, Any]] = {}
 
     async def send_text(self, text: str) -> None:
         """Append text to the session; it is spoken as soon as a segment is complete."""
@@ -128,9 +154,71 @@ class SpeechStream:
             except ConnectionClosed:
                 await self._raise_feeder_error()
                 return
+            self._record(message)
             yield message
             if isinstance(message, Done):
                 return
+
+    def _record(self, message: ServerMessage) -> None:
+        match message:
+            case Words():
+                for word in message.words:
+                    timed = {**word, "segment": message.segment, "estimated": message.estimated}
+                    self._words[word["char_start"]] = timed
+            case Progress():
+                self.last_progress = message
+            case Error():
+                self.errors.append(message)
+            case Done():
+                self.done = message
+
+    @property
+    def words(self) -> list[dict[str, Any]]:
+        """The word timings received so far, in text order, each kept by ``char_start`` (a later
+        message for the same word replaces the earlier one, as docs/protocol.md says). Each is
+        the gateway's word map plus its ``segment`` and ``estimated``."""
+        return [self._words[start] for start in sorted(self._words)]
+
+    async def iter_pcm(self) -> AsyncIterator[PcmChunk]:
+        """Decoded audio until the session ends, in timeline order, without gaps."""
+        opus = OpusDecoder(self.ready.sample_rate) if self.ready.format == "opus" else None
+        position = 0
+        async for message in self:
+            if not isinstance(message, Audio):
+                continue
+            if opus is None:
+                samples = np.frombuffer(message.data, "<i2").astype(np.float32) / 32768.0
+            else:
+                samples = opus.decode(message.data)
+            if samples.size:
+                yield PcmChunk(position, samples)
+                position += samples.size
+        if opus is not None:
+            tail = opus.finish()
+            if tail.size:
+                yield PcmChunk(position, tail)
+
+    async def iter_opus(self) -> AsyncIterator[Audio]:
+        """The ``audio`` frames (raw Opus packets, in ``seq`` order) until the session ends."""
+        if self.ready.format != "opus":
+            raise ClientError(f"the session streams {self.ready.format}, not opus")
+        async for message in self:
+            if isinstance(message, Audio):
+                yield message
+
+    async def iter_words(self) -> AsyncIterator[dict[str, Any]]:
+        """Each word timing as it arrives (a replacement comes again with the same
+        ``char_start``); :attr:`words` holds the merged result."""
+        async for message in self:
+            if isinstance(message, Words):
+                for word in message.words:
+                    yield {**word, "segment": message.segment, "estimated": message.estimated}
+
+    async def iter_progress(self) -> AsyncIterator[Progress]:
+        """The gateway's ``progress`` messages until the session ends."""
+        async for message in self:
+            if isinstance(message, Progress):
+                yield message
 
     async def aclose(self) -> None:
         """Stop the feeder and close the socket."""

@@ -1,4 +1,9 @@
-"""``tts-gateway say``: stream text to a gateway, write what comes back, report the latency."""
+"""``tts-gateway say``: stream text to a gateway, write or play what comes back, report the latency.
+
+With ``progress`` (the CLI turns it on when standard error is a terminal) a status line shows how
+much text has been spoken and the words as they are heard: by the sound card's clock when
+playing, else as their audio arrives.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,32 @@ import asyncio
 import dataclasses
 import json
 import re
+import shutil
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from gateway.core.protocol import Audio, Cancelled, Done, Error, SegmentStart
-from tts_gateway_client.client import DEFAULT_URL, SentText, connect
+import numpy as np
+
+from gateway.audio.codecs import OpusDecoder
+from gateway.core.protocol import Audio, Cancelled, Done, Error, Ready, SegmentStart
+from tts_gateway_client.client import DEFAULT_URL, SentText, SpeechStream, connect
 from tts_gateway_client.output import AudioCollector
+from tts_gateway_client.playback import SoundOutput, open_sound_output
 
-__all__ = ["SayOptions", "SayReport", "llm_tokens", "say", "simulated_llm"]
+__all__ = [
+    "ProgressLine",
+    "SayOptions",
+    "SayReport",
+    "llm_tokens",
+    "progress_text",
+    "say",
+    "simulated_llm",
+    "summary_lines",
+]
 
 # Roughly how an LLM tokenizer cuts English: a leading space joins the word, long words split.
 _TOKEN = re.compile(r" ?[A-Za-z]{1,4}|\d{1,3}| ?[^\sA-Za-z\d]|\s+")
@@ -35,6 +54,8 @@ class SayOptions:
     format: str | None = None
     simulate_llm_tps: float | None = None
     events: Path | None = None
+    play: bool = False
+    progress: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +67,7 @@ class SayReport:
     wall_s: float
     done: Done | None
     errors: list[Error]
+    played_on: str | None = None
 
 
 def llm_tokens(text: str) -> Iterator[str]:
@@ -81,7 +103,21 @@ def completing_send(sent: list[SentText], segment: SegmentStart) -> SentText | N
 
 
 async def say(options: SayOptions, *, log: TextIO = sys.stderr) -> SayReport:
-    """Speak ``options.text`` through the gateway; write the audio if ``options.out``."""
+    """Speak ``options.text`` through the gateway; write the audio if ``options.out``, play it
+    if ``options.play``.
+
+    Raises PlaybackUnavailable (before connecting) if ``play`` is asked and no sound output can
+    be opened, and ClientError if the gateway refuses the session or cannot be reached.
+    """
+    output = open_sound_output(24000) if options.play else None  # the stream rate of version 1
+    try:
+        return await _say(options, output, log)
+    finally:
+        if output is not None:
+            output.close()
+
+
+async def _say(options: SayOptions, output: SoundOutput | None, log: TextIO) -> SayReport:
     async with connect(
         options.url,
         backend=options.backend,
@@ -92,6 +128,8 @@ async def say(options: SayOptions, *, log: TextIO = sys.stderr) -> SayReport:
     ) as stream:
         started = time.monotonic()
         collector = AudioCollector(stream.ready)
+        player = _Player(stream.ready, output) if output is not None else None
+        line = ProgressLine(log) if options.progress else None
         if options.simulate_llm_tps:
             stream.feed(simulated_llm(options.text, options.simulate_llm_tps))
         else:
@@ -111,18 +149,29 @@ async def say(options: SayOptions, *, log: TextIO = sys.stderr) -> SayReport:
                 case Audio():
                     collector.add(message, now)
                     first_audio_at = first_audio_at or now
+                    if player is not None:
+                        await player.play(message)
                 case SegmentStart() if first_segment is None:
                     first_segment = message
                 case Error():
                     errors.append(message)
-                    print(f"gateway error: {message.code}: {message.message}", file=log)
+                    _print(line, f"gateway error: {message.code}: {message.message}", log)
                 case Cancelled():
-                    print(f"cancelled: {message.unspoken_text!r} not spoken", file=log)
+                    _print(line, f"cancelled: {message.unspoken_text!r} not spoken", log)
                 case Done():
                     done = message
+            if line is not None:
+                heard = player.position if player is not None else collector.timeline_samples
+                line.show(stream, heard)
         if events is not None:
             events.close()
         wall = time.monotonic() - started
+        if player is not None:
+            await player.finish(lambda: line.show(stream, player.position) if line else None)
+        if line is not None:
+            heard = player.position if player is not None else collector.timeline_samples
+            line.show(stream, heard, force=True)  # the last state, before the summary replaces it
+            line.close()
         ttfa = None
         if first_segment is not None and first_audio_at is not None:
             trigger = completing_send(stream.sent, first_segment)
@@ -130,27 +179,133 @@ async def say(options: SayOptions, *, log: TextIO = sys.stderr) -> SayReport:
                 ttfa = (first_audio_at - trigger.at) * 1000
     if options.out is not None and collector.frames:
         collector.write(options.out)
-    return SayReport(ttfa, collector.duration_s, wall, done, errors)
+    played_on = output.device_name if output is not None else None
+    return SayReport(ttfa, collector.duration_s, wall, done, errors, played_on)
+
+
+class _Player:
+    """Decodes a session's frames and plays them; its position is on the session timeline."""
+
+    def __init__(self, ready: Ready, output: SoundOutput) -> None:
+        self._output = output
+        self._opus = OpusDecoder(ready.sample_rate) if ready.format == "opus" else None
+
+    @property
+    def position(self) -> int:
+        return self._output.position
+
+    async def play(self, frame: Audio) -> None:
+        if self._opus is None:
+            samples = np.frombuffer(frame.data, "<i2").astype(np.float32) / 32768.0
+        else:
+            samples = self._opus.decode(frame.data)
+        await self._output.write(samples)
+
+    async def finish(self, tick: Any) -> None:
+        if self._opus is not None:
+            await self._output.write(self._opus.finish())
+        drained = asyncio.create_task(self._output.drain(), name="say-drain")
+        try:
+            while not drained.done():
+                tick()
+                await asyncio.wait({drained}, timeout=0.1)
+        finally:
+            drained.cancel()
+        await drained
+
+
+def _print(line: ProgressLine | None, text: str, log: TextIO) -> None:
+    if line is not None:
+        line.clear()
+    print(text, file=log)
+
+
+def progress_text(
+    *, chars_spoken: int, chars_sent: int, audio_s: float, heard: Sequence[str], width: int
+) -> str:
+    """The status line: a bar of the text spoken so far, and the last words heard that fit."""
+    cells = 20
+    filled = round(cells * chars_spoken / chars_sent) if chars_sent else 0
+    bar = "#" * filled + "-" * (cells - filled)
+    head = f"[{bar}] {chars_spoken}/{chars_sent} chars {audio_s:6.1f} s "
+    room = width - len(head) - 1
+    words = " ".join(heard)
+    if room <= 0:
+        return head[: max(0, width - 1)]
+    if len(words) > room:
+        words = "…" + words[len(words) - room + 1 :]
+    return head + words
+
+
+class ProgressLine:
+    """A status line redrawn in place on a terminal (at most ten times a second)."""
+
+    def __init__(self, out: TextIO, *, width: int | None = None) -> None:
+        self._out = out
+        self._width = width or shutil.get_terminal_size((100, 24)).columns
+        self._drawn_at = 0.0
+        self._shown = False
+
+    def show(self, stream: SpeechStream, heard_position: int, *, force: bool = False) -> None:
+        """Redraw with the words whose sound has started by ``heard_position``."""
+        now = time.monotonic()
+        if now - self._drawn_at < 0.1 and not force:
+            return
+        self._drawn_at = now
+        heard = [w["text"] for w in stream.words if w["sample_start"] <= heard_position]
+        progress = stream.last_progress
+        text = progress_text(
+            chars_spoken=progress.chars_spoken if progress else 0,
+            chars_sent=stream.sent[-1].chars if stream.sent else 0,
+            audio_s=heard_position / stream.ready.sample_rate,
+            heard=heard,
+            width=self._width,
+        )
+        self._out.write("\r" + text + "\x1b[K")
+        self._out.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        if self._shown:
+            self._out.write("\r\x1b[K")
+            self._out.flush()
+            self._drawn_at = 0.0
+
+    def close(self) -> None:
+        self.clear()
+        self._shown = False
+
+
+def summary_lines(report: SayReport, out: Path | None) -> list[str]:
+    """The closing summary of ``say``: latency, speed, characters, cost (if reported), output."""
+    ttfa = report.time_to_first_audio_ms
+    lines = [f"time to first audio: {f'{ttfa:.0f} ms' if ttfa is not None else 'n/a'}"]
+    metrics: dict[str, Any] = report.done.metrics if report.done else {}
+    rtf = metrics.get("real_time_factor")
+    delivery = report.wall_s / report.audio_s if report.audio_s else float("nan")
+    lines.append(
+        f"audio: {report.audio_s:.2f} s received in {report.wall_s:.2f} s "
+        f"(wall/audio {delivery:.2f}); synthesis real-time factor: "
+        f"{rtf if rtf is not None else 'n/a'}"
+    )
+    if metrics:
+        lines.append(
+            f"characters: {metrics.get('chars_received')} received, "
+            f"{metrics.get('chars_spoken')} spoken, {metrics.get('chars_unspoken')} unspoken"
+        )
+    for key in sorted(k for k in metrics if k.startswith("cost")):
+        value = metrics[key]
+        lines.append(f"{key}: {value:g}" if isinstance(value, int | float) else f"{key}: {value}")
+    if report.done is None:
+        lines.append("the session did not end normally (no 'done' from the gateway)")
+    if report.played_on is not None:
+        lines.append(f"played on: {report.played_on}")
+    if out is not None:
+        lines.append(f"wrote {out}")
+    return lines
 
 
 def print_report(report: SayReport, out: Path | None, *, log: TextIO = sys.stderr) -> None:
-    """The closing summary of ``say``."""
-    ttfa = f"{report.time_to_first_audio_ms:.0f} ms" if report.time_to_first_audio_ms else "n/a"
-    print(f"time to first audio: {ttfa}", file=log)
-    metrics = report.done.metrics if report.done else {}
-    rtf = metrics.get("real_time_factor")
-    delivery = report.wall_s / report.audio_s if report.audio_s else float("nan")
-    print(
-        f"audio: {report.audio_s:.2f} s received in {report.wall_s:.2f} s "
-        f"(wall/audio {delivery:.2f}); synthesis real-time factor: "
-        f"{rtf if rtf is not None else 'n/a'}",
-        file=log,
-    )
-    if metrics:
-        print(
-            f"characters: {metrics.get('chars_received')} received, "
-            f"{metrics.get('chars_spoken')} spoken, {metrics.get('chars_unspoken')} unspoken",
-            file=log,
-        )
-    if out is not None:
-        print(f"wrote {out}", file=log)
+    """Print the closing summary of ``say``."""
+    for line in summary_lines(report, out):
+        print(line, file=log)

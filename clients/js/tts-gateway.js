@@ -1,0 +1,894 @@
+/**
+ * Browser client for the tts-gateway streaming protocol (`/v1/stream`, docs/protocol.md).
+ *
+ * Streams text to the gateway over a WebSocket, decodes the Opus audio (WebCodecs, or
+ * WebAssembly where WebCodecs is missing), plays it through an AudioWorklet with a small jitter
+ * buffer, and keeps the playback clock: where playback is on the session timeline and which word
+ * is being heard. No build step: import it from a `<script type="module">`.
+ *
+ * ```js
+ * import { TtsGatewayClient } from "/client/tts-gateway.js";
+ * const tts = new TtsGatewayClient({ voice: "jf_alpha" });
+ * tts.addEventListener("word", (event) => console.log(event.detail.text));
+ * button.onclick = () => tts.speak("Hello there! How are you?");  // audio needs a user gesture
+ * ```
+ * @module tts-gateway-client
+ */
+
+import { createFrameDecoder, OUTPUT_RATE } from "./decoders.js";
+import { Player } from "./player.js";
+import { decode, encode } from "./vendor/msgpack/index.mjs";
+import { codePointLength, isWellFormed, WordTimeline } from "./words.js";
+
+export { codePointLength, WordTimeline } from "./words.js";
+export { webCodecsOpusSupported } from "./decoders.js";
+
+/** The protocol version this client speaks (`ready.protocol`). */
+export const PROTOCOL_VERSION = 1;
+
+/** The stream rate: every `sample_*` position counts samples at this rate. */
+const STREAM_RATE = 24000;
+
+/** An error from the gateway (its `error` message) or from the connection. */
+export class GatewayError extends Error {
+  /**
+   * @param {string} code a protocol error code (docs/protocol.md section 10), or one of this
+   *   client's: `connect_failed`, `timeout`, `connection_closed`, `protocol_error`, `audio`
+   * @param {string} message
+   * @param {{fatal?: boolean, ref?: string | null, closeCode?: number | null,
+   *          charStart?: number | null, charEnd?: number | null}} [details]
+   */
+  constructor(code, message, details = {}) {
+    super(message);
+    this.name = "GatewayError";
+    this.code = code;
+    this.fatal = details.fatal ?? false;
+    this.ref = details.ref ?? null;
+    this.closeCode = details.closeCode ?? null;
+    this.charStart = details.charStart ?? null;
+    this.charEnd = details.charEnd ?? null;
+  }
+
+  /** Whether opening a session again may succeed (the reconnect policy retries these). */
+  get retryable() {
+    return ["connect_failed", "timeout", "backend_unavailable"].includes(this.code);
+  }
+}
+
+function defaultUrl() {
+  const location = globalThis.location;
+  if (location && /^https?:$/.test(location.protocol)) {
+    return `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/v1/stream`;
+  }
+  return "ws://127.0.0.1:8765/v1/stream";
+}
+
+const DEFAULTS = Object.freeze({
+  backend: undefined,
+  voice: undefined,
+  lang: undefined,
+  speed: undefined,
+  format: undefined,
+  bitrate: undefined,
+  frameMs: undefined,
+  shortFirstSegment: undefined,
+  protocols: undefined,
+  decoder: "auto",
+  jitterMs: 60,
+  audioContext: undefined,
+  connectTimeoutMs: 10000,
+  reconnect: Object.freeze({ attempts: 3, delayMs: 500, maxDelayMs: 4000 }),
+});
+
+/** @param {number} ms */
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Cut text into pieces of at most `limit` code points.
+ * @param {string} text @param {number} limit
+ */
+function* pieces(text, limit) {
+  if (text.length <= limit) {
+    yield text;
+    return;
+  }
+  let piece = "";
+  let count = 0;
+  for (const codePoint of text) {
+    piece += codePoint;
+    if (++count === limit) {
+      yield piece;
+      piece = "";
+      count = 0;
+    }
+  }
+  if (piece !== "") yield piece;
+}
+
+/**
+ * One WebSocket session: its socket, decoder, words, text accounting and pending requests.
+ * Internal; the client owns it.
+ */
+class Session {
+  /** @param {TtsGatewayClient} client @param {number} id */
+  constructor(client, id) {
+    this.client = client;
+    this.id = id;
+    /** @type {"connecting" | "open" | "ending" | "closed"} */
+    this.state = "connecting";
+    /** @type {WebSocket | null} */
+    this.socket = null;
+    /** @type {any} */
+    this.ready = null;
+    /** @type {import("./decoders.js").FrameDecoder | null} */
+    this.decoder = null;
+    /** @type {any[] | null} messages that arrived while the decoder was being created */
+    this.inbox = null;
+    this.words = new WordTimeline();
+    /** @type {Map<number, any>} */
+    this.segments = new Map();
+    this.openSegment = /** @type {number | null} */ (null);
+    /** @type {string[]} session text, one code point each */
+    this.codePoints = [];
+    this.settledChars = 0;
+    this.cancelling = 0;
+    this.dropBefore = 0;
+    this.playedPos = 0;
+    this.lastDry = 0;
+    this.nextRequestId = 1;
+    /** @type {{id: number, resolve: (m: any) => void, reject: (e: Error) => void}[]} */
+    this.flushes = [];
+    /** @type {{resolve: (m: any) => void, reject: (e: Error) => void}[]} */
+    this.cancels = [];
+    /** @type {any} */
+    this.done = null;
+    /** @type {{resolve: (m: any) => void, reject: (e: Error) => void}[]} */
+    this.doneWaiters = [];
+    /** @type {(() => void)[]} */
+    this.roomWaiters = [];
+    /** @type {GatewayError[]} */
+    this.textErrors = [];
+    /** @type {Promise<unknown>} */
+    this.textLock = Promise.resolve();
+    this.closing = false;
+    /** @type {GatewayError | null} */
+    this.closeError = null;
+    this.stats = {
+      framesReceived: 0,
+      bytesReceived: 0,
+      samplesDecoded: 0,
+      samplesDropped: 0,
+      receivedEnd: 0,
+      underruns: 0,
+      progress: /** @type {any} */ (null),
+    };
+    /** @type {((ready: any) => void) | null} */
+    this.onReady = null;
+    /** @type {((error: GatewayError) => void) | null} */
+    this.onRefused = null;
+  }
+
+  get sentChars() {
+    return this.codePoints.length;
+  }
+
+  /** Connect, send `start`, wait for `ready`. Rejects with a GatewayError. */
+  open() {
+    const { options } = this.client;
+    const start = {
+      type: "start",
+      backend: options.backend,
+      voice: options.voice,
+      lang: options.lang,
+      speed: options.speed,
+      format: options.format,
+      bitrate: options.bitrate,
+      frame_ms: options.frameMs,
+      short_first_segment: options.shortFirstSegment,
+    };
+    for (const key of Object.keys(start)) {
+      if (start[key] === undefined || start[key] === null) delete start[key];
+    }
+    return new Promise((resolve, reject) => {
+      const fail = (/** @type {GatewayError} */ error) => {
+        clearTimeout(timer);
+        this.onReady = this.onRefused = null;
+        this.closing = true;
+        this.socket?.close();
+        reject(error);
+      };
+      const timer = setTimeout(
+        () =>
+          fail(new GatewayError("timeout", `no answer from ${options.url} in ${options.connectTimeoutMs} ms`)),
+        options.connectTimeoutMs,
+      );
+      this.onReady = (ready) => {
+        clearTimeout(timer);
+        this.onReady = this.onRefused = null;
+        resolve(ready);
+      };
+      this.onRefused = fail;
+      let socket;
+      try {
+        socket = new WebSocket(options.url, options.protocols);
+      } catch (error) {
+        fail(new GatewayError("connect_failed", `cannot open ${options.url}: ${error}`));
+        return;
+      }
+      this.socket = socket;
+      socket.binaryType = "arraybuffer";
+      socket.onopen = () => socket.send(encode(start));
+      socket.onmessage = (event) => this.receive(event.data);
+      socket.onclose = (event) => this.closed(event);
+    });
+  }
+
+  /** @param {ArrayBuffer | string} data */
+  receive(data) {
+    if (typeof data === "string") {
+      this.protocolError("the gateway sent a text frame");
+      return;
+    }
+    let message;
+    try {
+      message = decode(new Uint8Array(data));
+    } catch (error) {
+      this.protocolError(`cannot decode a message from the gateway: ${error}`);
+      return;
+    }
+    if (message === null || typeof message !== "object" || typeof message.type !== "string") {
+      this.protocolError("a message from the gateway is not a map with a type");
+      return;
+    }
+    if (this.inbox !== null) this.inbox.push(message);
+    else this.handle(message);
+  }
+
+  /** @param {string} text */
+  protocolError(text) {
+    this.client._emitError(new GatewayError("protocol_error", text, { fatal: true }));
+    this.closing = true;
+    this.socket?.close();
+  }
+
+  /** @param {any} m */
+  handle(m) {
+    switch (m.type) {
+      case "ready":
+        this.opened(m);
+        break;
+      case "segment_start":
+        this.segments.set(m.segment, m);
+        this.openSegment = m.segment;
+        this.client._segmentStarted(this, m);
+        break;
+      case "words":
+        if (this.cancelling === 0) this.words.add(m);
+        break;
+      case "audio":
+        this.stats.framesReceived++;
+        this.stats.bytesReceived += m.data.byteLength;
+        this.stats.receivedEnd = m.sample_start + this.ready.frame_samples;
+        this.client._audioReceived(this, m);
+        this.decoder?.decode(m.data, m.sample_start);
+        break;
+      case "segment_end": {
+        if (this.openSegment === m.segment) this.openSegment = null;
+        const start = this.segments.get(m.segment);
+        if (start !== undefined) this.settle(start.char_end);
+        break;
+      }
+      case "progress":
+        this.stats.progress = m;
+        this.client._emit("progress", { progress: m, stats: this.client.stats });
+        break;
+      case "flushed": {
+        const index = this.flushes.findIndex((f) => f.id === m.id);
+        if (index >= 0) this.flushes.splice(index, 1)[0].resolve(m);
+        break;
+      }
+      case "cancelled":
+        this.cancelling = Math.max(0, this.cancelling - 1);
+        if (this.cancelling === 0) this.dropBefore = 2 * m.sample_end;
+        this.openSegment = null;
+        this.settle(m.unspoken_end);
+        this.cancels.shift()?.resolve(m);
+        break;
+      case "error":
+        this.refused(m);
+        break;
+      case "done":
+        this.done = m;
+        this.state = "closed";
+        for (const waiter of this.doneWaiters.splice(0)) waiter.resolve(m);
+        break;
+      default:
+        break; // a message type from a newer gateway: ignored (section 14)
+    }
+  }
+
+  /** @param {any} ready */
+  opened(ready) {
+    if (ready.protocol !== PROTOCOL_VERSION) {
+      this.onRefused?.(
+        new GatewayError("protocol_error", `the gateway speaks protocol ${ready.protocol}, not ${PROTOCOL_VERSION}`),
+      );
+      return;
+    }
+    this.ready = ready;
+    this.inbox = [];
+    createFrameDecoder(ready, {
+      prefer: this.client.options.decoder,
+      onOutput: (pos, samples) => this.decoded(pos, samples),
+      onError: (error) => this.client._emitError(new GatewayError("audio", error.message)),
+    }).then(
+      (decoder) => {
+        this.decoder = decoder;
+        this.state = "open";
+        const waiting = this.inbox ?? [];
+        this.inbox = null;
+        this.onReady?.(ready);
+        for (const message of waiting) this.handle(message);
+      },
+      (error) => this.onRefused?.(new GatewayError("audio", String(error.message ?? error))),
+    );
+  }
+
+  /** @param {any} m an error message */
+  refused(m) {
+    const error = new GatewayError(m.code, m.message, {
+      fatal: m.fatal,
+      ref: m.ref,
+      charStart: m.char_start,
+      charEnd: m.char_end,
+    });
+    if (this.state === "connecting") {
+      this.onRefused?.(error);
+      return;
+    }
+    if (m.code === "backend_error" && typeof m.char_end === "number") {
+      if (this.openSegment !== null) this.openSegment = null;
+      this.settle(m.char_end);
+    }
+    if (m.ref === "text") this.textErrors.push(error);
+    if (m.ref === "flush") this.flushes.pop()?.reject(error); // refused flushes get no `flushed`
+    if (m.ref === "cancel") this.cancels.shift()?.reject(error);
+    if (m.ref === "end") for (const waiter of this.doneWaiters.splice(0)) waiter.reject(error);
+    this.client._emitError(error);
+  }
+
+  /** @param {CloseEvent} event */
+  closed(event) {
+    const wasConnecting = this.state === "connecting";
+    this.state = "closed";
+    this.decoder?.settled().then(() => this.decoder?.close());
+    if (wasConnecting) {
+      this.onRefused?.(
+        new GatewayError(
+          "connect_failed",
+          `cannot reach the gateway at ${this.client.options.url} (close code ${event.code})`,
+          { closeCode: event.code },
+        ),
+      );
+      return;
+    }
+    if (this.done === null) {
+      const error = new GatewayError(
+        "connection_closed",
+        `the connection closed before the session ended (code ${event.code}` +
+          `${event.reason ? `: ${event.reason}` : ""})`,
+        { fatal: true, closeCode: event.code },
+      );
+      this.closeError = error;
+      if (!this.closing) this.client._emitError(error);
+      for (const f of this.flushes.splice(0)) f.reject(error);
+      for (const c of this.cancels.splice(0)) c.reject(error);
+      for (const d of this.doneWaiters.splice(0)) d.reject(error);
+    }
+    for (const wake of this.roomWaiters.splice(0)) wake();
+  }
+
+  /** @param {number} pos @param {Float32Array} samples */
+  decoded(pos, samples) {
+    this.stats.samplesDecoded += samples.length;
+    if (pos < this.dropBefore || this.cancelling > 0) {
+      this.stats.samplesDropped += samples.length;
+      return;
+    }
+    this.client._player?.push(this.id, pos, samples);
+  }
+
+  /** Characters up to `charEnd` are settled: room for more text. @param {number} charEnd */
+  settle(charEnd) {
+    this.settledChars = Math.max(this.settledChars, charEnd);
+    for (const wake of this.roomWaiters.splice(0)) wake();
+  }
+
+  /** @param {object} message */
+  send(message) {
+    if (this.socket === null || this.socket.readyState !== WebSocket.OPEN) {
+      throw this.closeError ?? new GatewayError("connection_closed", "the session is closed");
+    }
+    this.socket.send(encode(message));
+  }
+
+  /**
+   * Send text in order, cut to fit the message size and the pending-text limit (waiting for
+   * room). Returns false if `alive()` turned false (a cancel) before all of it was sent.
+   * @param {string} text @param {() => boolean} alive
+   */
+  sendText(text, alive) {
+    const run = this.textLock.then(() => this.sendTextNow(text, alive));
+    this.textLock = run.catch(() => {});
+    return run;
+  }
+
+  /** @param {string} text @param {() => boolean} alive */
+  async sendTextNow(text, alive) {
+    const limit = Math.max(
+      1,
+      Math.min(
+        Math.floor((this.ready.max_message_bytes - 64) / 4),
+        Math.floor(this.ready.max_pending_chars / 2),
+      ),
+    );
+    for (const piece of pieces(text, limit)) {
+      const count = codePointLength(piece);
+      while (this.sentChars - this.settledChars + count > this.ready.max_pending_chars) {
+        await new Promise((resolve) => this.roomWaiters.push(() => resolve(undefined)));
+        if (this.state === "closed") throw this.closeError ?? new GatewayError("connection_closed", "the session is closed");
+        if (!alive()) return false;
+      }
+      if (!alive()) return false;
+      this.send({ type: "text", text: piece });
+      for (const codePoint of piece) this.codePoints.push(codePoint);
+    }
+    return true;
+  }
+
+  /** @returns {Promise<any>} the `flushed` message */
+  flush() {
+    const id = this.nextRequestId++;
+    return new Promise((resolve, reject) => {
+      this.flushes.push({ id, resolve, reject });
+      try {
+        this.send({ type: "flush", id });
+      } catch (error) {
+        this.flushes.pop();
+        reject(error);
+      }
+    });
+  }
+
+  /** @param {number} position @returns {Promise<any>} the `cancelled` message */
+  cancel(position) {
+    return new Promise((resolve, reject) => {
+      this.cancels.push({ resolve, reject });
+      try {
+        this.send({ type: "cancel", id: this.nextRequestId++, position });
+      } catch (error) {
+        this.cancels.pop();
+        reject(error);
+      }
+    });
+  }
+
+  /** @returns {Promise<any>} the `done` message */
+  end() {
+    return new Promise((resolve, reject) => {
+      this.doneWaiters.push({ resolve, reject });
+      try {
+        this.send({ type: "end" });
+        this.state = "ending";
+      } catch (error) {
+        this.doneWaiters.pop();
+        reject(error);
+      }
+    });
+  }
+
+  close() {
+    this.closing = true;
+    if (this.socket !== null && this.socket.readyState <= WebSocket.OPEN) this.socket.close(1000);
+  }
+
+  /** @param {number} start @param {number} [end] code point offsets */
+  textSlice(start, end) {
+    return this.codePoints.slice(start, end).join("");
+  }
+}
+
+/**
+ * A speaker backed by the gateway: one WebSocket session at a time, opened when first needed.
+ *
+ * Events (`addEventListener`; the payload is `event.detail`):
+ * - `word`: a word starts playing (a word map of `words`, plus `segment` and `estimated`).
+ *   Every word is announced once, in text order.
+ * - `progress`: the gateway's `progress` message, with the client's `stats`.
+ * - `error`: a GatewayError (the gateway's `error` message, or a lost connection).
+ * - `done`: the gateway's `done` message, once its audio has been played.
+ * - `ready`: a session opened (the `ready` message). `cancelled`: the `cancelled` message.
+ */
+export class TtsGatewayClient extends EventTarget {
+  /** @param {Partial<import("./tts-gateway.js").ClientOptions>} [options] */
+  constructor(options = {}) {
+    super();
+    const reconnect = { ...DEFAULTS.reconnect, ...(options.reconnect ?? {}) };
+    this.options = { ...DEFAULTS, url: defaultUrl(), ...options, reconnect };
+    if (!["auto", "webcodecs", "wasm"].includes(this.options.decoder)) {
+      throw new TypeError(`decoder must be "auto", "webcodecs" or "wasm", not ${this.options.decoder}`);
+    }
+    /** @type {Session | null} the latest session */
+    this._session = null;
+    /** @type {Map<number, Session>} sessions whose audio may still be playing */
+    this._sessions = new Map();
+    /** @type {Promise<Session> | null} */
+    this._opening = null;
+    this._nextSession = 1;
+    /** Incremented by every cancel: text and waits of an older generation are dropped. */
+    this._generation = 0;
+    /** @type {AudioContext | null} */
+    this._context = null;
+    this._ownContext = false;
+    /** @type {Promise<Player> | null} */
+    this._playerReady = null;
+    /** @type {Player | null} */
+    this._player = null;
+    /** Time to first audio of the latest measured request. */
+    this._measure = {
+      start: 0,
+      startChars: 0,
+      session: 0,
+      segmentSeen: false,
+      firstAudioPos: /** @type {number | null} */ (null),
+      firstAudioMs: /** @type {number | null} */ (null),
+      firstSoundMs: /** @type {number | null} */ (null),
+      running: false,
+    };
+  }
+
+  /** The `ready` message of the latest session, or null before the first. */
+  get ready() {
+    return this._session?.ready ?? null;
+  }
+
+  /** `idle` (no session), `connecting`, `open`, `ending` or `closed`. */
+  get state() {
+    if (this._opening !== null) return "connecting";
+    return this._session?.state ?? "idle";
+  }
+
+  /**
+   * Playback position on the latest session's timeline (samples at 24 kHz, as `sample_*` in the
+   * protocol), or null without a session. Between clock reports it advances with the audio
+   * clock; its resolution is about 20 ms.
+   */
+  get position() {
+    const session = this._session;
+    if (session === null) return null;
+    return Math.floor(this._pos48(session) / 2);
+  }
+
+  /** The word sounding now (null in pauses and before the first word). */
+  get currentWord() {
+    const session = this._session;
+    if (session === null) return null;
+    return session.words.current(Math.floor(this._pos48(session) / 2));
+  }
+
+  /** Every word of the latest session kept so far, in text order. */
+  get words() {
+    return this._session?.words.words() ?? [];
+  }
+
+  /**
+   * Measures of the latest session, for gauges and tests (a fresh object each time).
+   * @returns {import("./tts-gateway.js").ClientStats}
+   */
+  get stats() {
+    const session = this._session;
+    const clock = this._player?.clock;
+    const measure = this._measure;
+    const pos48 = session === null ? 0 : this._pos48(session);
+    // Audio received but not played yet; what a cancel dropped is not ahead of anything.
+    const ahead48 =
+      session === null
+        ? 0
+        : Math.max(0, 2 * session.stats.receivedEnd - Math.max(pos48, session.dropBefore));
+    return {
+      session: session?.ready?.session ?? null,
+      decoder: session?.decoder?.kind ?? null,
+      framesReceived: session?.stats.framesReceived ?? 0,
+      bytesReceived: session?.stats.bytesReceived ?? 0,
+      samplesDecoded: session?.stats.samplesDecoded ?? 0,
+      samplesDropped: session?.stats.samplesDropped ?? 0,
+      position: Math.floor(pos48 / 2),
+      playing: clock?.playing ?? false,
+      bufferedMs: clock ? (clock.buffered / OUTPUT_RATE) * 1000 : 0,
+      aheadMs: session?.stats.framesReceived ? (ahead48 / OUTPUT_RATE) * 1000 : 0,
+      gatewayBufferedMs: session?.stats.progress?.audio_buffered_ms ?? null,
+      timeToFirstAudioMs: measure.firstAudioMs,
+      timeToFirstSoundMs: measure.firstSoundMs,
+      underruns: session?.stats.underruns ?? 0,
+      charsSent: session?.sentChars ?? 0,
+    };
+  }
+
+  /**
+   * The latest session's text between two code point offsets (the gateway's character offsets).
+   * @param {number} start @param {number} [end]
+   */
+  textSlice(start, end) {
+    return this._session?.textSlice(start, end) ?? "";
+  }
+
+  /**
+   * Open a session now (otherwise the first `speak`/`stream` does). Resolves with `ready`.
+   * Call it from a user gesture (a click) so that audio may start.
+   */
+  async connect() {
+    const audio = this._audio();
+    const session = await this._usableSession();
+    await audio;
+    return session.ready;
+  }
+
+  /**
+   * Speak `text`: send it, flush, and resolve once its audio has been played.
+   * @param {string} text
+   * @param {{flush?: boolean}} [options] `flush: false` sends the text only (the gateway speaks
+   *   complete sentences as they come); the promise then resolves once it is sent
+   * @returns {Promise<import("./tts-gateway.js").SpeakResult>}
+   */
+  speak(text, options) {
+    if (typeof text !== "string") return Promise.reject(new TypeError("speak() takes a string"));
+    return this.stream([text], options);
+  }
+
+  /**
+   * Stream text from an (async) iterable, e.g. an LLM's tokens, then flush and resolve once all
+   * of it has been played. A `cancel()` stops reading the source (its iterator is returned).
+   * @param {AsyncIterable<string> | Iterable<string>} source
+   * @param {{flush?: boolean}} [options]
+   * @returns {Promise<import("./tts-gateway.js").SpeakResult>}
+   */
+  async stream(source, { flush = true } = {}) {
+    if (typeof source === "string") source = [source]; // not one message per character
+    const generation = this._generation;
+    const alive = () => generation === this._generation;
+    const audio = this._audio();
+    const session = await this._usableSession();
+    await audio;
+    if (!alive()) return { cancelled: true, flushed: null };
+    const errorsBefore = session.textErrors.length;
+    this._startMeasure(session);
+    for await (const piece of source) {
+      if (typeof piece !== "string") {
+        throw new TypeError(`stream() takes strings, got ${typeof piece}`);
+      }
+      if (!isWellFormed(piece)) {
+        throw new TypeError("the text holds a lone surrogate (not valid Unicode); the gateway refuses it");
+      }
+      if (!alive()) return { cancelled: true, flushed: null };
+      if (!(await session.sendText(piece, alive))) return { cancelled: true, flushed: null };
+    }
+    if (!flush) return { cancelled: !alive(), flushed: null };
+    if (!alive()) return { cancelled: true, flushed: null };
+    const flushed = await session.flush();
+    if (session.textErrors.length > errorsBefore) throw session.textErrors[session.textErrors.length - 1];
+    if (flushed.cancelled || !alive()) return { cancelled: true, flushed };
+    await session.decoder?.settled();
+    const played = await this._player?.mark();
+    return { cancelled: Boolean(played?.dropped) || !alive(), flushed };
+  }
+
+  /**
+   * Ask the gateway to speak the text buffered so far now (an unfinished sentence too).
+   * Resolves with the `flushed` message (all its audio sent), or null without a session.
+   */
+  async flush() {
+    const session = this._session;
+    if (session === null || session.state !== "open") return null;
+    return session.flush();
+  }
+
+  /**
+   * Barge-in: stop playback at once, drop the audio buffered, stop the running `stream()`s and
+   * tell the gateway where playback stopped. Resolves with the `cancelled` message: what the
+   * listener heard (`heard_text`, up to `cut`) and what they did not. Null without an open
+   * session (playback is stopped all the same).
+   * @returns {Promise<any>}
+   */
+  async cancel() {
+    this._generation++;
+    this._measure.running = false;
+    const session = this._session;
+    const live = session !== null && (session.state === "open" || session.state === "ending");
+    if (live) {
+      session.cancelling++; // from now on its audio is decoded but not played, words ignored
+      session.words.dropUnreached();
+    }
+    const stop = this._player ? await this._player.clear() : null;
+    if (!live) return null;
+    let pos48 = session.playedPos;
+    if (stop !== null && stop.session === session.id) pos48 = stop.pos;
+    const latency = Math.round((this._context?.outputLatency ?? 0) * STREAM_RATE);
+    const position = Math.max(0, Math.floor(pos48 / 2) - latency);
+    try {
+      const cancelled = await session.cancel(position);
+      this._emit("cancelled", cancelled);
+      return cancelled;
+    } catch (error) {
+      session.cancelling = Math.max(0, session.cancelling - 1);
+      throw error;
+    }
+  }
+
+  /**
+   * No more text: the gateway speaks what is left and ends the session. Resolves with the `done`
+   * message once all audio has been played (a later `speak` opens a new session).
+   * @returns {Promise<any>}
+   */
+  async end() {
+    const session = this._session;
+    if (session === null || session.state === "connecting") return null;
+    if (session.state === "closed") return session.done;
+    const done = await (session.state === "open"
+      ? session.end()
+      : new Promise((resolve, reject) => session.doneWaiters.push({ resolve, reject })));
+    await session.decoder?.settled();
+    if (this._player !== null) await this._player.mark();
+    this._emit("done", done);
+    return done;
+  }
+
+  /** Close the connection without ending the session, stop playback and release the audio. */
+  async close() {
+    this._generation++;
+    for (const session of this._sessions.values()) session.close();
+    this._sessions.clear();
+    if (this._player !== null) {
+      await this._player.clear();
+      this._player.close();
+    }
+    if (this._ownContext && this._context !== null) await this._context.close();
+    this._player = null;
+    this._playerReady = null;
+    this._context = null;
+  }
+
+  // --- internals --------------------------------------------------------------------------
+
+  /**
+   * Create (or resume) the audio context at once, so that it happens inside the user gesture
+   * that called us; the player node follows asynchronously.
+   */
+  _audio() {
+    if (this._context === null) {
+      this._context = this.options.audioContext ?? new AudioContext({ sampleRate: OUTPUT_RATE, latencyHint: "interactive" });
+      this._ownContext = this.options.audioContext === undefined;
+    }
+    if (this._context.state === "suspended") this._context.resume().catch(() => {});
+    if (this._playerReady === null) {
+      this._playerReady = Player.create(this._context, { jitterMs: this.options.jitterMs }).then(
+        (player) => {
+          player.onclock = (clock) => this._clock(clock);
+          this._player = player;
+          return player;
+        },
+      );
+      this._playerReady.catch(() => {
+        this._playerReady = null;
+      });
+    }
+    return this._playerReady;
+  }
+
+  /** The latest session if text can be sent to it, else a new one (reconnect policy). */
+  _usableSession() {
+    if (this._session !== null && this._session.state === "open") return Promise.resolve(this._session);
+    if (this._opening === null) {
+      this._opening = this._open().finally(() => {
+        this._opening = null;
+      });
+    }
+    return this._opening;
+  }
+
+  async _open() {
+    const { attempts, delayMs, maxDelayMs } = this.options.reconnect;
+    let lastError = null;
+    for (let attempt = 0; attempt <= attempts; attempt++) {
+      if (attempt > 0) await sleep(Math.min(maxDelayMs, delayMs * 2 ** (attempt - 1)));
+      const session = new Session(this, this._nextSession++);
+      try {
+        await session.open();
+      } catch (error) {
+        lastError = error;
+        if (error instanceof GatewayError && error.retryable) continue;
+        throw error;
+      }
+      this._session = session;
+      this._sessions.set(session.id, session);
+      this._emit("ready", session.ready);
+      return session;
+    }
+    throw lastError;
+  }
+
+  /** @param {Session} session */
+  _pos48(session) {
+    const now = this._player?.now();
+    if (now !== undefined && now.session === session.id) return now.pos;
+    return session.playedPos;
+  }
+
+  /** @param {import("./player.js").Clock} clock */
+  _clock(clock) {
+    const session = this._sessions.get(clock.session);
+    if (session === undefined) return;
+    if (clock.dry > session.lastDry) {
+      // Ran dry while a segment was still being synthesized: an underrun, not a pause.
+      if (session.openSegment !== null && session.cancelling === 0) session.stats.underruns++;
+    }
+    session.lastDry = clock.dry;
+    session.playedPos = clock.pos;
+    const measure = this._measure;
+    if (
+      measure.running &&
+      measure.session === session.id &&
+      measure.firstAudioPos !== null &&
+      clock.pos > measure.firstAudioPos
+    ) {
+      measure.firstSoundMs = performance.now() - measure.start;
+      measure.running = false;
+    }
+    for (const word of session.words.advance(Math.floor(clock.pos / 2))) this._emit("word", word);
+    for (const [id, other] of this._sessions) {
+      if (id < session.id && other.state === "closed") this._sessions.delete(id);
+    }
+  }
+
+  /** @param {Session} session */
+  _startMeasure(session) {
+    const measure = this._measure;
+    if (measure.running) return;
+    Object.assign(measure, {
+      start: performance.now(),
+      startChars: session.sentChars,
+      session: session.id,
+      segmentSeen: false,
+      firstAudioPos: null,
+      firstAudioMs: null,
+      firstSoundMs: null,
+      running: true,
+    });
+  }
+
+  /** @param {Session} session @param {any} segment */
+  _segmentStarted(session, segment) {
+    const measure = this._measure;
+    if (measure.running && measure.session === session.id && segment.char_end > measure.startChars) {
+      measure.segmentSeen = true;
+    }
+  }
+
+  /** @param {Session} session @param {any} audio */
+  _audioReceived(session, audio) {
+    const measure = this._measure;
+    if (measure.running && measure.session === session.id && measure.segmentSeen && measure.firstAudioMs === null) {
+      measure.firstAudioMs = performance.now() - measure.start;
+      measure.firstAudioPos = 2 * audio.sample_start;
+    }
+  }
+
+  /** @param {GatewayError} error */
+  _emitError(error) {
+    this._emit("error", error);
+  }
+
+  /** @param {string} type @param {unknown} detail */
+  _emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
