@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from gateway.backends.settings import BackendSettings, KokoroOnnxSettings
+from gateway.backends import KIND_PATTERNS, kind_for_name
+from gateway.backends.settings import (
+    BackendSettings,
+    EspeakSettings,
+    KokoroOnnxSettings,
+    PiperSettings,
+)
 from gateway.core.protocol import OPUS_FRAME_MS, AudioFormat
 from gateway.core.segmenter import SegmenterConfig
 
@@ -41,7 +47,14 @@ CONFIG_ENV: Final = "TTSGW_CONFIG"
 # Backend kinds and their settings types: a plain registry, extended by each backend kind.
 BACKEND_SETTINGS: Final[dict[str, type[BackendSettings]]] = {
     "kokoro_onnx": KokoroOnnxSettings,
+    "espeak": EspeakSettings,
+    "piper": PiperSettings,
 }
+
+
+def default_backends() -> dict[str, BackendSettings]:
+    """The backends configured when config.toml has no ``[backends]`` table."""
+    return {"kokoro": KokoroOnnxSettings(), "espeak": EspeakSettings(), "piper": PiperSettings()}
 
 
 class ConfigError(ValueError):
@@ -155,9 +168,7 @@ class Config:
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     audio: AudioSettings = field(default_factory=AudioSettings)
     seams: SeamSettings = field(default_factory=SeamSettings)
-    backends: Mapping[str, BackendSettings] = field(
-        default_factory=lambda: {"kokoro": KokoroOnnxSettings()}
-    )
+    backends: Mapping[str, BackendSettings] = field(default_factory=default_backends)
     source: str = "<defaults>"
 
     def __post_init__(self) -> None:
@@ -187,8 +198,8 @@ def load_config(
             raise ConfigError(f"config file not found: {chosen}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{chosen}: not valid TOML: {exc}") from None
-    # Without a [backends] table the embedded default is configured (and can be overridden).
-    raw.setdefault("backends", {"kokoro": {"kind": "kokoro_onnx"}})
+    # Without a [backends] table the bundled backends are configured (and can be overridden).
+    raw.setdefault("backends", {name: {} for name in default_backends()})
     _apply_environment(raw, environ)
     return _build_config(raw, source)
 
@@ -237,7 +248,15 @@ def _build_backends(raw: Any) -> dict[str, BackendSettings]:
     for name, entry in table.items():
         where = f"backends.{name}"
         entry = dict(_table(entry, where))
-        kind = entry.get("kind")
+        if "kind" not in entry:
+            # The name implies the kind: [backends.piper_amy] is a piper backend.
+            entry["kind"] = kind_for_name(name)
+            if entry["kind"] is None:
+                raise ConfigError(
+                    f"{where}.kind: missing, and the name matches none of "
+                    f"{', '.join(KIND_PATTERNS)}; set kind = one of {', '.join(BACKEND_SETTINGS)}"
+                )
+        kind = entry["kind"]
         settings_type = BACKEND_SETTINGS.get(kind) if isinstance(kind, str) else None
         if settings_type is None:
             raise ConfigError(
@@ -298,4 +317,8 @@ def _coerce(expected: Any, value: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: must be a string, got {value!r}")
         return value
+    if expected == tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"{where}: must be a list of strings, got {value!r}")
+        return tuple(value)
     raise ConfigError(f"{where}: unsupported setting type {expected}")  # pragma: no cover

@@ -26,6 +26,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway.audio.codecs import FrameEncoder, OpusEncoder, OpusOptions, Pcm16Encoder
 from gateway.audio.framing import AudioOut, Frame
+from gateway.audio.resample import ResampledChunks
 from gateway.backends.base import AudioChunk, Backend, BackendError, SynthesisRequest
 from gateway.core.metrics import SessionMetrics
 from gateway.core.protocol import (
@@ -187,10 +188,10 @@ class Connection:
             )
         self._session.begin(segmenter)
         self._stream = stream
-        self._metrics.sample_rate = stream.backend.sample_rate
+        self._metrics.sample_rate = self._config.audio.sample_rate
         encoder = self._encoder(stream)
         self._audio = AudioOut(encoder)
-        self._shaper = SeamShaper(self._seam_config(stream.backend.sample_rate))
+        self._shaper = SeamShaper(self._seam_config(self._config.audio.sample_rate))
         await self._send(
             Ready(
                 protocol=PROTOCOL_VERSION,
@@ -200,7 +201,7 @@ class Connection:
                 lang=stream.lang,
                 speed=stream.speed,
                 format=stream.format.value,
-                sample_rate=stream.backend.sample_rate,
+                sample_rate=self._config.audio.sample_rate,
                 channels=1,
                 frame_samples=encoder.frame_samples,
                 bitrate=stream.bitrate if stream.format is AudioFormat.OPUS else None,
@@ -230,10 +231,10 @@ class Connection:
                 f"language {lang!r} is not supported by {name!r}; languages: "
                 + ", ".join(backend.languages),
             )
-        if start.sample_rate is not None and start.sample_rate != backend.sample_rate:
+        if start.sample_rate is not None and start.sample_rate != audio.sample_rate:
             raise ProtocolError(
                 ErrorCode.INVALID_FIELD,
-                f"start.sample_rate: this version streams at {backend.sample_rate} Hz only",
+                f"start.sample_rate: this version streams at {audio.sample_rate} Hz only",
             )
         return _Stream(
             backend=backend,
@@ -246,7 +247,7 @@ class Connection:
         )
 
     def _encoder(self, stream: _Stream) -> FrameEncoder:
-        rate = stream.backend.sample_rate
+        rate = self._config.audio.sample_rate
         if stream.format is AudioFormat.PCM16:
             return Pcm16Encoder(sample_rate=rate, frame_ms=stream.frame_ms)
         audio = self._config.audio
@@ -284,8 +285,8 @@ class Connection:
             return
         await self._stop_speaker()
         outcome = self._session.cancel()
-        stream, audio = self._require_stream(), self._require_audio()
-        seam = self._seam_config(stream.backend.sample_rate)
+        audio = self._require_audio()
+        seam = self._seam_config(self._config.audio.sample_rate)
         await self._send_frames(audio.cut(seam.samples(seam.fade_ms)))  # unsent ones go first
         self._shaper = SeamShaper(seam)
         for flush_id in outcome.dropped_flushes:
@@ -348,7 +349,14 @@ class Connection:
             )
         )
         request = SynthesisRequest(segment.text, stream.voice, stream.lang, stream.speed)
-        synthesis = _TimedStream(stream.backend.synthesize(request))
+        # The one place audio is resampled: backend's native rate -> the stream rate.
+        synthesis = _TimedStream(
+            ResampledChunks(
+                stream.backend.synthesize(request),
+                stream.backend.sample_rate,
+                self._config.audio.sample_rate,
+            )
+        )
         piece_end: Boundary | None = None
         ok = True
         try:
