@@ -42,6 +42,7 @@ from numpy.typing import NDArray
 
 from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Voice, WordTiming
 from gateway.backends.settings import EspeakSettings
+from gateway.backends.threads import join
 from gateway.backends.wordmap import SpokenText, text_boundary
 
 __all__ = ["AUTO_VOICE", "EspeakBackend", "EspeakEngine"]
@@ -488,29 +489,33 @@ class EspeakBackend:
         engine = await self._engines.get()
         try:
             job = _Job(loop, self._credits)
-            self.jobs_running += 1
             worker = loop.run_in_executor(
                 self._pool, self._work, engine, job, spoken, voice, self._rate_wpm(request.speed)
             )
-            try:
-                while True:
-                    item = await job.queue.get()
-                    if item is _Job._END:
-                        break
-                    if isinstance(item, BackendError):
-                        raise item
-                    if isinstance(item, BaseException):
-                        raise BackendError(f"espeak: synthesis failed: {item}") from item
-                    assert isinstance(item, _Queued)
-                    if item.credit:
-                        job.credits.release()
-                    yield item.chunk
-            finally:
-                job.cancel()
-                await asyncio.wait([worker])  # the engine is idle before it is reused
-                self.jobs_running -= 1
-        finally:
+        except BaseException:
             self._engines.put_nowait(engine)
+            raise
+        self.jobs_running += 1
+        try:
+            while True:
+                item = await job.queue.get()
+                if item is _Job._END:
+                    break
+                if isinstance(item, BackendError):
+                    raise item
+                if isinstance(item, BaseException):
+                    raise BackendError(f"espeak: synthesis failed: {item}") from item
+                assert isinstance(item, _Queued)
+                if item.credit:
+                    job.credits.release()
+                yield item.chunk
+        finally:
+            job.cancel()
+            try:
+                await join(worker)  # the engine is idle before it is reused
+            finally:
+                self.jobs_running -= 1
+                self._engines.put_nowait(engine)
 
     def _work(
         self, engine: EspeakEngine, job: _Job, spoken: SpokenText, voice: str, rate: int

@@ -46,6 +46,7 @@ from numpy.typing import NDArray
 
 from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Voice, WordTiming
 from gateway.backends.settings import PiperSettings
+from gateway.backends.threads import join
 from gateway.backends.wordmap import SpokenText, text_boundary
 from gateway.core.segmenter import Boundary
 
@@ -441,8 +442,9 @@ class PiperBackend:
     async def _run(self, work: Callable[[ort.RunOptions], T]) -> T:
         """Run blocking work in this backend's pool, cancellably.
 
-        On cancellation the running inference is told to terminate and is awaited, so the
-        concurrency slot is only released once the thread has really stopped.
+        On cancellation the running inference is told to terminate and is awaited (even through
+        a second cancellation), so the concurrency slot is only released once the thread has
+        really stopped.
         """
         run_options = ort.RunOptions()
         async with self._slots:
@@ -455,9 +457,11 @@ class PiperBackend:
                     return await asyncio.shield(future)
                 except asyncio.CancelledError:
                     run_options.terminate = True
-                    await asyncio.wait([future])
-                    if future.exception() is not None:
-                        self.terminated_runs += 1
+                    try:
+                        await join(future)
+                    finally:
+                        if future.exception() is not None:
+                            self.terminated_runs += 1
                     raise
                 except BackendError:
                     raise
