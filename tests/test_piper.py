@@ -130,7 +130,7 @@ def test_phonemes_are_assigned_to_words_through_merges_and_expansions() -> None:
         (5, list("nˈaɪntiːnhˈʌndɹɪd ˈeɪɾi fˈaɪv")),
     ]
     owners = assign_phonemes([sentence], words)[0]
-    said = {}
+    said: dict[int, str] = {}
     for entry, owner in zip(sentence, owners, strict=True):
         if owner is not None:
             said[owner] = said.get(owner, "") + entry
