@@ -20,6 +20,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import httpx
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -317,6 +318,17 @@ def recorder(gateway: RunningServer, case: Case) -> _Recorder:
     backend = gateway.gateway.backends[case.fixture]
     assert isinstance(backend, _Recorder)
     return backend
+
+
+async def test_gateway_lists_its_voices(case: Case, gateway: RunningServer) -> None:
+    backend = recorder(gateway, case)
+    async with httpx.AsyncClient(base_url=gateway.http_url) as http:
+        body = (await http.get("/v1/voices")).json()
+    assert body["backends"][case.fixture] == "ready"
+    listed = [v for v in body["voices"] if v["backend"] == case.fixture]
+    assert [v["id"] for v in listed] == [v.id for v in backend.voices()]
+    assert all(backend.default_lang in v["languages"] for v in listed)
+    assert any(v["language"] for v in listed)
 
 
 async def test_gateway_streams_its_speech_at_the_stream_rate(
