@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
+import httpx
 import pytest
 
 from gateway.backends import BACKEND_FACTORIES, KIND_PATTERNS, BackendError, create_backend
@@ -16,7 +18,11 @@ from gateway.backends.settings import (
     KokoroOnnxSettings,
     PiperSettings,
 )
-from gateway.config import BACKEND_SETTINGS
+from gateway.config import BACKEND_SETTINGS, load_config
+from gateway.server.run import serve_in_background
+from tests.conftest import timeout
+from tests.streams import collect
+from tts_gateway_client import connect
 
 
 @pytest.mark.parametrize(
@@ -48,3 +54,31 @@ def test_every_kind_has_typed_settings_and_patterns_name_known_kinds() -> None:
     for kind, settings_type in BACKEND_SETTINGS.items():
         defaults = {f.name: f.default for f in dataclasses.fields(settings_type)}
         assert defaults["kind"] == kind
+
+
+async def test_a_gateway_builds_its_backends_from_the_config(tmp_path: Path) -> None:
+    """Instances named by pattern, built by the registry, served and spoken through."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[server]\nport = 0\nlog_level = "warning"\n'
+        '[session]\ndefault_backend = "espeak_fr"\n'
+        '[backends.espeak_fr]\ndefault_lang = "fr"\n'
+        "[backends.piper_joe]\nwarmup = false\n"
+    )
+    server = await serve_in_background(load_config(path, environ={}))
+    try:
+        url = f"http://127.0.0.1:{server.port}"
+        ws_url = f"ws://127.0.0.1:{server.port}/v1/stream"
+        async with connect(ws_url) as stream:  # `start` waits for the backend to load
+            assert stream.ready.backend == "espeak_fr"
+        for backend in ("espeak_fr", "piper_joe"):
+            async with connect(ws_url, backend=backend) as stream:
+                stream.feed(["Bonjour tout le monde."])
+                transcript = await collect(stream, deadline_s=timeout(60))
+            assert transcript.kinds()[-1] == "done"
+            assert len(transcript.audio) > 10
+        async with httpx.AsyncClient(base_url=url) as http:
+            health = await http.get("/healthz")
+        assert health.json()["backends"] == {"espeak_fr": "ready", "piper_joe": "ready"}
+    finally:
+        await server.stop()
