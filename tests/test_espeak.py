@@ -7,6 +7,8 @@ The library and its data are the ones bundled by espeakng-loader (installed from
 from __future__ import annotations
 
 import threading
+from collections.abc import AsyncGenerator
+from typing import cast
 
 import numpy as np
 import pytest
@@ -200,3 +202,15 @@ def test_word_tracker_merges_expansions_and_trims_silence() -> None:
         for w in chunk.words:
             assert w.sample_start < position + len(chunk.pcm)
         position += len(chunk.pcm)
+
+
+async def test_closing_the_backend_stops_a_stream_nobody_closed() -> None:
+    backend = EspeakBackend("espeak", EspeakSettings(max_buffered_s=0.1, warmup=False))
+    await backend.load()
+    request = SynthesisRequest("A long text that fills the buffer. " * 20, AUTO_VOICE, "en-us", 1.0)
+    abandoned = backend.synthesize(request)
+    await anext(abandoned)  # the worker now waits for room: nobody reads or closes the stream
+    await backend.aclose()  # returns: the worker was told to stop
+    assert not backend.ready
+    await cast(AsyncGenerator[AudioChunk, None], abandoned).aclose()
+    assert backend.jobs_running == 0

@@ -400,6 +400,7 @@ class EspeakBackend:
         self._identifiers: dict[str, str] = {}  # language code -> voice file identifier
         self._voices: list[Voice] = []
         self._credits = math.ceil(settings.max_buffered_s * 1000 / CHUNK_MS)
+        self._jobs: set[_Job] = set()
         self._load_lock = asyncio.Lock()
         self._ready = False
         self.jobs_running = 0  # syntheses in this backend's threads right now
@@ -461,6 +462,8 @@ class EspeakBackend:
             )
 
     async def aclose(self) -> None:
+        for job in list(self._jobs):  # a stream never closed must not hold a thread forever
+            job.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._ready = False
 
@@ -496,6 +499,7 @@ class EspeakBackend:
             self._engines.put_nowait(engine)
             raise
         self.jobs_running += 1
+        self._jobs.add(job)
         try:
             while True:
                 item = await job.queue.get()
@@ -515,6 +519,7 @@ class EspeakBackend:
                 await join(worker)  # the engine is idle before it is reused
             finally:
                 self.jobs_running -= 1
+                self._jobs.discard(job)
                 self._engines.put_nowait(engine)
 
     def _work(
