@@ -5,8 +5,9 @@ through the backend interface and through a real gateway on loopback.
 
 To add a backend: a session fixture in tests/conftest.py that loads it, and one
 :class:`Case` in :data:`CASES`. The checks read two counters that a backend keeps for them:
-``jobs_running`` (engine work in its threads right now) and, if it streams within a segment,
-``samples_synthesized`` (audio its engine produced so far).
+how much engine work runs in its threads right now (``jobs_running`` unless the case names
+another attribute) and, if it streams within a segment, how much audio its engine has
+produced so far (``samples_synthesized``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class Case:
     kind: str  # its kind in the registry
     max_wer: float  # word error rate allowed for Whisper's transcript of it
     marks: tuple[Any, ...] = field(default=())
+    running: str = "jobs_running"  # its counter of engine work running in threads
+    produced: str = "samples_synthesized"  # its counter of audio produced by the engine
 
 
 CASES = [
@@ -89,15 +92,15 @@ def req(backend: Backend, text: str, speed: float = 1.0) -> SynthesisRequest:
     return SynthesisRequest(text, backend.default_voice, backend.default_lang, speed)
 
 
-def jobs(backend: Backend) -> int:
-    running = getattr(backend, "jobs_running", None)
-    assert isinstance(running, int), f"{backend.name} does not count its jobs_running"
+def jobs(backend: Backend, case: Case) -> int:
+    running = getattr(backend, case.running, None)
+    assert isinstance(running, int), f"{backend.name} does not count {case.running}"
     return running
 
 
-def produced(backend: Backend) -> int:
-    samples = getattr(backend, "samples_synthesized", None)
-    assert isinstance(samples, int), f"{backend.name} does not count samples_synthesized"
+def produced(backend: Backend, case: Case) -> int:
+    samples = getattr(backend, case.produced, None)
+    assert isinstance(samples, int), f"{backend.name} does not count {case.produced}"
     return samples
 
 
@@ -123,52 +126,54 @@ async def pcm_of(backend: Backend, text: str) -> NDArray[np.float32]:
 # -- directly through the interface -------------------------------------------------------------
 
 
-async def test_declares_what_it_offers(backend: Backend) -> None:
+async def test_declares_what_it_offers(case: Case, backend: Backend) -> None:
     assert backend.ready
     assert backend.sample_rate > 0
     voices = backend.voices()
     assert all(isinstance(v, Voice) for v in voices)
     assert backend.default_voice in {v.id for v in voices}
     assert backend.default_lang in backend.languages
-    assert jobs(backend) == 0
+    assert jobs(backend, case) == 0
 
 
-async def test_first_audio_comes_before_the_segment_is_synthesized(backend: Backend) -> None:
+async def test_first_audio_comes_before_the_segment_is_synthesized(
+    case: Case, backend: Backend
+) -> None:
     if not backend.streams_within_segment:
         pytest.skip(f"{backend.name} declares that it synthesizes a segment in one pass")
-    before = produced(backend)
+    before = produced(backend, case)
     chunks = stream_of(backend, ONE_SEGMENT)
     async with contextlib.aclosing(chunks):
         first = await anext(chunks)
-        at_first = produced(backend) - before
+        at_first = produced(backend, case) - before
         rest = [chunk async for chunk in chunks]
-    total = produced(backend) - before
+    total = produced(backend, case) - before
     assert len(first.pcm) > 0
     assert rest, "more audio follows"
     assert at_first < total, "the whole segment was synthesized before its first audio"
 
 
-async def test_cancel_stops_the_engine(backend: Backend) -> None:
-    measures = hasattr(backend, "samples_synthesized")
-    before = produced(backend) if measures else 0
+async def test_cancel_stops_the_engine(case: Case, backend: Backend) -> None:
+    measures = hasattr(backend, case.produced)
+    before = produced(backend, case) if measures else 0
     chunks = stream_of(backend, LONG)
     first = await anext(chunks)
     assert len(first.pcm) > 0
     more = asyncio.ensure_future(anext(chunks))
-    await until(lambda: jobs(backend) > 0 or more.done(), "the engine works on the rest")
+    await until(lambda: jobs(backend, case) > 0 or more.done(), "the engine works on the rest")
     more.cancel()
     async with asyncio.timeout(timeout(30)):  # a backend that ignores the cancel hangs here
         with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
             await more
         await chunks.aclose()
-    assert jobs(backend) == 0, "the engine's thread is idle once the stream is closed"
+    assert jobs(backend, case) == 0, "the engine's thread is idle once the stream is closed"
     if measures:
-        spoken = produced(backend) - before
+        spoken = produced(backend, case) - before
         whole = len(await pcm_of(backend, LONG))
         assert spoken < whole / 2, "synthesis stopped, not run to the end"
     # The engine serves the next request normally.
     assert len(await pcm_of(backend, "Still here.")) > 0
-    assert jobs(backend) == 0
+    assert jobs(backend, case) == 0
 
 
 async def test_word_timings_are_valid_and_match_the_audio(backend: Backend) -> None:
@@ -244,7 +249,7 @@ async def test_concurrent_requests_each_get_their_own_speech(case: Case, backend
     for text, pcm in zip(PASSAGES, together, strict=True):
         heard = transcribe(pcm, backend.sample_rate)
         assert word_error_rate(text, heard) <= case.max_wer, heard
-    assert jobs(backend) == 0
+    assert jobs(backend, case) == 0
 
 
 # -- through a real gateway on loopback ---------------------------------------------------------
@@ -260,8 +265,9 @@ class _Call:
 class _Recorder:
     """A backend as the gateway sees it, recording how far its engine was at each chunk."""
 
-    def __init__(self, inner: Backend) -> None:
+    def __init__(self, inner: Backend, case: Case) -> None:
         self.inner = inner
+        self.case = case
         self.name = inner.name
         self.sample_rate = inner.sample_rate
         self.languages = inner.languages
@@ -285,30 +291,32 @@ class _Recorder:
         return self.inner.voices()
 
     async def synthesize(self, request: SynthesisRequest) -> AsyncIterator[AudioChunk]:
-        counted = hasattr(self.inner, "samples_synthesized")
-        before = produced(self.inner) if counted else 0
+        counted = hasattr(self.inner, self.case.produced)
+        before = produced(self.inner, self.case) if counted else 0
         call = _Call(request.text)
         self.calls.append(call)
         inner = cast(AsyncGenerator[AudioChunk, None], self.inner.synthesize(request))
         async with contextlib.aclosing(inner) as chunks:
             async for chunk in chunks:
                 if call.at_first is None and counted:
-                    call.at_first = produced(self.inner) - before
+                    call.at_first = produced(self.inner, self.case) - before
                 yield chunk
         if counted:
-            call.at_end = produced(self.inner) - before
+            call.at_end = produced(self.inner, self.case) - before
 
 
 @pytest.fixture(scope="module")
-def every_backend(request: pytest.FixtureRequest) -> dict[str, Backend]:
+def every_backend(request: pytest.FixtureRequest) -> dict[str, tuple[Backend, Case]]:
     """Every backend of :data:`CASES`, loaded (a plain fixture: it sets up async ones)."""
-    return {c.fixture: request.getfixturevalue(c.fixture) for c in CASES}
+    return {c.fixture: (request.getfixturevalue(c.fixture), c) for c in CASES}
 
 
 @pytest.fixture(scope="module")
-async def gateway(every_backend: dict[str, Backend]) -> AsyncIterator[RunningServer]:
+async def gateway(
+    every_backend: dict[str, tuple[Backend, Case]],
+) -> AsyncIterator[RunningServer]:
     """One gateway serving every backend of :data:`CASES`."""
-    backends: dict[str, Backend] = {n: _Recorder(b) for n, b in every_backend.items()}
+    backends: dict[str, Backend] = {n: _Recorder(b, c) for n, (b, c) in every_backend.items()}
     running = await serve(repo_config(), backends)
     yield running
     await running.stop()
@@ -373,7 +381,7 @@ async def test_gateway_cancel_leaves_the_engine_idle(case: Case, gateway: Runnin
         transcript = await collect(stream, until=Cancelled, deadline_s=timeout(30))
         cancelled = transcript.of(Cancelled)[-1]
         assert isinstance(cancelled, Cancelled)
-        assert jobs(backend.inner) == 0, "the engine's thread is idle when cancel is answered"
+        assert jobs(backend.inner, case) == 0, "the engine's thread is idle when cancel is answered"
         assert cancelled.unspoken_end > cancelled.unspoken_start
         await stream.end()
         rest = await collect(stream, deadline_s=timeout(30))
