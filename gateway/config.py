@@ -20,14 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from gateway.backends import KIND_PATTERNS, kind_for_name
 from gateway.backends.settings import (
     AllTalkSettings,
     BackendSettings,
     ChatterboxSettings,
     ElevenLabsSettings,
+    EspeakSettings,
     KokoroOnnxSettings,
     KokoroTorchSettings,
     OpenAISettings,
+    PiperSettings,
 )
 from gateway.core.cost import CostSettings
 from gateway.core.protocol import OPUS_FRAME_MS, AudioFormat
@@ -59,7 +62,14 @@ BACKEND_SETTINGS: Final[dict[str, type[BackendSettings]]] = {
     "openai": OpenAISettings,
     "alltalk": AllTalkSettings,
     "elevenlabs": ElevenLabsSettings,
+    "espeak": EspeakSettings,
+    "piper": PiperSettings,
 }
+
+
+def default_backends() -> dict[str, BackendSettings]:
+    """The backends configured when config.toml has no ``[backends]`` table."""
+    return {"kokoro": KokoroOnnxSettings(), "espeak": EspeakSettings(), "piper": PiperSettings()}
 
 
 class ConfigError(ValueError):
@@ -209,9 +219,7 @@ class Config:
     audio: AudioSettings = field(default_factory=AudioSettings)
     seams: SeamSettings = field(default_factory=SeamSettings)
     cost: CostSettings = field(default_factory=CostSettings)
-    backends: Mapping[str, BackendSettings] = field(
-        default_factory=lambda: {"kokoro": KokoroOnnxSettings()}
-    )
+    backends: Mapping[str, BackendSettings] = field(default_factory=default_backends)
     source: str = "<defaults>"
 
     @property
@@ -263,8 +271,8 @@ def load_config(
             raise ConfigError(f"config file not found: {chosen}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{chosen}: not valid TOML: {exc}") from None
-    # Without a [backends] table the embedded default is configured (and can be overridden).
-    raw.setdefault("backends", {"kokoro": {"kind": "kokoro_onnx"}})
+    # Without a [backends] table the bundled backends are configured (and can be overridden).
+    raw.setdefault("backends", {name: {} for name in default_backends()})
     _apply_environment(raw, environ)
     return _build_config(raw, source)
 
@@ -313,7 +321,15 @@ def _build_backends(raw: Any) -> dict[str, BackendSettings]:
     for name, entry in table.items():
         where = f"backends.{name}"
         entry = dict(_table(entry, where))
-        kind = entry.get("kind")
+        if "kind" not in entry:
+            # The name implies the kind: [backends.piper_amy] is a piper backend.
+            entry["kind"] = kind_for_name(name)
+            if entry["kind"] is None:
+                raise ConfigError(
+                    f"{where}.kind: missing, and the name matches none of "
+                    f"{', '.join(KIND_PATTERNS)}; set kind = one of {', '.join(BACKEND_SETTINGS)}"
+                )
+        kind = entry["kind"]
         settings_type = BACKEND_SETTINGS.get(kind) if isinstance(kind, str) else None
         if settings_type is None:
             raise ConfigError(

@@ -51,13 +51,26 @@ def _model() -> Any:
     return WhisperModel(str(_model_dir()), device="cpu", compute_type="int8")
 
 
+def _at_16k(pcm: NDArray[np.float32], sample_rate: int) -> NDArray[np.float32]:
+    positions = np.arange(0, len(pcm), sample_rate / 16000)
+    resampled: NDArray[np.float32] = np.interp(positions, np.arange(len(pcm)), pcm).astype(
+        np.float32
+    )
+    return resampled
+
+
 def transcribe(pcm: NDArray[np.float32], sample_rate: int) -> str:
     """The English words Whisper hears in ``pcm``."""
-    audio16k = np.interp(
-        np.arange(0, len(pcm), sample_rate / 16000), np.arange(len(pcm)), pcm
-    ).astype(np.float32)
-    segments, _ = _model().transcribe(audio16k, language="en", beam_size=1)
+    segments, _ = _model().transcribe(_at_16k(pcm, sample_rate), language="en", beam_size=1)
     return " ".join(segment.text for segment in segments)
+
+
+def transcribe_words(pcm: NDArray[np.float32], sample_rate: int) -> list[tuple[str, float, float]]:
+    """The words Whisper hears in ``pcm``, with their start and end in seconds."""
+    segments, _ = _model().transcribe(
+        _at_16k(pcm, sample_rate), language="en", beam_size=1, word_timestamps=True
+    )
+    return [(w.word, w.start, w.end) for segment in segments for w in segment.words or ()]
 
 
 def words(text: str) -> list[str]:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.backends.settings import KokoroOnnxSettings
-from gateway.config import Config, ConfigError, load_config
+from gateway.backends import KIND_PATTERNS, kind_for_name
+from gateway.backends.settings import EspeakSettings, KokoroOnnxSettings, PiperSettings
+from gateway.config import BACKEND_SETTINGS, Config, ConfigError, default_backends, load_config
 from gateway.core.protocol import AudioFormat
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,8 +27,10 @@ def test_repository_config_lists_every_setting() -> None:
     for section in ("server", "limits", "session", "segmenter", "audio", "seams"):
         names = {f.name for f in dataclasses.fields(getattr(defaults, section))}
         assert set(raw[section]) == names, section
-    kokoro_names = {f.name for f in dataclasses.fields(KokoroOnnxSettings)}
-    assert set(raw["backends"]["kokoro"]) == kokoro_names
+    assert set(raw["backends"]) == {"kokoro", "espeak", "piper"}
+    for name, table in raw["backends"].items():
+        settings_type = BACKEND_SETTINGS[table["kind"]]
+        assert set(table) == {f.name for f in dataclasses.fields(settings_type)}, name
 
 
 def test_every_setting_line_has_a_comment() -> None:
@@ -46,7 +49,12 @@ def test_partial_file_keeps_other_defaults(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, "[server]\nport = 9001\n"), environ={})
     assert config.server.port == 9001
     assert config.server.host == "127.0.0.1"
-    assert config.backends == {"kokoro": KokoroOnnxSettings()}
+    assert config.backends == default_backends()
+    assert config.backends == {
+        "kokoro": KokoroOnnxSettings(),
+        "espeak": EspeakSettings(),
+        "piper": PiperSettings(),
+    }
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
@@ -88,10 +96,17 @@ def test_config_file_from_the_environment(tmp_path: Path) -> None:
         ("[limits]\nmax_message_bytes = 0\n", "limits.max_message_bytes: must be greater"),
         ("[seams]\nlead_ms = -1\n", "seams.lead_ms: must not be negative"),
         ("[segmenter]\nmax_chars = 50\n", "segmenter.first_segment_max_chars: must not exceed"),
-        ("[session]\ndefault_backend = 'piper'\n", "session.default_backend: 'piper' is not"),
+        ("[session]\ndefault_backend = 'nope'\n", "session.default_backend: 'nope' is not"),
         ("[backends.x]\nkind = 'nope'\n", "backends.x.kind: must be one of kokoro_onnx"),
         ("[backends.kokoro]\nkind = 'kokoro_onnx'\nthreads = -1\n", "backends.kokoro.threads"),
         ("[backends.kokoro]\nkind = 'kokoro_onnx'\nvoice = 'x'\n", "backends.kokoro.voice: un"),
+        ("[backends.amy]\nmodel_path = 'x'\n", "backends.amy.kind: missing, and the name"),
+        ("[backends.espeak]\nrate_wpm = 20\n", "backends.espeak.rate_wpm: must be between"),
+        ("[backends.espeak]\npitch = 101\n", "backends.espeak.pitch: must be between"),
+        ("[backends.espeak]\nmax_buffered_s = 0\n", "backends.espeak.max_buffered_s: must"),
+        ("[backends.piper]\nvoice_dirs = 'dir'\n", "backends.piper.voice_dirs: must be a list"),
+        ("[backends.piper]\nvoice_dirs = [1]\n", "backends.piper.voice_dirs[0]: must be a string"),
+        ("[backends.piper]\nthreads = -2\n", "backends.piper.threads: must be 0"),
         ("server = 5\n", "server: must be a table"),
         ("[server\n", "not valid TOML"),
     ],
@@ -135,3 +150,40 @@ def test_a_fallback_must_be_another_configured_backend(tmp_path: Path) -> None:
     text = "[backends.kokoro]\nkind = 'kokoro_onnx'\nfallback = 'kokoro'\n"
     with pytest.raises(ConfigError, match=r"backends\.kokoro\.fallback: 'kokoro' must"):
         load_config(write(tmp_path, text), environ={})
+
+
+def test_backend_kind_follows_from_the_name(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "[backends.kokoro]\n"
+        "[backends.piper_amy]\nvoice_dirs = ['~/voices']\n"
+        "[backends.espeak_fr]\ndefault_lang = 'fr'\n"
+        "[backends.piper_robot]\nkind = 'espeak'\n",  # an explicit kind wins
+    )
+    backends = load_config(path, environ={}).backends
+    assert backends["kokoro"] == KokoroOnnxSettings()
+    assert backends["piper_amy"] == PiperSettings(voice_dirs=("~/voices",))
+    assert backends["espeak_fr"] == EspeakSettings(default_lang="fr")
+    assert backends["piper_robot"] == EspeakSettings()
+
+
+def test_list_settings_from_the_environment(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, "[backends.kokoro]\n[backends.piper]\n"),
+        environ={"TTSGW_BACKENDS__PIPER__VOICE_DIRS": "['/a', '/b']"},
+    )
+    piper = config.backends["piper"]
+    assert isinstance(piper, PiperSettings)
+    assert piper.voice_dirs == ("/a", "/b")
+
+
+def test_most_specific_name_pattern_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(KIND_PATTERNS, "kokoro_torch*", "kokoro_torch")
+    assert kind_for_name("kokoro") == "kokoro_onnx"
+    assert kind_for_name("kokoro_fast") == "kokoro_onnx"
+    assert kind_for_name("kokoro_torch_gpu") == "kokoro_torch"
+    assert kind_for_name("piper_amy") == "piper"
+    assert kind_for_name("espeak") == "espeak"
+    assert kind_for_name("Piper") is None  # case-sensitive
+    assert kind_for_name("alltalk_1") == "alltalk"
+    assert kind_for_name("alltalk") is None  # the pattern is alltalk_*

@@ -185,6 +185,7 @@ class KokoroOnnxBackend:
         self._load_lock = asyncio.Lock()
         self._ready = False
         self.terminated_runs = 0  # inferences stopped early by a cancellation
+        self.jobs_running = 0  # work in this backend's threads right now
         if default_lang_error := self._language_error(settings.default_lang):
             raise BackendError(default_lang_error)
 
@@ -312,6 +313,7 @@ class KokoroOnnxBackend:
             future = asyncio.get_running_loop().run_in_executor(
                 self._pool, lambda: work(run_options)
             )
+            self.jobs_running += 1
             try:
                 return await asyncio.shield(future)
             except asyncio.CancelledError:
@@ -324,6 +326,8 @@ class KokoroOnnxBackend:
                 raise
             except Exception as exc:
                 raise BackendError(f"kokoro: synthesis failed: {exc}") from exc
+            finally:
+                self.jobs_running -= 1
 
 
 def _voice_language(name: str) -> str | None:

@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gateway.audio.framing import AudioOut, Frame
+from gateway.audio.resample import ResampledChunks
 from gateway.backends.base import AudioChunk, Backend, BackendError, SynthesisRequest, WordTiming
 from gateway.core.alignment import estimate_spans, spoken_words
 from gateway.core.metrics import SessionMetrics
@@ -252,7 +253,11 @@ class Speaker:
         segment = words.segment.segment
         request = SynthesisRequest(segment.text, self._stream.voice, self._stream.lang,
                                    self._stream.speed)  # fmt: skip
-        synthesis = _TimedStream(self._stream.backend.synthesize(request), self._backend_timeout)
+        backend = self._stream.backend
+        # The one place audio is resampled: the backend's native rate -> the stream rate.
+        chunks = ResampledChunks(backend.synthesize(request), backend.sample_rate,
+                                 self._seams.sample_rate)  # fmt: skip
+        synthesis = _TimedStream(chunks, self._backend_timeout)
         piece_end: Boundary | None = None
         try:
             async with contextlib.aclosing(synthesis):
@@ -270,10 +275,10 @@ class Speaker:
         return synthesis
 
     def _switch_to_fallback(self, segment: int, reason: str) -> Backend | None:
-        """Move the session to its backend's fallback (same stream rate), if it has one."""
+        """Move the session to its backend's fallback, if it has one."""
         current = self._stream.backend
         fallback = self._fallback_for(current)
-        if fallback is None or fallback.sample_rate != current.sample_rate:
+        if fallback is None:
             return None
         lang = (
             self._stream.lang
@@ -322,7 +327,7 @@ class Speaker:
 
     def _learn_rate(self, words: _SegmentWords, samples: int) -> None:
         if words.weight and samples:
-            measured = samples / self._stream.backend.sample_rate / words.weight
+            measured = samples / self._seams.sample_rate / words.weight
             self._seconds_per_char = 0.7 * self._seconds_per_char + 0.3 * measured
 
     def _timeline(self, shaper_position: int) -> int:
@@ -392,7 +397,7 @@ class Speaker:
         rate = self._seams.sample_rate / 1000
         metrics = self._metrics
         rtf = (
-            metrics.synthesis_s * self._stream.backend.sample_rate / metrics.speech_samples
+            metrics.synthesis_s * self._seams.sample_rate / metrics.speech_samples
             if (metrics.speech_samples)
             else None
         )

