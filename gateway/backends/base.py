@@ -35,12 +35,17 @@ class Voice:
 
 @dataclass(frozen=True, slots=True)
 class SynthesisRequest:
-    """One segment to speak, with the session's voice settings (already validated)."""
+    """One segment to speak, with the session's voice settings (already validated).
+
+    ``deadline`` (``time.monotonic`` seconds) is when the session's listener would run out of
+    audio: a backend that queues model work serves the earliest deadline first.
+    """
 
     text: str
     voice: str
     lang: str
     speed: float
+    deadline: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,13 +45,15 @@ from gateway.core.protocol import (
     Words,
 )
 from gateway.core.seams import SeamConfig, SeamShaper, Shaped
-from gateway.core.segmenter import Boundary
+from gateway.core.segmenter import Boundary, Segment
 from gateway.core.session import EndMark, FlushMark, Session, SpeakSegment
 
 __all__ = ["Speaker", "StreamSettings"]
 
 # Until a session has spoken a segment, estimated words assume about 14 characters a second.
 _DEFAULT_SECONDS_PER_CHAR: Final = 0.07
+# A first segment's deadline is this far in the past: earlier than any running session's.
+_FIRST_IN_TURN_HEADSTART_S: Final = 3600.0
 
 Send = Callable[[ServerMessage], Awaitable[None]]
 
@@ -252,7 +254,7 @@ class Speaker:
         stream says how long it took and whether it failed."""
         segment = words.segment.segment
         request = SynthesisRequest(segment.text, self._stream.voice, self._stream.lang,
-                                   self._stream.speed)  # fmt: skip
+                                   self._stream.speed, self._deadline(segment))  # fmt: skip
         backend = self._stream.backend
         # The one place audio is resampled: the backend's native rate -> the stream rate.
         chunks = ResampledChunks(backend.synthesize(request), backend.sample_rate,
@@ -273,6 +275,14 @@ class Speaker:
             # What the failed backend said crossfades into whatever comes next.
             await self._play(words, self._shaper.end_piece(Boundary.WORD, last=False))
         return synthesis
+
+    def _deadline(self, segment: Segment) -> float:
+        """When this session's listener runs out of audio; a new turn's first segment is due
+        before anything else (its listener is waiting for the first sound)."""
+        now = time.monotonic()
+        if segment.first_in_turn:
+            return now - _FIRST_IN_TURN_HEADSTART_S
+        return now + self.playback.buffered(now) / self._seams.sample_rate
 
     def _switch_to_fallback(self, segment: int, reason: str) -> Backend | None:
         """Move the session to its backend's fallback, if it has one."""

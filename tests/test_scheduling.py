@@ -1,0 +1,127 @@
+"""The deadline scheduler: earliest deadline first, bounded, cancellable, no starvation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway.core.scheduling import DeadlineScheduler, Policy
+
+
+async def run_in_order(scheduler: DeadlineScheduler, deadlines: list[float]) -> list[int]:
+    """Occupy the only slot, queue requests with ``deadlines``, release: the order served."""
+    served: list[int] = []
+    hold = asyncio.Event()
+
+    async def holder() -> None:
+        async with scheduler.slot(0.0):
+            await hold.wait()
+
+    async def request(index: int, deadline: float) -> None:
+        async with scheduler.slot(deadline):
+            served.append(index)
+
+    first = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    tasks = []
+    for index, deadline in enumerate(deadlines):
+        tasks.append(asyncio.create_task(request(index, deadline)))
+        await asyncio.sleep(0)  # arrive in this order
+    assert scheduler.waiting == len(deadlines)
+    hold.set()
+    await asyncio.gather(first, *tasks)
+    return served
+
+
+async def test_earliest_deadline_goes_first() -> None:
+    served = await run_in_order(DeadlineScheduler(1), [5.0, 1.0, 3.0, -1.0])
+    assert served == [3, 1, 2, 0]
+
+
+async def test_fifo_policy_serves_in_arrival_order() -> None:
+    served = await run_in_order(DeadlineScheduler(1, Policy.FIFO), [5.0, 1.0, 3.0, -1.0])
+    assert served == [0, 1, 2, 3]
+
+
+async def test_equal_deadlines_keep_arrival_order() -> None:
+    assert await run_in_order(DeadlineScheduler(1), [2.0, 2.0, 2.0]) == [0, 1, 2]
+
+
+async def test_no_more_than_the_slots_run_at_once() -> None:
+    scheduler = DeadlineScheduler(2)
+    running = peak = 0
+
+    async def work(deadline: float) -> None:
+        nonlocal running, peak
+        async with scheduler.slot(deadline):
+            running += 1
+            peak = max(peak, running)
+            await asyncio.sleep(0.001)
+            running -= 1
+
+    await asyncio.gather(*(work(float(i % 3)) for i in range(20)))
+    assert peak == 2
+    assert scheduler.waiting == 0
+
+
+async def test_a_cancelled_waiter_leaves_the_queue() -> None:
+    scheduler = DeadlineScheduler(1)
+    hold = asyncio.Event()
+    served: list[str] = []
+
+    async def holder() -> None:
+        async with scheduler.slot(0.0):
+            await hold.wait()
+
+    async def request(name: str, deadline: float) -> None:
+        async with scheduler.slot(deadline):
+            served.append(name)
+
+    first = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    urgent = asyncio.create_task(request("urgent", 1.0))
+    later = asyncio.create_task(request("later", 2.0))
+    await asyncio.sleep(0)
+    urgent.cancel()  # barge-in while it waits
+    with pytest.raises(asyncio.CancelledError):
+        await urgent
+    assert scheduler.waiting == 1
+    hold.set()
+    await asyncio.gather(first, later)
+    assert served == ["later"]
+
+
+async def test_a_grant_that_meets_a_cancel_is_passed_on() -> None:
+    scheduler = DeadlineScheduler(1)
+    await scheduler._acquire(0.0)  # the only slot is taken
+    doomed = asyncio.create_task(scheduler._acquire(1.0))
+    await asyncio.sleep(0)
+    assert scheduler.waiting == 1
+    scheduler._release()  # the slot goes to ``doomed``...
+    doomed.cancel()  # ...which is cancelled before it could run
+    with pytest.raises(asyncio.CancelledError):
+        await doomed
+    async with asyncio.timeout(1), scheduler.slot(0.0):  # the slot was passed on, not lost
+        pass
+
+
+async def test_waiting_long_enough_wins_nothing_starves() -> None:
+    """A deadline is a time: a request queued early is served before later, laxer ones, even
+    while urgent work keeps arriving behind it."""
+    scheduler = DeadlineScheduler(1)
+    served: list[str] = []
+    now = 0.0
+
+    async def request(name: str, deadline: float) -> None:
+        async with scheduler.slot(deadline):
+            served.append(name)
+            await asyncio.sleep(0.001)
+
+    tasks = [asyncio.create_task(request("old", now + 1.0))]
+    for i in range(10):
+        now += 0.5  # time passes; newcomers are urgent relative to *their* now
+        tasks.append(asyncio.create_task(request(f"new{i}", now + 0.1)))
+        await asyncio.sleep(0.002)
+    await asyncio.gather(*tasks)
+    assert served.index("old") <= 2
