@@ -137,12 +137,17 @@ class SessionSettings:
     default_backend: str = "kokoro"
     max_buffer_delay_ms: int = 3000
     progress_interval_ms: int = 250
+    adaptive_chunking: bool = True
+    latency_target_ms: int = 400
+    max_merged_chars: int = 300
 
     def __post_init__(self) -> None:
         if self.max_buffer_delay_ms < 0:
             raise ValueError("max_buffer_delay_ms: must be 0 (off) or positive")
         if self.progress_interval_ms < 10:
             raise ValueError("progress_interval_ms: must be at least 10")
+        _positive("latency_target_ms", self.latency_target_ms)
+        _positive("max_merged_chars", self.max_merged_chars)
 
 
 @dataclass(frozen=True, slots=True)

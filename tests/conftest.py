@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import hypothesis
 import pytest
 
 from gateway.backends.base import Backend
@@ -15,12 +16,18 @@ from gateway.backends.espeak import EspeakBackend
 from gateway.backends.kokoro_onnx import KokoroOnnxBackend
 from gateway.backends.piper import PiperBackend
 from gateway.backends.settings import EspeakSettings, KokoroOnnxSettings, PiperSettings
-from gateway.config import Config, load_config
+from gateway.config import Config, SessionSettings, load_config
 from gateway.server.app import Gateway
 from gateway.server.run import BackgroundServer, serve_in_background
 from tests.fakes import ToneBackend
 
 REPO = Path(__file__).resolve().parent.parent
+
+# The machines running the tests are shared and noisy: no test may fail for being slow.
+hypothesis.settings.register_profile(
+    "gateway", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow]
+)
+hypothesis.settings.load_profile("gateway")
 TIMEOUT_SCALE = float(os.environ.get("TTSGW_TEST_TIMEOUT_SCALE", "1"))
 
 
@@ -62,9 +69,14 @@ def repo_config(**sections: object) -> Config:
     return dataclasses.replace(config, server=server, **sections)  # type: ignore[arg-type]
 
 
-async def serve(config: Config, backends: dict[str, Backend]) -> RunningServer:
-    """Start a gateway on an ephemeral port and wait until it listens."""
-    return RunningServer(await serve_in_background(config, backends=backends))
+async def serve(
+    config: Config, backends: dict[str, Backend], *, wait_ready: bool = True
+) -> RunningServer:
+    """Start a gateway on an ephemeral port and wait until it listens (and its backends are
+    ready, with ``wait_ready``)."""
+    return RunningServer(
+        await serve_in_background(config, backends=backends, wait_ready=wait_ready)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -109,6 +121,10 @@ async def tone() -> ToneBackend:
 @pytest.fixture(scope="session")
 async def server(kokoro: KokoroOnnxBackend, tone: ToneBackend) -> AsyncIterator[RunningServer]:
     """One gateway for the session: real Kokoro (default) and the fault-injecting tone backend."""
-    running = await serve(repo_config(), {"kokoro": kokoro, "fake": tone})
+    # Adaptive chunking off here: these tests check per-segment behaviour (a failure fails its
+    # segment, a cancel cuts at one), which joined segments would blur; tests/test_adaptive.py
+    # runs the default, adaptive, configuration.
+    fixed = dataclasses.replace(SessionSettings(), adaptive_chunking=False)
+    running = await serve(repo_config(session=fixed), {"kokoro": kokoro, "fake": tone})
     yield running
     await running.stop()

@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
 from gateway.backends.base import AudioChunk, SynthesisRequest
-from gateway.config import AuthRequired, AuthSettings, LimitsSettings
+from gateway.config import AuthRequired, AuthSettings, LimitsSettings, SessionSettings
 from gateway.core.protocol import (
     BackendSwitched,
     Cancelled,
@@ -314,7 +314,10 @@ class BrokenAudio(ToneBackend):
 
 async def test_hanging_and_malformed_backends_fail_their_segment_only() -> None:
     limits = dataclasses.replace(LimitsSettings(), backend_timeout_s=0.5)
-    running = await serve(repo_config(limits=limits), {"kokoro": BrokenAudio("kokoro")})
+    fixed = dataclasses.replace(SessionSettings(), adaptive_chunking=False)  # one call a segment
+    running = await serve(
+        repo_config(limits=limits, session=fixed), {"kokoro": BrokenAudio("kokoro")}
+    )
     text = f"First fine. Then {HANG_MARKER} here. Then NANS here. Last fine."
     try:
         async with connect(running.ws_url) as stream:
@@ -336,7 +339,7 @@ async def test_hanging_and_malformed_backends_fail_their_segment_only() -> None:
 
 
 async def test_a_failing_backend_falls_back_at_a_segment_boundary() -> None:
-    config = repo_config()
+    config = repo_config(session=dataclasses.replace(SessionSettings(), adaptive_chunking=False))
     spare = config.backends["kokoro"]
     primary = dataclasses.replace(spare, fallback="spare")
     config = dataclasses.replace(config, backends={"kokoro": primary, "spare": spare})

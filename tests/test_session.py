@@ -259,3 +259,27 @@ def test_cancel_answers_a_flush_whose_audio_is_being_pushed_out() -> None:
     assert isinstance(answered, FlushMark)
     session.flush_answered(answered)
     assert session.cancel(0).dropped_flushes == []
+
+
+def test_queued_segments_merge_within_the_budget() -> None:
+    session = new_session()
+    session.begin()
+    session.accept_text("First one. Second one. Third one. Fourth one. Fifth")
+    first = session.next_work(merge_chars=100)
+    assert isinstance(first, SpeakSegment)
+    assert first.segment.text == "First one."  # a turn's first segment goes alone
+    session.segment_finished(first, spoken=True)
+    merged = session.next_work(merge_chars=26)
+    assert isinstance(merged, SpeakSegment)
+    assert merged.segment.text == " Second one. Third one."  # 23 characters; a third: 35
+    assert (merged.segment.start, merged.segment.end) == (10, 33)
+    assert merged.index == 1
+    session.segment_finished(merged, spoken=True)
+    session.request_flush("f")
+    rest = session.next_work(merge_chars=1000)
+    assert isinstance(rest, SpeakSegment)
+    assert rest.segment.text == " Fourth one. Fifth"  # merged up to the flush, not across it
+    session.segment_finished(rest, spoken=True)
+    assert session.next_work(merge_chars=1000) == FlushMark("f")
+    assert session.chars_spoken == 51
+    assert session.next_work(merge_chars=0) is None

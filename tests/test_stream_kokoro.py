@@ -74,7 +74,7 @@ async def test_llm_token_stream_becomes_intelligible_continuous_speech(
 
 async def test_message_order_per_segment(server: RunningServer) -> None:
     text = "First sentence here. Second one, right after. Third."
-    async with connect(server.ws_url) as stream:
+    async with connect(server.ws_url, short_first_segment=False) as stream:
         stream.feed([text])
         transcript = await collect(stream, deadline_s=timeout(30))
     kinds = transcript.kinds()
@@ -87,13 +87,12 @@ async def test_message_order_per_segment(server: RunningServer) -> None:
         following = kinds[start:]
         assert following.index("words") < following.index("audio")
     events = [m.event for m in transcript.of(Progress)]
-    assert events.count("synthesis_started") == events.count("segment_done") == 3
-    assert events.count("first_audio") == 3
-    assert [s.text for s in transcript.segments] == [
-        "First sentence here.",
-        " Second one, right after.",
-        " Third.",
-    ]
+    segments = len(transcript.segments)
+    assert events.count("synthesis_started") == events.count("segment_done") == segments
+    assert events.count("first_audio") == segments
+    # Sentences, possibly joined into larger calls as audio buffers up (adaptive chunking).
+    assert "".join(s.text for s in transcript.segments) == text
+    assert transcript.segments[0].text == "First sentence here."
     assert all(s.boundary == "sentence" for s in transcript.segments)
     check_timeline(transcript)
 
@@ -110,7 +109,7 @@ async def test_pcm16_format(server: RunningServer) -> None:
 
 
 async def test_flush_is_answered_after_its_audio(server: RunningServer) -> None:
-    async with connect(server.ws_url) as stream:
+    async with connect(server.ws_url, short_first_segment=False) as stream:
         await stream.send_text("Speak this part now")  # no punctuation: only a flush releases it
         await stream.flush("f1")
         part = await collect(stream, deadline_s=timeout(30), until=Flushed)

@@ -345,7 +345,9 @@ async def test_health_is_503_until_the_backend_is_loaded() -> None:
     import httpx
 
     gate = asyncio.Event()
-    served = await serve(repo_config(), {"kokoro": ToneBackend("kokoro", load_gate=gate)})
+    served = await serve(
+        repo_config(), {"kokoro": ToneBackend("kokoro", load_gate=gate)}, wait_ready=False
+    )
     try:
         async with httpx.AsyncClient(base_url=served.http_url) as http:
             loading = await http.get("/healthz")

@@ -166,7 +166,7 @@ async def test_cancel_with_the_playback_position_reports_what_was_heard(
     server: RunningServer,
 ) -> None:
     text = "The first sentence is heard completely. The second one is cut off in the middle."
-    async with connect(server.ws_url) as stream:
+    async with connect(server.ws_url, short_first_segment=False) as stream:
         await stream.send_text(text)
         await stream.flush()
         transcript = Transcript(stream.ready)

@@ -8,6 +8,7 @@ unspoken.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections import deque
 from dataclasses import dataclass, field
@@ -239,13 +240,35 @@ class Session:
     def has_work(self) -> bool:
         return bool(self._queue)
 
-    def next_work(self) -> Work | None:
-        """The next thing to do, in order; it is the current work until completed."""
+    def next_work(self, *, merge_chars: int = 0) -> Work | None:
+        """The next thing to do, in order; it is the current work until completed.
+
+        With ``merge_chars``, segments queued right behind a segment are joined to it (one
+        synthesis call, more context) while the joined text stays within ``merge_chars``; a
+        flush, the end, or a turn's first segment is never crossed.
+        """
         if not self._queue:
             return None
         work = self._queue.popleft()
+        if isinstance(work, SpeakSegment):
+            work = self._merged(work, merge_chars)
         if not isinstance(work, EndMark):
             self._current = work
+        return work
+
+    def _merged(self, work: SpeakSegment, merge_chars: int) -> SpeakSegment:
+        segment = work.segment
+        while self._queue and not segment.first_in_turn:
+            following = self._queue[0]
+            if not isinstance(following, SpeakSegment) or following.segment.first_in_turn:
+                break
+            if following.segment.end - segment.start > merge_chars:
+                break
+            self._queue.popleft()
+            nxt = following.segment
+            segment = Segment(segment.start, nxt.end, segment.text + nxt.text, nxt.boundary,
+                              first_in_turn=False)  # fmt: skip
+            work = dataclasses.replace(work, segment=segment)
         return work
 
     def segment_finished(self, work: SpeakSegment, *, spoken: bool) -> None:

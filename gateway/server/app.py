@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import mimetypes
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -24,8 +25,9 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
-from gateway.backends import Backend, create_backend
+from gateway.backends import Backend, SynthesisRequest, create_backend
 from gateway.config import Config
+from gateway.core.pacing import SynthesisTimeModel
 from gateway.core.protocol import ErrorCode, ProtocolError
 from gateway.server.auth import SUBPROTOCOL, Authenticator, credentials
 from gateway.server.stream import Connection
@@ -33,6 +35,11 @@ from gateway.server.stream import Connection
 __all__ = ["WEB_CLIENT_DIR", "Gateway", "create_app"]
 
 log = logging.getLogger(__name__)
+
+_CALIBRATION_TEXTS = (
+    "Hello there.",
+    "This longer sentence tells the gateway how the time to synthesize grows with its length.",
+)
 
 # The browser client (an ES module) and its demo page, served at /client/ and /. They live in the
 # source tree beside the Python packages (clients/js), so a source checkout or an editable install
@@ -55,11 +62,16 @@ class Refusal:
 class Gateway:
     """Backends, their readiness, and the live connections of one server process."""
 
-    def __init__(self, config: Config, backends: Mapping[str, Backend]) -> None:
+    def __init__(
+        self, config: Config, backends: Mapping[str, Backend], *, owns_backends: bool = True
+    ) -> None:
         self.config = config
         self.backends = dict(backends)
+        self._owns_backends = owns_backends  # close them on stop (not when lent by the caller)
         self.connections: set[Connection] = set()
         self.auth = Authenticator(config)
+        # How long each backend takes per call, learned from every session (adaptive chunking).
+        self.timing_models = {name: SynthesisTimeModel() for name in self.backends}
         self.sessions_per_key: Counter[str] = Counter()
         self._loaded: dict[str, asyncio.Future[Backend]] = {}
         self._loader: asyncio.Task[None] | None = None
@@ -80,8 +92,34 @@ class Gateway:
                 self._loaded[name].set_exception(exc)
                 self._loaded[name].exception()  # retrieved: reported through health and start
             else:
+                if self._warms_up(name):
+                    await self._calibrate(name, backend)
                 log.info("backend %s ready", name)
                 self._loaded[name].set_result(backend)
+
+    def _warms_up(self, name: str) -> bool:
+        settings = self.config.backends.get(name)
+        return settings is None or settings.warmup
+
+    async def _calibrate(self, name: str, backend: Backend) -> None:
+        """Time a short and a longer request, so adaptive chunking starts from real figures."""
+        model = self.timing_models[name]
+        for text in _CALIBRATION_TEXTS:
+            request = SynthesisRequest(text, backend.default_voice, backend.default_lang, 1.0)
+            started = time.perf_counter()
+            try:
+                async for _ in backend.synthesize(request):
+                    pass
+            except Exception as exc:  # calibration is best effort; the prior stays
+                log.warning("could not time backend %s: %s", name, exc)
+                return
+            model.observe(len(text), time.perf_counter() - started)
+        log.info("backend %s: about %.0f ms + %.1f ms per character", name,
+                 model.fixed_s * 1000, model.per_char_s * 1000)  # fmt: skip
+
+    async def loaded(self) -> None:
+        """Wait until every backend has loaded or failed to."""
+        await asyncio.gather(*self._loaded.values(), return_exceptions=True)
 
     async def close_sessions(self) -> None:
         """Stop taking sessions; live ones finish their segment (within the shutdown timeout)
@@ -121,8 +159,9 @@ class Gateway:
             self._loader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loader
-        for backend in self.backends.values():
-            await backend.aclose()
+        if self._owns_backends:
+            for backend in self.backends.values():
+                await backend.aclose()
 
     async def ready_backend(self, name: str) -> Backend:
         """The named backend once loaded; raises ProtocolError if unknown or failed to load."""
@@ -158,10 +197,12 @@ class Gateway:
 
 
 def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None) -> Starlette:
-    """The gateway application. ``backends`` replaces the configured ones (tests inject fakes)."""
+    """The gateway application. ``backends`` replaces the configured ones (tests and embedders
+    lend theirs: they are not closed when the application stops)."""
+    lent = backends is not None
     if backends is None:
         backends = {name: create_backend(name, s) for name, s in config.backends.items()}
-    gateway = Gateway(config, backends)
+    gateway = Gateway(config, backends, owns_backends=not lent)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

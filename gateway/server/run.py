@@ -94,9 +94,10 @@ class BackgroundServer:
 
 
 async def serve_in_background(
-    config: Config, *, backends: Mapping[str, Backend] | None = None
+    config: Config, *, backends: Mapping[str, Backend] | None = None, wait_ready: bool = True
 ) -> BackgroundServer:
-    """Start a gateway on the running loop and return once it listens (port 0 picks one)."""
+    """Start a gateway on the running loop and return once it listens (port 0 picks one) and,
+    with ``wait_ready``, once its backends have loaded (or failed to)."""
     settings = uvicorn_config(config, backends=backends)
     server = gateway_server(settings)
     task = asyncio.create_task(server.serve(), name="gateway-server")
@@ -106,6 +107,8 @@ async def serve_in_background(
             raise RuntimeError("the gateway stopped during start-up")
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
+    if wait_ready:
+        await server.gateway.loaded()
     return BackgroundServer(server, task, port)
 
 

@@ -28,6 +28,7 @@ from gateway.audio.resample import ResampledChunks
 from gateway.backends.base import AudioChunk, Backend, BackendError, SynthesisRequest, WordTiming
 from gateway.core.alignment import estimate_spans, spoken_words
 from gateway.core.metrics import SessionMetrics
+from gateway.core.pacing import SynthesisTimeModel, merge_budget_chars
 from gateway.core.playback import PlaybackModel
 from gateway.core.protocol import (
     Audio,
@@ -88,6 +89,9 @@ class Speaker:
         pace_ahead_s: float = 8.0,
         backend_timeout_s: float = 30.0,
         fallback_for: Callable[[Backend], Backend | None] = lambda _: None,
+        timing: SynthesisTimeModel | None = None,
+        latency_target_s: float = 0.4,
+        max_merged_chars: int = 300,
     ) -> None:
         self._session = session
         self._stream = stream
@@ -111,6 +115,9 @@ class Speaker:
         self._pace_limit = round(pace_ahead_s * seams.sample_rate)
         self._backend_timeout = backend_timeout_s
         self._fallback_for = fallback_for
+        self._timing = timing  # None: no adaptive chunking
+        self._latency_target_s = latency_target_s
+        self._max_merged_chars = max_merged_chars
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -123,7 +130,7 @@ class Speaker:
         while True:
             if self.draining:
                 return False
-            work = self._session.next_work()
+            work = self._session.next_work(merge_chars=self._merge_budget())
             if work is None:
                 self.playback.idle()
                 await work_ready()
@@ -245,6 +252,8 @@ class Speaker:
         if ok:
             self._session.mark_heard(end, segment.end)
             self._learn_rate(words, synthesis.samples)
+            if self._timing is not None:
+                self._timing.observe(len(segment.text), synthesis.seconds)
         await self._send(SegmentEnd(work.index, end, round(synthesis.seconds * 1000, 1)))
         self._session.segment_finished(work, spoken=ok)
         await self._progress("segment_done", work.index, force=True)
@@ -275,6 +284,14 @@ class Speaker:
             # What the failed backend said crossfades into whatever comes next.
             await self._play(words, self._shaper.end_piece(Boundary.WORD, last=False))
         return synthesis
+
+    def _merge_budget(self) -> int:
+        """How much queued text the next call may take (adaptive chunking), 0: none."""
+        if self._timing is None:
+            return 0
+        buffered_s = self.playback.buffered(time.monotonic()) / self._seams.sample_rate
+        return merge_budget_chars(self._timing, buffered_s, self._latency_target_s,
+                                  highest=self._max_merged_chars)  # fmt: skip
 
     def _deadline(self, segment: Segment) -> float:
         """When this session's listener runs out of audio; a new turn's first segment is due

@@ -24,6 +24,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from gateway.audio.codecs import FrameEncoder, OpusEncoder, OpusOptions, Pcm16Encoder
 from gateway.audio.framing import AudioOut
 from gateway.core.metrics import SessionMetrics
+from gateway.core.pacing import first_segment_chars
 from gateway.core.protocol import (
     PROTOCOL_VERSION,
     AudioFormat,
@@ -280,6 +281,17 @@ class Connection:
         segmenter = self._config.segmenter
         if (short_first := start.short_first_segment) is not None:
             segmenter = dataclasses.replace(segmenter, short_first_segment=short_first)
+        timing = self._gateway.timing_models[stream.backend.name]
+        session_settings = self._config.session
+        if session_settings.adaptive_chunking:
+            # The first segment of a turn is as long as can be ready within the latency target.
+            first = first_segment_chars(
+                timing,
+                session_settings.latency_target_ms / 1000,
+                lowest=segmenter.first_segment_min_chars + 1,
+                highest=segmenter.first_segment_max_chars,
+            )
+            segmenter = dataclasses.replace(segmenter, first_segment_max_chars=first)
         self._session.begin(segmenter)
         rate = self._config.audio.sample_rate  # backends' audio is resampled to it
         self._metrics.sample_rate = rate
@@ -297,6 +309,9 @@ class Connection:
             pace_ahead_s=self._config.limits.max_buffer_ahead_s,
             backend_timeout_s=self._config.limits.backend_timeout_s,
             fallback_for=self._gateway.fallback_for,
+            timing=timing if session_settings.adaptive_chunking else None,
+            latency_target_s=session_settings.latency_target_ms / 1000,
+            max_merged_chars=session_settings.max_merged_chars,
         )
         await self._send(
             Ready(
