@@ -35,12 +35,17 @@ class Voice:
 
 @dataclass(frozen=True, slots=True)
 class SynthesisRequest:
-    """One segment to speak, with the session's voice settings (already validated)."""
+    """One segment to speak, with the session's voice settings (already validated).
+
+    ``instructions`` (a speaking style in words) is for backends whose engine takes it (OpenAI's
+    newer models); every other backend ignores it.
+    """
 
     text: str
     voice: str
     lang: str
     speed: float
+    instructions: str = ""
 
 
 @dataclass(frozen=True, slots=True)

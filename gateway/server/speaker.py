@@ -27,6 +27,7 @@ from gateway.audio.framing import AudioOut, Frame
 from gateway.audio.resample import ResampledChunks
 from gateway.backends.base import AudioChunk, Backend, BackendError, SynthesisRequest, WordTiming
 from gateway.core.alignment import estimate_spans, spoken_words
+from gateway.core.cost import FREE, CostMeter, billable_chars, combined_snapshot
 from gateway.core.metrics import SessionMetrics
 from gateway.core.playback import PlaybackModel
 from gateway.core.protocol import (
@@ -67,6 +68,7 @@ class StreamSettings:
     format: AudioFormat
     bitrate: int
     frame_ms: int
+    instructions: str = ""  # a speaking style, for backends that take one
 
 
 class Speaker:
@@ -86,6 +88,7 @@ class Speaker:
         pace_ahead_s: float = 8.0,
         backend_timeout_s: float = 30.0,
         fallback_for: Callable[[Backend], Backend | None] = lambda _: None,
+        cost_meter: Callable[[Backend], CostMeter] = lambda _: CostMeter(FREE),
     ) -> None:
         self._session = session
         self._stream = stream
@@ -109,6 +112,18 @@ class Speaker:
         self._pace_limit = round(pace_ahead_s * seams.sample_rate)
         self._backend_timeout = backend_timeout_s
         self._fallback_for = fallback_for
+        self._cost_meter = cost_meter
+        self._costs: dict[str, CostMeter] = {}  # by backend name (a fallback has its own)
+
+    @property
+    def stream(self) -> StreamSettings:
+        """The session's backend and voice settings (after a fallback, the fallback's)."""
+        return self._stream
+
+    def cost(self) -> dict[str, Any]:
+        """The cost so far: ``cost_usd`` (None if unknown), ``billed_chars``,
+        ``billed_audio_s`` and ``compute_s`` (see :class:`~gateway.core.cost.CostMeter`)."""
+        return combined_snapshot(self._costs.values())
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -252,7 +267,7 @@ class Speaker:
         stream says how long it took and whether it failed."""
         segment = words.segment.segment
         request = SynthesisRequest(segment.text, self._stream.voice, self._stream.lang,
-                                   self._stream.speed)  # fmt: skip
+                                   self._stream.speed, self._stream.instructions)  # fmt: skip
         backend = self._stream.backend
         # The one place audio is resampled: the backend's native rate -> the stream rate.
         chunks = ResampledChunks(backend.synthesize(request), backend.sample_rate,
@@ -272,7 +287,21 @@ class Speaker:
             synthesis.error = error
             # What the failed backend said crossfades into whatever comes next.
             await self._play(words, self._shaper.end_piece(Boundary.WORD, last=False))
+        finally:
+            self._count_cost(backend, segment.text, synthesis)
         return synthesis
+
+    def _count_cost(self, backend: Backend, text: str, synthesis: _TimedStream) -> None:
+        """Bill a segment's characters once audio came back for it (a provider bills the
+        request), and its audio and the time spent waiting on the backend in any case."""
+        meter = self._costs.get(backend.name)
+        if meter is None:
+            meter = self._costs[backend.name] = self._cost_meter(backend)
+        meter.add_segment(
+            chars=billable_chars(text) if synthesis.samples else 0,
+            audio_s=synthesis.samples / self._seams.sample_rate,
+            compute_s=synthesis.seconds,
+        )
 
     def _switch_to_fallback(self, segment: int, reason: str) -> Backend | None:
         """Move the session to its backend's fallback, if it has one."""
@@ -356,6 +385,7 @@ class Speaker:
             },
         )
         metrics["underruns"] = self.playback.underruns
+        metrics.update(self.cost())
         heard = session.heard_everything()
         await self._send(Done(metrics, heard.cut, heard.heard_start, heard.heard_text))
         self._log.info("done: %s", metrics)
@@ -412,6 +442,7 @@ class Speaker:
                 underruns=self.playback.underruns,
                 time_to_first_audio_ms=_rounded(metrics.time_to_first_audio_ms),
                 real_time_factor=None if rtf is None else round(rtf, 4),
+                **self.cost(),
             )
         )
 

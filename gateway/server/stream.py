@@ -33,6 +33,8 @@ from gateway.core.protocol import (
     End,
     Error,
     ErrorCode,
+    Estimate,
+    Estimated,
     Flush,
     ProtocolError,
     Ready,
@@ -258,6 +260,8 @@ class Connection:
                 await self._cancel(message.id, message.position)
             case End():
                 self._queued(self._session.request_end)
+            case Estimate():
+                await self._estimate(message)
 
     def _queued(self, request: Callable[[], None]) -> None:
         """Apply a request to the session, note when segments were released, wake the speaker."""
@@ -266,6 +270,25 @@ class Connection:
         if self._session.segments_released > before:
             self._metrics.segment_released(time.monotonic())
         self._work_ready.set()
+
+    async def _estimate(self, message: Estimate) -> None:
+        """Answer what speaking the text would cost, on the session's backend (or the named
+        one) at its speed; nothing is spoken."""
+        speaker = self._speaker
+        if message.backend is None and speaker is None:
+            raise ProtocolError(
+                ErrorCode.NOT_STARTED,
+                "'estimate' before 'start' needs a backend: set estimate.backend",
+            )
+        name = message.backend or (speaker.stream.backend.name if speaker else "")
+        speed = message.speed
+        if speed is None:
+            speed = speaker.stream.speed if speaker is not None else 1.0
+        estimate, model = self._gateway.estimate(name, message.text, speed)
+        body = estimate.as_dict()
+        await self._send(
+            Estimated(message.id, name, model, body["chars"], body["audio_s"], body["cost_usd"])
+        )
 
     # -- start ---------------------------------------------------------------------------------
 
@@ -297,6 +320,7 @@ class Connection:
             pace_ahead_s=self._config.limits.max_buffer_ahead_s,
             backend_timeout_s=self._config.limits.backend_timeout_s,
             fallback_for=self._gateway.fallback_for,
+            cost_meter=self._gateway.cost_meter,
         )
         await self._send(
             Ready(
