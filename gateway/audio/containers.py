@@ -153,7 +153,7 @@ class _OggOpus:
         self._encode(samples)
         if self._unpaged >= _OGG_PACKETS_PER_PAGE:
             return self.flush()
-        return self._take()
+        return b""  # the packets (and at first the headers) wait for their page
 
     def flush(self) -> bytes:
         if self._writer is not None and self._unpaged:
