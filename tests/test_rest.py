@@ -450,3 +450,40 @@ async def test_estimate_route(server: RunningServer) -> None:
     missing = await post(server, {"input": "Hi.", "backend": "nope"}, "/v1/estimate")
     assert missing.status_code == 404
     assert error_of(missing)["code"] == "unknown_model"
+
+
+async def test_shutdown_ends_a_speech_under_way(caplog: pytest.LogCaptureFixture) -> None:
+    """The segment being spoken hangs, so the request cannot finish: at shutdown the stream is
+    cut (the client sees an incomplete body) and the synthesis is cancelled."""
+    tone = ToneBackend("fake")
+    config = repo_config()
+    config = dataclasses.replace(
+        config, server=dataclasses.replace(config.server, shutdown_timeout_s=1.0)
+    )
+    gateway = await serve(config, {"kokoro": tone})
+    stopped = False
+    try:
+        async with httpx.AsyncClient(timeout=timeout(30)) as http:
+            body = {
+                "input": "Hello there. HANGNOW forever.",
+                "voice": "tone",
+                "response_format": "pcm",
+            }
+            async with http.stream(
+                "POST", f"{gateway.http_url}/v1/audio/speech", json=body
+            ) as response:
+                chunks = response.aiter_raw()
+                assert await anext(chunks)
+                stopping = asyncio.create_task(gateway.stop())
+                with pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"):
+                    async for _ in chunks:
+                        pass
+                await stopping
+                stopped = True
+        assert tone.active == 0
+        assert not gateway.gateway.speeches
+        assert any("ended early" in r.getMessage() and "shutting down" in r.getMessage()
+                   for r in caplog.records)  # fmt: skip
+    finally:
+        if not stopped:
+            await gateway.stop()
