@@ -267,7 +267,8 @@ class Speaker:
         stream says how long it took and whether it failed."""
         segment = words.segment.segment
         request = SynthesisRequest(segment.text, self._stream.voice, self._stream.lang,
-                                   self._stream.speed, self._stream.instructions)  # fmt: skip
+                                   self._stream.speed,
+                                   instructions=self._stream.instructions)  # fmt: skip
         backend = self._stream.backend
         # The one place audio is resampled: the backend's native rate -> the stream rate.
         chunks = ResampledChunks(backend.synthesize(request), backend.sample_rate,
