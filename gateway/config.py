@@ -44,6 +44,7 @@ __all__ = [
     "ConfigError",
     "CostSettings",
     "LimitsSettings",
+    "RestSettings",
     "SeamSettings",
     "ServerSettings",
     "SessionSettings",
@@ -190,6 +191,28 @@ class SeamSettings:
             raise ValueError("silence_db: must be below 0 dBFS")
 
 
+# OpenAI's speech models: in a request to POST /v1/audio/speech they mean the default backend.
+OPENAI_MODELS: Final = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
+
+
+@dataclass(frozen=True, slots=True)
+class RestSettings:
+    """The OpenAI-compatible REST API (``POST /v1/audio/speech``, ``POST /v1/estimate``)."""
+
+    max_input_chars: int = 4096
+    openai_models: tuple[str, ...] = OPENAI_MODELS
+    voice_aliases: Mapping[str, str] = field(default_factory=dict)
+    bitrate: int = 64000
+
+    def __post_init__(self) -> None:
+        _positive("max_input_chars", self.max_input_chars)
+        if not 8000 <= self.bitrate <= 320000:
+            raise ValueError(f"bitrate: must be between 8000 and 320000, got {self.bitrate}")
+        for alias, voice in self.voice_aliases.items():
+            if not alias or not voice:
+                raise ValueError("voice_aliases: names and voices must not be empty")
+
+
 class AuthRequired(enum.StrEnum):
     AUTO = "auto"  # required unless the server listens on loopback only
     YES = "yes"
@@ -223,6 +246,7 @@ class Config:
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     audio: AudioSettings = field(default_factory=AudioSettings)
     seams: SeamSettings = field(default_factory=SeamSettings)
+    rest: RestSettings = field(default_factory=RestSettings)
     cost: CostSettings = field(default_factory=CostSettings)
     backends: Mapping[str, BackendSettings] = field(default_factory=default_backends)
     source: str = "<defaults>"
@@ -250,6 +274,12 @@ class Config:
                     f"backends.{name}.fallback: {backend.fallback!r} must name another "
                     f"configured backend ({', '.join(n for n in self.backends if n != name)})"
                 )
+        if set(self.rest.openai_models) & set(self.backends):
+            clash = sorted(set(self.rest.openai_models) & set(self.backends))[0]
+            raise ValueError(
+                f"rest.openai_models: {clash!r} is also the name of a backend; a request for it "
+                "would be ambiguous (rename the backend or drop the model from the list)"
+            )
         if self.session.default_backend not in self.backends:
             raise ValueError(
                 f"session.default_backend: {self.session.default_backend!r} is not configured "

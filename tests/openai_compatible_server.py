@@ -1,8 +1,13 @@
-"""TEST HELPER: a minimal OpenAI-compatible speech server over real gateway backends.
+"""TEST HELPER: small fakes of the OpenAI and AllTalk speech APIs over real gateway backends.
 
-Not part of the gateway. It stands in for the gateway's own ``POST /v1/audio/speech`` until
-that endpoint exists (then the tests that use this switch to the real one). It implements what
-the OpenAI speech API documents and the remote backends use:
+Not part of the gateway. The gateway's own ``POST /v1/audio/speech`` (gateway/server/rest.py) is
+a real OpenAI-compatible server, and the tests that need one use it (tests/test_rest.py,
+tests/test_remote_speech.py, tests/test_cost_live.py). This fake stays as a stand-in for the
+*provider*: the OpenAI backend's fault tests (tests/test_openai_backend.py) and
+bench/remote_overhead.py need a server that behaves like OpenAI itself (a 401 that echoes the
+key, as OpenAI does; the backend's raw audio, unshaped, so sample counts compare exactly; a
+record of the requests and of streams aborted). It implements what the OpenAI speech API
+documents and the remote backends use:
 
 - ``POST /v1/audio/speech`` with ``model`` (a backend name), ``input`` (at most 4096
   characters), ``voice``, ``speed`` (0.25 to 4.0), ``response_format`` ``pcm`` (raw 24 kHz s16le,

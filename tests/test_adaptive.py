@@ -26,7 +26,7 @@ async def test_first_segment_fits_the_latency_target_and_later_calls_grow(
 ) -> None:
     running = await serve(repo_config(), {"kokoro": kokoro})  # config.toml: adaptive on
     try:
-        model = running.gateway.timing_models["kokoro"]
+        model = running.gateway.timing_model(kokoro)
         assert model.fixed_s > 0  # calibrated at load
         async with connect(running.ws_url) as stream:
             stream.feed(llm_tokens(TEXT))

@@ -150,6 +150,19 @@ async def test_instructions_go_only_to_models_that_take_them(provider: Provider)
     async with backend(provider.url) as instance:
         await speak(instance)
     assert "instructions" not in provider.faults.requests[-1].json()
+    # A request's own instructions (from a REST request) win over the configured ones...
+    async with backend(provider.url, instructions="Speak calmly.") as instance:
+        req = SynthesisRequest(TEXT, "tone", "en-us", 1.0, instructions="Whisper.")
+        async with asyncio.timeout(timeout(20)):
+            assert [chunk async for chunk in instance.synthesize(req)]
+    assert provider.faults.requests[-1].json()["instructions"] == "Whisper."
+    # ...and are not sent to a model that does not take them (the test server has no tts-1).
+    async with backend(provider.url, model="tts-1") as instance:
+        req = SynthesisRequest(TEXT, "tone", "en-us", 1.0, instructions="Whisper.")
+        with pytest.raises(BackendError, match="'tts-1' does not exist"):
+            await drain_into([], instance.synthesize(req))
+    assert provider.faults.requests[-1].json()["model"] == "tts-1"
+    assert "instructions" not in provider.faults.requests[-1].json()
 
 
 async def test_key_comes_from_the_environment(

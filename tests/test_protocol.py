@@ -14,8 +14,11 @@ from gateway.core.protocol import (
     End,
     Error,
     ErrorCode,
+    Estimate,
+    Estimated,
     Flush,
     Flushed,
+    Progress,
     ProtocolError,
     Ready,
     SegmentEnd,
@@ -39,7 +42,10 @@ SERVER_MESSAGES = [
     Cancelled(None, 4800, 10, 25, "not spoken yet.", 4000, 8, 0, "Heard it.", " not spoken yet."),
     Error("invalid_field", "start.speed must be ...", fatal=False, ref=None, char_start=1,
           char_end=2),
-    Done({"chars_received": 5, "real_time_factor": 0.2}),
+    Done({"chars_received": 5, "real_time_factor": 0.2, "cost_usd": None}),
+    Estimated("e1", "openai", "tts-1", 12, 0.8, 0.00018),
+    Estimated(None, "kokoro", None, 12, 0.8, 0.0, "USD"),
+    Progress("tick", None, 5, 0, 20.0, 20.0, 0, 150.0, None, 0.001, 5, 0.3, 0.05),
 ]  # fmt: skip
 
 
@@ -73,6 +79,8 @@ CLIENT_MESSAGES = [
     Cancel(),
     Cancel("barge-1"),
     End(),
+    Estimate("Hello."),
+    Estimate("Hello.", "e1", "openai", 1.5),
 ]  # fmt: skip
 
 
@@ -111,6 +119,10 @@ def _rejected(body: object) -> ProtocolError:
         ({"type": "start", "short_first_segment": 1}, ErrorCode.INVALID_FIELD, "true or false"),
         ({"type": "flush", "id": 1.5}, ErrorCode.INVALID_FIELD, "flush.id"),
         ({"type": "cancel", "id": [1]}, ErrorCode.INVALID_FIELD, "cancel.id"),
+        ({"type": "estimate"}, ErrorCode.INVALID_FIELD, "needs field 'text'"),
+        ({"type": "estimate", "text": "a", "speed": 3}, ErrorCode.INVALID_FIELD, "estimate.speed"),
+        ({"type": "estimate", "text": "a", "voice": "x"}, ErrorCode.INVALID_FIELD, "'voice'"),
+        ({"type": "estimate", "text": "a", "backend": ""}, ErrorCode.INVALID_FIELD, "backend"),
         ({1: "start"}, ErrorCode.INVALID_MESSAGE, "not one valid msgpack"),
     ],
 )
@@ -150,3 +162,13 @@ def test_invalid_utf8_in_a_string_is_reported() -> None:
 def test_error_and_done_defaults() -> None:
     assert Error("x", "y").fatal is False
     assert Done().metrics == {}
+
+
+def test_progress_from_a_server_without_cost_reads_as_unknown() -> None:
+    frame = msgpack.packb({"type": "progress", "event": "tick", "segment": None,
+                           "chars_received": 1, "chars_spoken": 0, "audio_sent_ms": 0.0,
+                           "audio_buffered_ms": 0.0, "underruns": 0,
+                           "time_to_first_audio_ms": None, "real_time_factor": None})  # fmt: skip
+    progress = decode_server_message(frame)
+    assert isinstance(progress, Progress)
+    assert (progress.cost_usd, progress.billed_chars, progress.compute_s) == (None, 0, 0.0)

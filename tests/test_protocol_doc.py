@@ -403,7 +403,17 @@ MUTATIONS = [
     pytest.param("| `frame_samples` |", "| frame_samples |", id="unnamed-row"),
     pytest.param("| `backend_unavailable` |", "| `backend_gone` |", id="renamed-error-code"),
     pytest.param("### `flushed`", "### `flush_done`", id="renamed-message"),
-    pytest.param("| `text` | str | required |", "| `text` | str | optional |", id="required"),
+    pytest.param(
+        "| `text` | str | required | any string,",
+        "| `text` | str | optional | any string,",
+        id="required",
+    ),
+    pytest.param(
+        "| `backend` | str | optional | 1-200 characters; a configured",
+        "| `backend` | str | required | 1-200 characters; a configured",
+        id="estimate-req",
+    ),
+    pytest.param("### `estimated`", "### `estimate_result`", id="renamed-estimate-answer"),
     pytest.param(
         "| `limits.max_pending_chars` | 100000 |",
         "| `limits.max_pending_chars` | 2 |",

@@ -1,11 +1,12 @@
 """Remote backends with real speech end to end: the provider is our own server over real Kokoro.
 
-The OpenAI backend talks to tests/openai_compatible_server.py (standing in for the gateway's own
-``POST /v1/audio/speech``, which does not exist yet) running the real Kokoro backend; the AllTalk
-backend to the same server's AllTalk API (WAV at 22050 Hz, like an engine that is not 24 kHz);
-the ElevenLabs backend to the fake service speaking with Kokoro. Offline Whisper checks that the
-audio says the text. Then a gateway session streams through a remote backend like a local one,
-and a failing remote backend reaches the client as an error envelope while the session goes on.
+The OpenAI backend talks to a second gateway's own ``POST /v1/audio/speech`` (and
+``GET /v1/audio/voices``) running the real Kokoro backend; the AllTalk backend to AllTalk's API
+served by tests/openai_compatible_server.py over Kokoro (WAV at 22050 Hz, like an engine that is
+not 24 kHz); the ElevenLabs backend to the fake service speaking with Kokoro. Offline Whisper
+checks that the audio says the text. Then a gateway session streams through a remote backend
+like a local one, and a failing remote backend reaches the client as an error envelope while the
+session goes on.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from gateway.backends.elevenlabs import ElevenLabsBackend
 from gateway.backends.kokoro_onnx import KokoroOnnxBackend
 from gateway.backends.openai_speech import OpenAIBackend
 from gateway.backends.settings import AllTalkSettings, ElevenLabsSettings, OpenAISettings
+from gateway.config import AuthRequired, AuthSettings
 from gateway.core.protocol import Done, Error
 from tests.asr import transcribe, word_error_rate
-from tests.conftest import repo_config, serve, timeout
+from tests.conftest import RunningServer, repo_config, serve, timeout
 from tests.fake_elevenlabs import FakeElevenLabs
 from tests.fakes import ToneBackend
-from tests.openai_compatible_server import alltalk_app, openai_compatible_app
+from tests.openai_compatible_server import alltalk_app
 from tests.servers import served
 from tests.streams import check_timeline, collect, errors
 from tts_gateway_client import connect
@@ -59,16 +61,18 @@ async def loaded(
         await backend.aclose()
 
 
-async def test_openai_backend_speaks_real_kokoro(kokoro: KokoroOnnxBackend) -> None:
-    async with served(openai_compatible_app({"kokoro": kokoro})) as server:
-        backend = OpenAIBackend(
-            "openai",
-            OpenAISettings(base_url=server.url, model="kokoro", list_voices=True, voices=(),
-                           default_voice="jf_gongitsune"),
-        )  # fmt: skip
-        async with loaded(backend):
-            assert "jm_kumo" in {v.id for v in backend.voices()}
-            chunks = await speak(backend, TEXT, "jm_kumo", "en-us")
+async def test_openai_backend_speaks_real_kokoro(server: RunningServer) -> None:
+    """The gateway's own REST API is the OpenAI-compatible server (the shared one: Kokoro)."""
+    backend = OpenAIBackend(
+        "openai",
+        OpenAISettings(base_url=server.http_url, model="kokoro", list_voices=True, voices=(),
+                       default_voice="jf_gongitsune"),
+    )  # fmt: skip
+    async with loaded(backend):
+        assert {v.id for v in backend.voices()} == {
+            v.id for v in server.gateway.backends["kokoro"].voices()
+        }
+        chunks = await speak(backend, TEXT, "jm_kumo", "en-us")
     audio = pcm(chunks)
     assert 2.0 < len(audio) / 24000 < 8.0
     heard = transcribe(audio, 24000)
@@ -113,23 +117,20 @@ async def test_elevenlabs_backend_speaks_real_kokoro_with_word_timings(
     assert words[-1].sample_end <= len(audio)
 
 
-async def test_a_gateway_session_streams_through_a_remote_backend(
-    kokoro: KokoroOnnxBackend,
-) -> None:
-    tone = ToneBackend("tone")
-    await tone.load()
-    async with (
-        served(openai_compatible_app({"kokoro": kokoro})) as real,
-        served(openai_compatible_app({"tone": tone}, api_key="sk-right")) as keyed,
-    ):
+async def test_a_gateway_session_streams_through_a_remote_backend(server: RunningServer) -> None:
+    """A session on one gateway, spoken by another gateway's REST API (real Kokoro); and one
+    whose remote gateway refuses the key."""
+    auth = AuthSettings(required=AuthRequired.YES, api_keys=("sk-right-0123456789",))
+    keyed = await serve(repo_config(auth=auth), {"tone": ToneBackend("tone")})
+    try:
         remote = OpenAIBackend(
             "openai",
-            OpenAISettings(base_url=real.url, model="kokoro", voices=("jf_gongitsune",),
+            OpenAISettings(base_url=server.http_url, model="kokoro", voices=("jf_gongitsune",),
                            default_voice="jf_gongitsune"),
         )  # fmt: skip
         refused = OpenAIBackend(
             "openai_bad",
-            OpenAISettings(base_url=keyed.url, api_key="sk-wrong", model="tone",
+            OpenAISettings(base_url=keyed.http_url, api_key="sk-wrong", model="tone",
                            voices=("tone",), default_voice="tone"),
         )  # fmt: skip
         # Not the shared Kokoro: stopping a gateway closes its backends.
@@ -163,3 +164,5 @@ async def test_a_gateway_session_streams_through_a_remote_backend(
             assert done.metrics["chars_unspoken"] == len("First sentence. Second one.")
         finally:
             await gateway.stop()
+    finally:
+        await keyed.stop()

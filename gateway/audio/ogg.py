@@ -54,6 +54,11 @@ class OggOpusWriter:
         if len(self._pending) >= _PACKETS_PER_PAGE:
             self._flush_page(last=False)
 
+    def flush(self) -> None:
+        """Write the packets added so far as a page now (for streaming); none: nothing."""
+        if self._pending:
+            self._flush_page(last=False)
+
     def close(self) -> None:
         """Write the last page (end of stream); the file object stays open."""
         self._flush_page(last=True)

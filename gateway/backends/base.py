@@ -39,6 +39,9 @@ class SynthesisRequest:
 
     ``deadline`` (``time.monotonic`` seconds) is when the session's listener would run out of
     audio: a backend that queues model work serves the earliest deadline first.
+
+    ``instructions`` (a speaking style in words) is for backends whose engine takes it (OpenAI's
+    newer models); every other backend ignores it.
     """
 
     text: str
@@ -46,6 +49,7 @@ class SynthesisRequest:
     lang: str
     speed: float
     deadline: float | None = None
+    instructions: str = ""
 
 
 @dataclass(frozen=True, slots=True)

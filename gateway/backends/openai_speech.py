@@ -1,9 +1,10 @@
 """OpenAI's speech endpoint, or any server that speaks it (``POST {base_url}/v1/audio/speech``).
 
 Audio is requested as ``response_format: "pcm"`` (raw 24 kHz signed 16-bit little-endian mono)
-and streamed as it arrives. ``instructions`` are sent to models that take them (not tts-1 or
-tts-1-hd). The API key comes from ``api_key`` or the environment variable ``api_key_env``
-(``OPENAI_API_KEY``); without one, no Authorization header is sent (local servers need none).
+and streamed as it arrives. ``instructions`` (the request's, else the configured ones) are sent
+to models that take them (not tts-1 or tts-1-hd). The API key comes from ``api_key`` or the
+environment variable ``api_key_env`` (``OPENAI_API_KEY``); without one, no Authorization header
+is sent (local servers need none).
 Text longer than ``max_input_chars`` (OpenAI: 4096) goes out as several requests, cut at
 sentence, then clause, then word boundaries.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import urllib.parse
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -82,15 +84,19 @@ class OpenAIBackend(RemoteBackend):
                 raise
 
     async def _list_voices(self) -> list[Voice]:
-        """``GET {base_url}/v1/audio/voices``: a list of names, or of objects with an id."""
+        """``GET {base_url}/v1/audio/voices?model=...``: a list of names, or of objects with an
+        id (servers that serve several models may list only the model's voices)."""
+        model = urllib.parse.quote(self.settings.model, safe="")
         body = await get_json(
             self.client,
             self.service,
-            f"{self.settings.base_url}/v1/audio/voices",
+            f"{self.settings.base_url}/v1/audio/voices?model={model}",
             headers=self._headers(),
             timeout_s=self.settings.first_byte_timeout_s,
         )
-        entries: Any = body.get("voices") if isinstance(body, dict) else body
+        # {"voices": [...]} (Kokoro-FastAPI, AllTalk-like servers) or an OpenAI-style list
+        # {"object": "list", "data": [...]} (this gateway's GET /v1/audio/voices).
+        entries: Any = body.get("voices", body.get("data")) if isinstance(body, dict) else body
         voices = []
         for entry in entries if isinstance(entries, list) else []:
             if isinstance(entry, str):
@@ -118,8 +124,9 @@ class OpenAIBackend(RemoteBackend):
             "response_format": "pcm",
             "speed": request.speed,
         }
-        if self.settings.instructions and takes_instructions(self.settings.model):
-            payload["instructions"] = self.settings.instructions
+        instructions = request.instructions or self.settings.instructions
+        if instructions and takes_instructions(self.settings.model):
+            payload["instructions"] = instructions
         return payload
 
     async def _attempt(

@@ -13,7 +13,7 @@ A price that cannot be found for a hosted backend is *unknown* (``None``), never
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -28,6 +28,7 @@ __all__ = [
     "Price",
     "backend_price",
     "billable_chars",
+    "combined_snapshot",
     "estimate_cost",
     "estimate_for_backend",
     "find_price",
@@ -212,3 +213,19 @@ class CostMeter:
             "billed_audio_s": round(self.audio_s, 3),
             "compute_s": round(self.compute_s, 3),
         }
+
+
+def combined_snapshot(meters: Iterable[CostMeter]) -> dict[str, Any]:
+    """:meth:`CostMeter.snapshot` over several meters (a session that switched backends).
+
+    The cost is unknown (None) if a meter that counted something has an unknown price.
+    """
+    meters = list(meters)
+    unknown = any(meter.segments and meter.usd is None for meter in meters)
+    usd = None if unknown else sum(meter.usd or 0.0 for meter in meters)
+    return {
+        "cost_usd": None if usd is None else round(usd, 6),
+        "billed_chars": sum(m.chars for m in meters),
+        "billed_audio_s": round(sum(m.audio_s for m in meters), 3),
+        "compute_s": round(sum(m.compute_s for m in meters), 3),
+    }

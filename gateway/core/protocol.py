@@ -29,6 +29,8 @@ __all__ = [
     "End",
     "Error",
     "ErrorCode",
+    "Estimate",
+    "Estimated",
     "Flush",
     "Flushed",
     "Progress",
@@ -167,7 +169,22 @@ class End:
     TYPE: ClassVar[str] = "end"
 
 
-ClientMessage = Auth | Start | Text | Flush | Cancel | End
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """What speaking ``text`` would cost; answered by ``estimated``. Speaks nothing.
+
+    After ``start`` the missing fields take the session's backend and speed; before it,
+    ``backend`` is required.
+    """
+
+    TYPE: ClassVar[str] = "estimate"
+    text: str
+    id: int | str | None = None
+    backend: str | None = None
+    speed: float | None = None
+
+
+ClientMessage = Auth | Start | Text | Flush | Cancel | End | Estimate
 
 # --- server -> client ----------------------------------------------------------------------
 
@@ -239,6 +256,10 @@ class Progress:
     underruns: int
     time_to_first_audio_ms: float | None
     real_time_factor: float | None
+    cost_usd: float | None = None
+    billed_chars: int = 0
+    billed_audio_s: float = 0.0
+    compute_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +347,24 @@ class Done:
     heard_text: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Estimated:
+    """Answer to ``estimate``: the characters billed, the audio expected and its price.
+
+    ``cost_usd`` is None when the backend's price is unknown (a hosted model missing from the
+    price table), never a silent 0; ``model`` is None for backends without models.
+    """
+
+    TYPE: ClassVar[str] = "estimated"
+    id: int | str | None
+    backend: str
+    model: str | None
+    chars: int
+    audio_s: float
+    cost_usd: float | None
+    currency: str = "USD"
+
+
 ServerMessage = (
     Ready
     | SegmentStart
@@ -338,6 +377,7 @@ ServerMessage = (
     | BackendSwitched
     | Error
     | Done
+    | Estimated
 )
 
 _SERVER_TYPES: Final[dict[str, type[ServerMessage]]] = {
@@ -354,11 +394,12 @@ _SERVER_TYPES: Final[dict[str, type[ServerMessage]]] = {
         BackendSwitched,
         Error,
         Done,
+        Estimated,
     )
 }
 _FIELD_NAMES: Final[dict[type[Any], tuple[str, ...]]] = {
     cls: tuple(f.name for f in dataclasses.fields(cls))
-    for cls in (*_SERVER_TYPES.values(), Auth, Start, Text, Flush, Cancel, End)
+    for cls in (*_SERVER_TYPES.values(), Auth, Start, Text, Flush, Cancel, End, Estimate)
 }
 
 
@@ -583,4 +624,13 @@ _CLIENT_SCHEMAS: Final[dict[str, tuple[type[Any], dict[str, Checker]]]] = {
         {"id": _optional(_request_id), "position": _optional(_in_range(0, 2**53, _integer))},
     ),
     End.TYPE: (End, {}),
+    Estimate.TYPE: (
+        Estimate,
+        {
+            "text": _string,
+            "id": _optional(_request_id),
+            "backend": _optional(_name),
+            "speed": _optional(_in_range(*SPEED_RANGE, _number)),
+        },
+    ),
 }

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -26,11 +26,17 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from gateway.backends import Backend, SynthesisRequest, create_backend
+from gateway.backends.settings import BackendSettings
 from gateway.config import Config
+from gateway.core.cost import FREE, CostEstimate, CostMeter, Price, backend_price, estimate_cost
 from gateway.core.pacing import SynthesisTimeModel
 from gateway.core.protocol import ErrorCode, ProtocolError
 from gateway.server.auth import SUBPROTOCOL, Authenticator, credentials
+from gateway.server.rest import rest_routes
 from gateway.server.stream import Connection
+
+if TYPE_CHECKING:
+    from gateway.server.rest import SpeechStream
 
 __all__ = ["WEB_CLIENT_DIR", "Gateway", "create_app"]
 
@@ -69,9 +75,10 @@ class Gateway:
         self.backends = dict(backends)
         self._owns_backends = owns_backends  # close them on stop (not when lent by the caller)
         self.connections: set[Connection] = set()
+        self.speeches: set[SpeechStream] = set()  # POST /v1/audio/speech responses under way
         self.auth = Authenticator(config)
         # How long each backend takes per call, learned from every session (adaptive chunking).
-        self.timing_models = {name: SynthesisTimeModel() for name in self.backends}
+        self._timing_models: dict[str, SynthesisTimeModel] = {}
         self.sessions_per_key: Counter[str] = Counter()
         self._loaded: dict[str, asyncio.Future[Backend]] = {}
         self._loader: asyncio.Task[None] | None = None
@@ -97,13 +104,17 @@ class Gateway:
                 log.info("backend %s ready", name)
                 self._loaded[name].set_result(backend)
 
+    def timing_model(self, backend: Backend) -> SynthesisTimeModel:
+        """What a call to ``backend`` costs in time, as learned so far (shared by sessions)."""
+        return self._timing_models.setdefault(backend.name, SynthesisTimeModel())
+
     def _warms_up(self, name: str) -> bool:
         settings = self.config.backends.get(name)
         return settings is None or settings.warmup
 
     async def _calibrate(self, name: str, backend: Backend) -> None:
         """Time a short and a longer request, so adaptive chunking starts from real figures."""
-        model = self.timing_models[name]
+        model = self.timing_model(backend)
         for text in _CALIBRATION_TEXTS:
             request = SynthesisRequest(text, backend.default_voice, backend.default_lang, 1.0)
             started = time.perf_counter()
@@ -126,7 +137,10 @@ class Gateway:
         and close with 1001 (going away)."""
         self.accepting = False
         deadline = self.config.server.shutdown_timeout_s / 2
-        await asyncio.gather(*(c.shut_down(deadline) for c in list(self.connections)))
+        await asyncio.gather(
+            *(c.shut_down(deadline) for c in list(self.connections)),
+            *(s.shut_down(deadline) for s in list(self.speeches)),
+        )
 
     def fallback_for(self, backend: Backend) -> Backend | None:
         """The loaded backend configured as ``backend``'s fallback, if any."""
@@ -137,12 +151,44 @@ class Gateway:
             return None
         return loaded.result()
 
+    def backend_settings(self, name: str) -> BackendSettings | None:
+        """The settings backend ``name`` was built with, else those configured for it."""
+        own = getattr(self.backends.get(name), "settings", None)
+        return own if isinstance(own, BackendSettings) else self.config.backends.get(name)
+
+    def price(self, name: str) -> Price | None:
+        """The price of backend ``name`` (None: unknown). A backend built in-process without
+        settings counts as local: free."""
+        settings = self.backend_settings(name)
+        return FREE if settings is None else backend_price(self.config.cost, name, settings)
+
+    def cost_meter(self, backend: Backend) -> CostMeter:
+        """A meter at the backend's price, for a session's or a request's cost."""
+        return CostMeter(self.price(backend.name))
+
+    def estimate(self, name: str, text: str, speed: float) -> tuple[CostEstimate, str | None]:
+        """What speaking ``text`` on backend ``name`` would cost, and the backend's model
+        (None if it has none). The backend need not be loaded; ProtocolError if not served."""
+        if name not in self.backends:
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_BACKEND,
+                f"unknown backend {name!r}; available: {', '.join(self.backends)}",
+            )
+        model = getattr(self.backend_settings(name), "model", None)
+        estimate = estimate_cost(
+            text,
+            self.price(name),
+            speed=speed,
+            chars_per_minute=self.config.cost.speech_chars_per_minute,
+        )
+        return estimate, model if isinstance(model, str) and model else None
+
     def admission_error(self, key_id: str | None, *, live: bool = False) -> Refusal | None:
-        """Why a session cannot be opened now, or None. ``live``: the session asking is
-        already counted (it authenticated with a first message)."""
+        """Why a session (or a speech request) cannot be opened now, or None. ``live``: the
+        session asking is already counted (it authenticated with a first message)."""
         if not self.accepting:
             return Refusal(503, ErrorCode.SHUTTING_DOWN, "the gateway is shutting down")
-        others = len(self.connections) - (1 if live else 0)
+        others = len(self.connections) + len(self.speeches) - (1 if live else 0)
         if others >= self.config.limits.max_sessions:
             return Refusal(503, ErrorCode.TOO_MANY_SESSIONS,
                            f"the gateway serves its maximum of {others} sessions")  # fmt: skip
@@ -300,6 +346,7 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
         Route("/v1/voices", voices),
         Route("/v1/tokens", tokens, methods=["POST"]),
         WebSocketRoute("/v1/stream", stream),
+        *rest_routes(gateway),
     ]
     if WEB_CLIENT_DIR.is_dir():
         routes.append(Mount("/client", StaticFiles(directory=WEB_CLIENT_DIR)))

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,8 +27,9 @@ from gateway.audio.framing import AudioOut, Frame
 from gateway.audio.resample import ResampledChunks
 from gateway.backends.base import AudioChunk, Backend, BackendError, SynthesisRequest, WordTiming
 from gateway.core.alignment import estimate_spans, spoken_words
+from gateway.core.cost import FREE, CostMeter, billable_chars, combined_snapshot
 from gateway.core.metrics import SessionMetrics
-from gateway.core.pacing import SynthesisTimeModel, merge_budget_chars
+from gateway.core.pacing import SynthesisTimeModel, first_segment_chars, merge_budget_chars
 from gateway.core.playback import PlaybackModel
 from gateway.core.protocol import (
     Audio,
@@ -46,10 +47,13 @@ from gateway.core.protocol import (
     Words,
 )
 from gateway.core.seams import SeamConfig, SeamShaper, Shaped
-from gateway.core.segmenter import Boundary, Segment
+from gateway.core.segmenter import Boundary, Segment, SegmenterConfig
 from gateway.core.session import EndMark, FlushMark, Session, SpeakSegment
 
-__all__ = ["Speaker", "StreamSettings"]
+if TYPE_CHECKING:
+    from gateway.server.app import Gateway
+
+__all__ = ["Speaker", "StreamSettings", "session_segmenter", "session_speaker"]
 
 # Until a session has spoken a segment, estimated words assume about 14 characters a second.
 _DEFAULT_SECONDS_PER_CHAR: Final = 0.07
@@ -70,6 +74,7 @@ class StreamSettings:
     format: AudioFormat
     bitrate: int
     frame_ms: int
+    instructions: str = ""  # a speaking style, for backends that take one
 
 
 class Speaker:
@@ -92,6 +97,7 @@ class Speaker:
         timing: SynthesisTimeModel | None = None,
         latency_target_s: float = 0.4,
         max_merged_chars: int = 300,
+        cost_meter: Callable[[Backend], CostMeter] = lambda _: CostMeter(FREE),
     ) -> None:
         self._session = session
         self._stream = stream
@@ -118,6 +124,18 @@ class Speaker:
         self._timing = timing  # None: no adaptive chunking
         self._latency_target_s = latency_target_s
         self._max_merged_chars = max_merged_chars
+        self._cost_meter = cost_meter
+        self._costs: dict[str, CostMeter] = {}  # by backend name (a fallback has its own)
+
+    @property
+    def stream(self) -> StreamSettings:
+        """The session's backend and voice settings (after a fallback, the fallback's)."""
+        return self._stream
+
+    def cost(self) -> dict[str, Any]:
+        """The cost so far: ``cost_usd`` (None if unknown), ``billed_chars``,
+        ``billed_audio_s`` and ``compute_s`` (see :class:`~gateway.core.cost.CostMeter`)."""
+        return combined_snapshot(self._costs.values())
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -263,7 +281,8 @@ class Speaker:
         stream says how long it took and whether it failed."""
         segment = words.segment.segment
         request = SynthesisRequest(segment.text, self._stream.voice, self._stream.lang,
-                                   self._stream.speed, self._deadline(segment))  # fmt: skip
+                                   self._stream.speed, self._deadline(segment),
+                                   instructions=self._stream.instructions)  # fmt: skip
         backend = self._stream.backend
         # The one place audio is resampled: the backend's native rate -> the stream rate.
         chunks = ResampledChunks(backend.synthesize(request), backend.sample_rate,
@@ -283,6 +302,8 @@ class Speaker:
             synthesis.error = error
             # What the failed backend said crossfades into whatever comes next.
             await self._play(words, self._shaper.end_piece(Boundary.WORD, last=False))
+        finally:
+            self._count_cost(backend, segment.text, synthesis)
         return synthesis
 
     def _merge_budget(self) -> int:
@@ -300,6 +321,18 @@ class Speaker:
         if segment.first_in_turn:
             return now - _FIRST_IN_TURN_HEADSTART_S
         return now + self.playback.buffered(now) / self._seams.sample_rate
+
+    def _count_cost(self, backend: Backend, text: str, synthesis: _TimedStream) -> None:
+        """Bill a segment's characters once audio came back for it (a provider bills the
+        request), and its audio and the time spent waiting on the backend in any case."""
+        meter = self._costs.get(backend.name)
+        if meter is None:
+            meter = self._costs[backend.name] = self._cost_meter(backend)
+        meter.add_segment(
+            chars=billable_chars(text) if synthesis.samples else 0,
+            audio_s=synthesis.samples / self._seams.sample_rate,
+            compute_s=synthesis.seconds,
+        )
 
     def _switch_to_fallback(self, segment: int, reason: str) -> Backend | None:
         """Move the session to its backend's fallback, if it has one."""
@@ -383,6 +416,7 @@ class Speaker:
             },
         )
         metrics["underruns"] = self.playback.underruns
+        metrics.update(self.cost())
         heard = session.heard_everything()
         await self._send(Done(metrics, heard.cut, heard.heard_start, heard.heard_text))
         self._log.info("done: %s", metrics)
@@ -439,6 +473,7 @@ class Speaker:
                 underruns=self.playback.underruns,
                 time_to_first_audio_ms=_rounded(metrics.time_to_first_audio_ms),
                 real_time_factor=None if rtf is None else round(rtf, 4),
+                **self.cost(),
             )
         )
 
@@ -568,3 +603,58 @@ class _TimedStream:
         close = getattr(self._chunks, "aclose", None)
         if close is not None:
             await close()
+
+
+def session_segmenter(
+    gateway: Gateway, backend: Backend, *, short_first_segment: bool | None = None
+) -> SegmenterConfig:
+    """The segmenting rules of a new session on ``backend``: the configured ones, with the first
+    segment sized to the latency target when adaptive chunking is on."""
+    config = gateway.config
+    segmenter = config.segmenter
+    if short_first_segment is not None:
+        segmenter = dataclasses.replace(segmenter, short_first_segment=short_first_segment)
+    if config.session.adaptive_chunking:
+        first = first_segment_chars(
+            gateway.timing_model(backend),
+            config.session.latency_target_ms / 1000,
+            lowest=segmenter.first_segment_min_chars + 1,
+            highest=segmenter.first_segment_max_chars,
+        )
+        segmenter = dataclasses.replace(segmenter, first_segment_max_chars=first)
+    return segmenter
+
+
+def session_speaker(
+    gateway: Gateway,
+    *,
+    session: Session,
+    stream: StreamSettings,
+    audio: AudioOut,
+    metrics: SessionMetrics,
+    send: Send,
+    log: logging.LoggerAdapter[logging.Logger],
+    pace_ahead_s: float | None = None,
+) -> Speaker:
+    """A :class:`Speaker` with the gateway's settings (``pace_ahead_s`` defaults to
+    ``limits.max_buffer_ahead_s``)."""
+    config = gateway.config
+    adaptive = config.session.adaptive_chunking
+    rate = config.audio.sample_rate  # backends' audio is resampled to it
+    return Speaker(
+        session=session,
+        stream=stream,
+        audio=audio,
+        seams=SeamConfig(sample_rate=rate, **dataclasses.asdict(config.seams)),
+        metrics=metrics,
+        send=send,
+        progress_interval_s=config.session.progress_interval_ms / 1000,
+        log=log,
+        pace_ahead_s=config.limits.max_buffer_ahead_s if pace_ahead_s is None else pace_ahead_s,
+        backend_timeout_s=config.limits.backend_timeout_s,
+        fallback_for=gateway.fallback_for,
+        timing=gateway.timing_model(stream.backend) if adaptive else None,
+        latency_target_s=config.session.latency_target_ms / 1000,
+        max_merged_chars=config.session.max_merged_chars,
+        cost_meter=gateway.cost_meter,
+    )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
 import uuid
@@ -24,7 +23,6 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from gateway.audio.codecs import FrameEncoder, OpusEncoder, OpusOptions, Pcm16Encoder
 from gateway.audio.framing import AudioOut
 from gateway.core.metrics import SessionMetrics
-from gateway.core.pacing import first_segment_chars
 from gateway.core.protocol import (
     PROTOCOL_VERSION,
     AudioFormat,
@@ -34,6 +32,8 @@ from gateway.core.protocol import (
     End,
     Error,
     ErrorCode,
+    Estimate,
+    Estimated,
     Flush,
     ProtocolError,
     Ready,
@@ -43,9 +43,8 @@ from gateway.core.protocol import (
     decode_client_message,
     encode_server_message,
 )
-from gateway.core.seams import SeamConfig
 from gateway.core.session import Session, SessionState
-from gateway.server.speaker import Speaker, StreamSettings
+from gateway.server.speaker import Speaker, StreamSettings, session_segmenter, session_speaker
 
 if TYPE_CHECKING:
     from gateway.server.app import Gateway
@@ -259,6 +258,8 @@ class Connection:
                 await self._cancel(message.id, message.position)
             case End():
                 self._queued(self._session.request_end)
+            case Estimate():
+                await self._estimate(message)
 
     def _queued(self, request: Callable[[], None]) -> None:
         """Apply a request to the session, note when segments were released, wake the speaker."""
@@ -267,6 +268,25 @@ class Connection:
         if self._session.segments_released > before:
             self._metrics.segment_released(time.monotonic())
         self._work_ready.set()
+
+    async def _estimate(self, message: Estimate) -> None:
+        """Answer what speaking the text would cost, on the session's backend (or the named
+        one) at its speed; nothing is spoken."""
+        speaker = self._speaker
+        if message.backend is None and speaker is None:
+            raise ProtocolError(
+                ErrorCode.NOT_STARTED,
+                "'estimate' before 'start' needs a backend: set estimate.backend",
+            )
+        name = message.backend or (speaker.stream.backend.name if speaker else "")
+        speed = message.speed
+        if speed is None:
+            speed = speaker.stream.speed if speaker is not None else 1.0
+        estimate, model = self._gateway.estimate(name, message.text, speed)
+        body = estimate.as_dict()
+        await self._send(
+            Estimated(message.id, name, model, body["chars"], body["audio_s"], body["cost_usd"])
+        )
 
     # -- start ---------------------------------------------------------------------------------
 
@@ -278,40 +298,21 @@ class Connection:
             stream = await self._negotiate(start)
         finally:
             self._start_received = False
-        segmenter = self._config.segmenter
-        if (short_first := start.short_first_segment) is not None:
-            segmenter = dataclasses.replace(segmenter, short_first_segment=short_first)
-        timing = self._gateway.timing_models[stream.backend.name]
-        session_settings = self._config.session
-        if session_settings.adaptive_chunking:
-            # The first segment of a turn is as long as can be ready within the latency target.
-            first = first_segment_chars(
-                timing,
-                session_settings.latency_target_ms / 1000,
-                lowest=segmenter.first_segment_min_chars + 1,
-                highest=segmenter.first_segment_max_chars,
-            )
-            segmenter = dataclasses.replace(segmenter, first_segment_max_chars=first)
+        segmenter = session_segmenter(
+            self._gateway, stream.backend, short_first_segment=start.short_first_segment
+        )
         self._session.begin(segmenter)
         rate = self._config.audio.sample_rate  # backends' audio is resampled to it
         self._metrics.sample_rate = rate
         encoder = self._encoder(stream)
-        audio = AudioOut(encoder)
-        self._speaker = Speaker(
+        self._speaker = session_speaker(
+            self._gateway,
             session=self._session,
             stream=stream,
-            audio=audio,
-            seams=self._seam_config(rate),
+            audio=AudioOut(encoder),
             metrics=self._metrics,
             send=self._send,
-            progress_interval_s=self._config.session.progress_interval_ms / 1000,
             log=self._log,
-            pace_ahead_s=self._config.limits.max_buffer_ahead_s,
-            backend_timeout_s=self._config.limits.backend_timeout_s,
-            fallback_for=self._gateway.fallback_for,
-            timing=timing if session_settings.adaptive_chunking else None,
-            latency_target_s=session_settings.latency_target_ms / 1000,
-            max_merged_chars=session_settings.max_merged_chars,
         )
         await self._send(
             Ready(
@@ -383,10 +384,6 @@ class Connection:
                 complexity=audio.complexity,
             )
         )
-
-    def _seam_config(self, sample_rate: int) -> SeamConfig:
-        seams = self._config.seams
-        return SeamConfig(sample_rate=sample_rate, **dataclasses.asdict(seams))
 
     # -- the speaker task and cancel -------------------------------------------------------------
 

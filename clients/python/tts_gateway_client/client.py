@@ -35,6 +35,7 @@ from gateway.core.protocol import (
     End,
     Error,
     ErrorCode,
+    Estimate,
     Flush,
     Progress,
     ProtocolError,
@@ -110,6 +111,18 @@ class SpeechStream:
     async def end(self) -> None:
         """No more text; the gateway finishes speaking, sends ``Done`` and closes."""
         await self._send(End(), "end")
+
+    async def estimate(
+        self,
+        text: str,
+        request_id: int | str | None = None,
+        *,
+        backend: str | None = None,
+        speed: float | None = None,
+    ) -> None:
+        """Ask what speaking ``text`` would cost (on the session's backend and speed unless
+        named); answered by ``Estimated``. Nothing is spoken."""
+        await self._send(Estimate(text, request_id, backend, speed), "estimate")
 
     def feed(self, source: AsyncIterable[str] | Iterable[str], *, end: bool = True) -> None:
         """Send every string of ``source`` in the background (e.g. an LLM's token stream).
