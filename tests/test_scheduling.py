@@ -125,3 +125,38 @@ async def test_waiting_long_enough_wins_nothing_starves() -> None:
         await asyncio.sleep(0.002)
     await asyncio.gather(*tasks)
     assert served.index("old") <= 2
+
+
+async def test_the_model_pool_runs_work_in_deadline_order_and_stops_it_on_cancel() -> None:
+    import threading
+
+    from gateway.backends.threads import ModelPool
+
+    pool = ModelPool("test", 1)
+    gate = threading.Event()
+    order: list[str] = []
+
+    def blocking(name: str) -> str:
+        gate.wait(5)
+        order.append(name)
+        return name
+
+    first = asyncio.create_task(pool.run(lambda: blocking("first"), deadline=0.0))
+    await asyncio.sleep(0.01)
+    late = asyncio.create_task(pool.run(lambda: blocking("late"), deadline=10.0))
+    soon = asyncio.create_task(pool.run(lambda: blocking("soon"), deadline=5.0))
+    await asyncio.sleep(0.01)
+    assert (pool.jobs_running, pool.waiting) == (1, 2)
+    gate.set()
+    assert list(await asyncio.gather(first, late, soon)) == ["first", "late", "soon"]
+    assert order == ["first", "soon", "late"]
+
+    stopped = threading.Event()
+    running = asyncio.create_task(pool.run(lambda: stopped.wait(5), stop=stopped.set))
+    await asyncio.sleep(0.01)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert stopped.is_set()  # the work was told to stop...
+    assert pool.jobs_running == 0  # ...and its thread was waited for
+    pool.shutdown()

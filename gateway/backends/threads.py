@@ -1,11 +1,18 @@
-"""Joining work that a backend runs in its thread pool, safely under cancellation."""
+"""Running a backend's blocking model work in threads, scheduled and safe under cancellation."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
-__all__ = ["join"]
+from gateway.core.scheduling import DeadlineScheduler, Policy
+
+__all__ = ["ModelPool", "join"]
+
+T = TypeVar("T")
 
 
 async def join(work: asyncio.Future[Any]) -> None:
@@ -24,3 +31,58 @@ async def join(work: asyncio.Future[Any]) -> None:
             cancelled = True
     if cancelled:
         raise asyncio.CancelledError
+
+
+class ModelPool:
+    """Where a local backend runs its model: ``slots`` threads, shared by every session, handed
+    out earliest deadline first (or first come, first served) by a
+    :class:`~gateway.core.scheduling.DeadlineScheduler`.
+
+    :meth:`run` is safe to cancel: the work is asked to stop (``stop``) and its thread is
+    waited for, so a slot is free again only once its thread really is.
+    """
+
+    def __init__(self, name: str, slots: int, policy: Policy = Policy.DEADLINE) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=slots, thread_name_prefix=name)
+        self._scheduler = DeadlineScheduler(slots, policy)
+        self.jobs_running = 0  # work in the threads right now
+        self.terminated_runs = 0  # work stopped early by a cancellation
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a slot."""
+        return self._scheduler.waiting
+
+    async def run(
+        self,
+        work: Callable[[], T],
+        *,
+        deadline: float | None = None,
+        stop: Callable[[], None] = lambda: None,
+    ) -> T:
+        """Run ``work`` in a thread once a slot is granted (``deadline``: ``time.monotonic``
+        seconds; None queues it as due now)."""
+        due = time.monotonic() if deadline is None else deadline
+        async with self._scheduler.slot(due):
+            self.jobs_running += 1
+            try:
+                future = asyncio.get_running_loop().run_in_executor(self._executor, work)
+                try:
+                    return await asyncio.shield(future)
+                except asyncio.CancelledError:
+                    stop()
+                    try:
+                        await join(future)
+                    finally:
+                        if future.exception() is not None:
+                            self.terminated_runs += 1
+                    raise
+            finally:
+                self.jobs_running -= 1
+
+    async def run_unscheduled(self, work: Callable[[], T]) -> T:
+        """Run ``work`` in a thread of the pool without waiting for a slot (loading)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
