@@ -295,6 +295,9 @@ class _Recorder:
     def voices(self) -> list[Voice]:
         return self.inner.voices()
 
+    def resolve_voice(self, name: str) -> str:
+        return self.inner.resolve_voice(name)
+
     async def synthesize(self, request: SynthesisRequest) -> AsyncIterator[AudioChunk]:
         counted = hasattr(self.inner, self.case.produced)
         before = produced(self.inner, self.case) if counted else 0

@@ -41,7 +41,7 @@ from typing import Any, Final, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Voice
+from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Voice, listed_voice
 from gateway.backends.kokoro_torch import require_module, resolve_device
 from gateway.backends.settings import ChatterboxSettings
 from gateway.backends.workers import (
@@ -359,6 +359,9 @@ class ChatterboxBackend:
 
     def voices(self) -> list[Voice]:
         return [Voice(id=name, name=name, language="en-us") for name in sorted(self._voices)]
+
+    def resolve_voice(self, name: str) -> str:
+        return listed_voice(self, name)
 
     async def synthesize(self, request: SynthesisRequest) -> AsyncGenerator[AudioChunk, None]:
         """Stream one segment. Requests wait their turn for the model, in arrival order.

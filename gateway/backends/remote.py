@@ -40,7 +40,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gateway.audio.pcmstream import AudioFormatError, Pcm16Reader, StreamResampler, WavReader
-from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Voice, WordTiming
+from gateway.backends.base import (
+    AudioChunk,
+    BackendError,
+    SynthesisRequest,
+    Voice,
+    WordTiming,
+    listed_voice,
+)
 from gateway.backends.settings import RemoteSettings
 from gateway.core.segmenter import Boundary, Segmenter, SegmenterConfig
 
@@ -619,6 +626,9 @@ class RemoteBackend(abc.ABC):
 
     def voices(self) -> list[Voice]:
         return list(self._voices)
+
+    def resolve_voice(self, name: str) -> str:
+        return listed_voice(self, name)
 
     @abc.abstractmethod
     async def load(self) -> None:
