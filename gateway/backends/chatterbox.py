@@ -313,6 +313,7 @@ class ChatterboxBackend:
         self._ready = False
         self.running_workers = 0  # generations whose worker thread has not returned yet
         self.stopped_generations = 0  # generations ended early by a cancellation
+        self.samples_synthesized = 0  # audio rendered by the worker, all requests together
 
     @property
     def ready(self) -> bool:
@@ -443,6 +444,7 @@ class ChatterboxBackend:
                 if len(pending) < wanted:
                     continue
                 audio = self._render(engine, voice, done, pending, joiner)
+                self.samples_synthesized += len(audio)  # only the worker thread writes it
                 done += pending
                 pending = []
                 wanted = settings.chunk_tokens
@@ -453,6 +455,7 @@ class ChatterboxBackend:
             if close is not None:
                 close()  # stops the generation loop where it is
         last = self._render(engine, voice, done, pending, joiner) if pending else np.zeros(0)
+        self.samples_synthesized += len(last)
         bridge.put(_Audio(np.concatenate([last, joiner.finish()]).astype(np.float32), last=True))
 
     def _render(

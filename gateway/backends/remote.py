@@ -592,6 +592,8 @@ class RemoteBackend(abc.ABC):
         self._client: httpx.AsyncClient | None = None
         self._ready = False
         self._voices: list[Voice] = []
+        self.requests_open = 0  # provider requests (HTTP or WebSocket) open right now
+        self.samples_received = 0  # audio decoded from the provider's answers, all requests
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -665,6 +667,7 @@ class RemoteBackend(abc.ABC):
         self, request: SynthesisRequest, part: TextPart
     ) -> AsyncGenerator[AudioChunk, None]:
         """One attempt; anything unexpected becomes a BackendError that names the provider."""
+        self.requests_open += 1
         try:
             async with contextlib.aclosing(self._attempt(request, part)) as chunks:
                 async for chunk in chunks:
@@ -673,6 +676,13 @@ class RemoteBackend(abc.ABC):
             raise
         except (httpx.HTTPError, OSError, ValueError) as exc:
             raise RemoteError(f"{self.provider} ({self.service.base_url}): {_reason(exc)}") from exc
+        finally:
+            self.requests_open -= 1
+
+    def _received(self, pcm: Pcm) -> Pcm:
+        """Count audio as it is decoded from the provider's answer (before any buffering)."""
+        self.samples_received += len(pcm)
+        return pcm
 
     def _check(self, request: SynthesisRequest) -> None:
         if not self._ready:
