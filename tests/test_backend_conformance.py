@@ -83,7 +83,9 @@ CASES = [
     Case("kokoro", "kokoro_onnx", streams=False, word_timing=True, marks=(pytest.mark.model,)),
     # Whisper base mishears espeak's formant voice more often (wig/wick, diet/tonight).
     Case("espeak", "espeak", streams=True, word_timing=True, max_wer=0.25),
-    Case("piper", "piper", streams=True, word_timing=True, max_wer=0.15),
+    # Piper samples noise in its model, so each rendering differs; Whisper base sometimes hears
+    # 4 of a passage's 23 words wrong (wick/wake, lens/lungs, pass/fast).
+    Case("piper", "piper", streams=True, word_timing=True, max_wer=0.2),
     # Stand-in models (no weights ship on PyPI): tones, not speech, so Whisper cannot judge them.
     Case("kokoro_torch", "kokoro_torch", streams=False, word_timing=True, speech=False),
     Case(
