@@ -3,12 +3,24 @@
     python -m bench.backends [--runs 5] [--tokens-per-s 40] [--backends kokoro,piper,espeak]
 
 The backends are those of config.toml (TTSGW_* variables apply), served by one in-process
-gateway. For each, every run opens a session and feeds the 200-word passage of
-bench/first_audio.py as simulated LLM tokens. Time to first audio is measured at the client,
-from sending the token that completed the first segment to receiving its first audio frame.
-The real-time factor is synthesis time over audio time: as the gateway reports it for the
-session (``done.metrics.real_time_factor``), and for the passage's segments synthesized
-directly by the backend, without the gateway.
+gateway. For each, every run opens a session and feeds a 200-word passage (:data:`PASSAGE`)
+as simulated LLM tokens. Time to first audio is measured at the client, from sending the token
+that completed the first segment to receiving its first audio frame. The real-time factor is
+synthesis time over audio time: as the gateway reports it for the session
+(``done.metrics.real_time_factor``), and for the passage's segments synthesized directly by the
+backend, without the gateway.
+
+Kinds this benchmark does not measure, and why:
+
+- ``kokoro_torch`` and ``chatterbox``: no package ships their weights, and the stand-in models
+  the tests use run as fast as their configured sleeps, so their figures would say nothing about
+  the engines. ``python -m bench.kokoro_torch`` measures Kokoro's real PyTorch architecture with
+  random weights (the ``torch`` extra); Chatterbox cannot be installed here (``chatterbox-tts``
+  pins a torch build that is not available).
+- ``openai``, ``alltalk``, ``elevenlabs``: their speed is the provider's (its network and
+  service). The loopback test servers synthesize with Kokoro, so they would report Kokoro's
+  figures under another name; ``python -m bench.remote_overhead`` measures what the remote path
+  itself adds (loopback HTTP or WebSocket, decoding, alignment), against direct synthesis.
 
 Prints a table and writes bench/results/backends.json.
 """
@@ -25,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.first_audio import PASSAGE, percentile
+from bench.first_audio import percentile
 from gateway.backends import Backend, create_backend
 from gateway.backends.base import SynthesisRequest
 from gateway.config import load_config
@@ -36,6 +48,24 @@ from tts_gateway_client import connect
 from tts_gateway_client.say import completing_send, simulated_llm
 
 REPO = Path(__file__).resolve().parent.parent
+# 200 words (the issue's benchmark length), read as a story: sentences and clauses of mixed
+# length, as an LLM's answer would have them.
+PASSAGE = (
+    "The morning train left the valley station at a quarter past six, carrying farmers, "
+    "students, and a few tired nurses home from the night shift. Outside, the fields were still "
+    "silver with frost, and thin columns of smoke rose from the chimneys of the scattered "
+    "houses. Maria sat by the window with a notebook on her knees. She was writing a letter to "
+    "her brother, who had moved to the coast three years earlier and rarely called. She told him "
+    "about the new bridge over the river, the bakery that had finally reopened, and the old dog "
+    "that still waited at the gate every evening. She did not mention the hospital, or the long "
+    "conversations with the doctor, or the tests that would come back next week. There would be "
+    "time for that later, she decided, when she knew more. The train slowed as it climbed toward "
+    "the pass, and the conductor walked through the carriages calling out the names of the small "
+    "villages ahead. Fresh snow appeared on the higher slopes. Maria closed the notebook, looked "
+    "at the mountains, and smiled for the first time that day. Whatever the news, she thought, "
+    "the view would still be here tomorrow."
+)
+assert len(PASSAGE.split()) == 200
 
 
 async def one_session(url: str, backend: str, tokens_per_s: float) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
     python -m bench.first_audio [--runs 20] [--tokens-per-s 40] [--url ws://...]
 
-Each run opens a session and feeds a 200-word passage as simulated LLM tokens. Time to first
+Each run opens a session and feeds a 178-word passage as simulated LLM tokens. Time to first
 audio is measured at the client, from sending the token that completed the first segment to
 receiving its first audio frame. The gateway's overhead is measured as a ratio in the same
 run: the passage's segments synthesized by the backend directly, versus the same text sent

@@ -8,8 +8,9 @@ the audio itself is noise. Needs the ``torch`` extra. Run:
 
     python -m bench.kokoro_torch [--device cpu] [--frames-per-phoneme 3]
 
-It prints the figures: per segment of the passage (split by the gateway's segmenter), the time
-to the first audio of the first segment, and the real-time factor (wall time / audio time).
+It prints the figures for the 200-word passage of bench/backends.py: per segment (split by the
+gateway's segmenter), the time to the first audio of the first segment, and the real-time
+factor (wall time / audio time).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.first_audio import PASSAGE
+from bench.backends import PASSAGE
 from gateway.backends.base import SynthesisRequest
 from gateway.backends.kokoro_torch import KokoroTorchBackend, require_module
 from gateway.backends.settings import KokoroTorchSettings

@@ -11,11 +11,25 @@ from pathlib import Path
 import hypothesis
 import pytest
 
+from gateway.backends.alltalk import AllTalkBackend
 from gateway.backends.base import Backend
+from gateway.backends.chatterbox import ChatterboxBackend
+from gateway.backends.elevenlabs import ElevenLabsBackend
 from gateway.backends.espeak import EspeakBackend
 from gateway.backends.kokoro_onnx import KokoroOnnxBackend
+from gateway.backends.kokoro_torch import KokoroTorchBackend
+from gateway.backends.openai_speech import OpenAIBackend
 from gateway.backends.piper import PiperBackend
-from gateway.backends.settings import EspeakSettings, KokoroOnnxSettings, PiperSettings
+from gateway.backends.settings import (
+    AllTalkSettings,
+    ChatterboxSettings,
+    ElevenLabsSettings,
+    EspeakSettings,
+    KokoroOnnxSettings,
+    KokoroTorchSettings,
+    OpenAISettings,
+    PiperSettings,
+)
 from gateway.config import Config, SessionSettings, load_config
 from gateway.server.app import Gateway
 from gateway.server.run import BackgroundServer, serve_in_background
@@ -128,3 +142,116 @@ async def server(kokoro: KokoroOnnxBackend, tone: ToneBackend) -> AsyncIterator[
     running = await serve(repo_config(session=fixed), {"kokoro": kokoro, "fake": tone})
     yield running
     await running.stop()
+
+
+# -- the other registered kinds, for the conformance suite -------------------------------------
+# No package ships Kokoro .pth or Chatterbox weights: those two run the real backends around the
+# stand-in models of tests/fakes_torch.py. The remote kinds talk to loopback servers that speak
+# the providers' documented APIs over the real Kokoro backend (tests/openai_compatible_server.py,
+# tests/fake_elevenlabs.py), so their audio is real speech. The AllTalk and ElevenLabs servers
+# synthesize a request's whole text before its first audio (Kokoro on this CPU: tens of seconds
+# for the conformance suite's longest text), so the backends wait longer than their defaults.
+_SLOW_SERVER_S = timeout(120)
+
+
+@pytest.fixture(scope="session")
+async def kokoro_torch(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[KokoroTorchBackend]:
+    """The Kokoro PyTorch backend around the stand-in model (``FakeKModel``)."""
+    from tests.fakes_torch import FakeKModel, write_kokoro_checkpoint
+
+    directory = write_kokoro_checkpoint(tmp_path_factory.mktemp("kokoro_torch"),
+                                        voices=("af_heart", "bm_lewis"))  # fmt: skip
+    settings = KokoroTorchSettings(checkpoint_dir=str(directory), max_concurrency=2)
+    backend = KokoroTorchBackend("kokoro_torch", settings, model_factory=FakeKModel)
+    await backend.load()
+    yield backend
+    await backend.aclose()
+
+
+@pytest.fixture(scope="session")
+async def chatterbox(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[ChatterboxBackend]:
+    """The Chatterbox backend around the stand-in model (``FakeChatterbox``), with its built-in
+    voice and one cloned from a reference WAV."""
+    from tests.fakes_torch import FakeChatterbox, write_chatterbox_checkpoint, write_voice_wav
+
+    root = tmp_path_factory.mktemp("chatterbox")
+    write_voice_wav(root / "voices" / "low.wav", 110.0)
+    settings = ChatterboxSettings(
+        checkpoint_dir=str(write_chatterbox_checkpoint(root / "checkpoint")),
+        voices_dir=str(root / "voices"),
+    )
+    backend = ChatterboxBackend("chatterbox", settings, engine_factory=FakeChatterbox)
+    await backend.load()
+    yield backend
+    await backend.aclose()
+
+
+@pytest.fixture(scope="session")
+async def openai(kokoro: KokoroOnnxBackend) -> AsyncIterator[OpenAIBackend]:
+    """The OpenAI backend against an OpenAI-compatible server on loopback over real Kokoro."""
+    from tests.openai_compatible_server import openai_compatible_app
+    from tests.servers import serve_app
+
+    server = await serve_app(openai_compatible_app({"kokoro": kokoro}))
+    settings = OpenAISettings(
+        base_url=server.url,
+        model="kokoro",
+        list_voices=True,
+        default_voice="jf_gongitsune",
+        first_byte_timeout_s=_SLOW_SERVER_S,
+        read_timeout_s=_SLOW_SERVER_S,
+    )
+    backend = OpenAIBackend("openai", settings)
+    await backend.load()
+    yield backend
+    await backend.aclose()
+    await server.stop()
+
+
+@pytest.fixture(scope="session")
+async def alltalk(kokoro: KokoroOnnxBackend) -> AsyncIterator[AllTalkBackend]:
+    """The AllTalk backend against the AllTalk v2 API on loopback over real Kokoro, answering
+    with WAV at 22050 Hz (an engine that is not 24 kHz)."""
+    from tests.openai_compatible_server import alltalk_app
+    from tests.servers import serve_app
+
+    voice_map = {"alloy": "jf_gongitsune", "onyx": "jm_kumo"}
+    server = await serve_app(alltalk_app(kokoro, voice_map=voice_map, output_rate=22050))
+    settings = AllTalkSettings(
+        base_url=server.url,
+        voice_map=voice_map,
+        first_byte_timeout_s=_SLOW_SERVER_S,
+        read_timeout_s=_SLOW_SERVER_S,
+    )
+    backend = AllTalkBackend("alltalk", settings)
+    await backend.load()
+    yield backend
+    await backend.aclose()
+    await server.stop()
+
+
+@pytest.fixture(scope="session")
+async def elevenlabs(kokoro: KokoroOnnxBackend) -> AsyncIterator[ElevenLabsBackend]:
+    """The ElevenLabs backend (stream-input WebSocket) against the fake service on loopback,
+    which speaks with real Kokoro."""
+    from tests.fake_elevenlabs import FakeElevenLabs
+    from tests.servers import serve_app
+
+    fake = FakeElevenLabs(kokoro, api_key="xi-key", voices={"kokoro-voice": "jf_gongitsune"})
+    server = await serve_app(fake.app())
+    settings = ElevenLabsSettings(
+        base_url=server.url,
+        api_key="xi-key",
+        default_voice="kokoro-voice",
+        first_byte_timeout_s=_SLOW_SERVER_S,
+        read_timeout_s=_SLOW_SERVER_S,
+    )
+    backend = ElevenLabsBackend("elevenlabs", settings)
+    await backend.load()
+    yield backend
+    await backend.aclose()
+    await server.stop()

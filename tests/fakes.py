@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Voice
+from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Voice, listed_voice
 from gateway.core.segmenter import Boundary
 
 RAISE_MARKER = "FAILNOW"
@@ -60,6 +60,9 @@ class ToneBackend:
 
     def voices(self) -> list[Voice]:
         return [Voice("tone", "Tone", "en-us", None), Voice("tone2", "Tone 2", "en-us", None)]
+
+    def resolve_voice(self, name: str) -> str:
+        return listed_voice(self, name)
 
     async def synthesize(self, request: SynthesisRequest) -> AsyncIterator[AudioChunk]:
         self.requests.append(request)

@@ -174,6 +174,9 @@ class GatedBackend:
     def voices(self) -> list[Voice]:
         return self.inner.voices()
 
+    def resolve_voice(self, name: str) -> str:
+        return self.inner.resolve_voice(name)
+
     async def synthesize(self, request: SynthesisRequest) -> AsyncIterator[AudioChunk]:
         if not self.armed:
             async for chunk in self.inner.synthesize(request):

@@ -55,6 +55,7 @@ class AllTalkBackend(RemoteBackend):
     """An AllTalk v2 server."""
 
     provider = "AllTalk"
+    streams_within_segment = False  # AllTalk answers once the whole text is synthesized
 
     def __init__(self, name: str, settings: AllTalkSettings) -> None:
         super().__init__(name, settings, Service(name, "AllTalk", settings.base_url))
@@ -194,10 +195,10 @@ class AllTalkBackend(RemoteBackend):
             )
         ) as body:
             async for data in body:
-                pcm = coalescer.push(decoder.feed(data))
+                pcm = coalescer.push(self._received(decoder.feed(data)))
                 if pcm is not None:
                     yield AudioChunk(pcm)
-        rest = coalescer.flush(decoder.finish())
+        rest = coalescer.flush(self._received(decoder.finish()))
         if rest is not None:
             yield AudioChunk(rest)
         if decoder.samples == 0:

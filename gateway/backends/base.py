@@ -16,11 +16,24 @@ from numpy.typing import NDArray
 
 from gateway.core.segmenter import Boundary
 
-__all__ = ["AudioChunk", "Backend", "BackendError", "SynthesisRequest", "Voice", "WordTiming"]
+__all__ = [
+    "AudioChunk",
+    "Backend",
+    "BackendError",
+    "SynthesisRequest",
+    "UnknownVoiceError",
+    "Voice",
+    "WordTiming",
+    "listed_voice",
+]
 
 
 class BackendError(Exception):
     """A backend could not synthesize; the message is safe to show to the client."""
+
+
+class UnknownVoiceError(BackendError):
+    """A voice name the backend cannot speak with; the message names the bad part."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +132,25 @@ class Backend(Protocol):
         """The voices this backend offers."""
         ...
 
+    def resolve_voice(self, name: str) -> str:
+        """The voice ``name`` selects, as the backend will name it in requests and reports.
+
+        Raises :class:`UnknownVoiceError` naming what is wrong. A backend that speaks only its
+        listed voices returns :func:`listed_voice`; Kokoro also takes blends (``a(2)+b(1)``).
+        """
+        ...
+
     def synthesize(self, request: SynthesisRequest) -> AsyncIterator[AudioChunk]:
         """Stream the audio for one segment."""
         ...
+
+
+def listed_voice(backend: Backend, name: str) -> str:
+    """``name`` if it is one of ``backend.voices()``, else UnknownVoiceError listing them:
+    :meth:`Backend.resolve_voice` for backends that speak only their listed voices."""
+    ids = [voice.id for voice in backend.voices()]
+    if name in ids:
+        return name
+    raise UnknownVoiceError(
+        f"unknown voice {name!r} for backend {backend.name!r}; voices: " + ", ".join(ids)
+    )

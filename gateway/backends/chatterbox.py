@@ -41,7 +41,7 @@ from typing import Any, Final, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Voice
+from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Voice, listed_voice
 from gateway.backends.kokoro_torch import require_module, resolve_device
 from gateway.backends.settings import ChatterboxSettings
 from gateway.backends.workers import (
@@ -313,6 +313,7 @@ class ChatterboxBackend:
         self._ready = False
         self.running_workers = 0  # generations whose worker thread has not returned yet
         self.stopped_generations = 0  # generations ended early by a cancellation
+        self.samples_synthesized = 0  # audio rendered by the worker, all requests together
 
     @property
     def ready(self) -> bool:
@@ -359,6 +360,9 @@ class ChatterboxBackend:
 
     def voices(self) -> list[Voice]:
         return [Voice(id=name, name=name, language="en-us") for name in sorted(self._voices)]
+
+    def resolve_voice(self, name: str) -> str:
+        return listed_voice(self, name)
 
     async def synthesize(self, request: SynthesisRequest) -> AsyncGenerator[AudioChunk, None]:
         """Stream one segment. Requests wait their turn for the model, in arrival order.
@@ -440,6 +444,7 @@ class ChatterboxBackend:
                 if len(pending) < wanted:
                     continue
                 audio = self._render(engine, voice, done, pending, joiner)
+                self.samples_synthesized += len(audio)  # only the worker thread writes it
                 done += pending
                 pending = []
                 wanted = settings.chunk_tokens
@@ -450,6 +455,7 @@ class ChatterboxBackend:
             if close is not None:
                 close()  # stops the generation loop where it is
         last = self._render(engine, voice, done, pending, joiner) if pending else np.zeros(0)
+        self.samples_synthesized += len(last)
         bridge.put(_Audio(np.concatenate([last, joiner.finish()]).astype(np.float32), last=True))
 
     def _render(

@@ -266,6 +266,7 @@ class ElevenLabsBackend(RemoteBackend):
                         self.service,
                     )
                     if chunk is not None:
+                        self._received(chunk.pcm)
                         yield chunk
             except ConnectionClosed as closed:
                 raise self._close_error(closed, timings.samples) from None
@@ -350,9 +351,11 @@ class ElevenLabsBackend(RemoteBackend):
                 for line in lines:
                     chunk = self._http_line(line, timings)
                     if chunk is not None:
+                        self._received(chunk.pcm)
                         yield chunk
         chunk = self._http_line(buffer, timings)
         if chunk is not None:
+            self._received(chunk.pcm)
             yield chunk
         if timings.samples == 0:
             raise RemoteError(f"ElevenLabs ({self.settings.base_url}) sent no audio")

@@ -40,7 +40,14 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Voice, WordTiming
+from gateway.backends.base import (
+    AudioChunk,
+    BackendError,
+    SynthesisRequest,
+    Voice,
+    WordTiming,
+    listed_voice,
+)
 from gateway.backends.settings import EspeakSettings
 from gateway.backends.threads import join
 from gateway.backends.wordmap import SpokenText, text_boundary
@@ -469,6 +476,9 @@ class EspeakBackend:
 
     def voices(self) -> list[Voice]:
         return list(self._voices)
+
+    def resolve_voice(self, name: str) -> str:
+        return listed_voice(self, name)
 
     def _voice_name(self, request: SynthesisRequest) -> str:
         code = request.lang if request.voice == AUTO_VOICE else request.voice

@@ -30,7 +30,9 @@ from numpy.typing import NDArray
 
 from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Voice
 from gateway.backends.kokoro_phonemes import KokoroPhonemizer, pass_word_timings
+from gateway.backends.kokoro_voices import KokoroVoices
 from gateway.backends.settings import KokoroOnnxSettings
+from gateway.backends.threads import join
 
 __all__ = ["KokoroOnnxBackend", "resolve_model"]
 
@@ -181,7 +183,7 @@ class KokoroOnnxBackend:
         self._slots = asyncio.Semaphore(settings.max_concurrency)
         self._session: ort.InferenceSession | None = None
         self._phonemizer: KokoroPhonemizer | None = None
-        self._styles: dict[str, NDArray[np.float32]] = {}
+        self._voices = KokoroVoices(name, {})
         self._load_lock = asyncio.Lock()
         self._ready = False
         self.terminated_runs = 0  # inferences stopped early by a cancellation
@@ -199,11 +201,13 @@ class KokoroOnnxBackend:
                 return
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self._pool, self._load_blocking)
-            if self.default_voice not in self._styles:
+            try:
+                self._voices.resolve(self.default_voice)
+            except BackendError as error:
                 raise BackendError(
-                    f"kokoro: default_voice {self.default_voice!r} is not in the voices file "
-                    f"(voices: {', '.join(sorted(self._styles))})"
-                )
+                    f"kokoro: default_voice {self.default_voice!r} is not in the voices file: "
+                    f"{error}"
+                ) from None
             if self._settings.warmup:
                 async for _ in self.synthesize(
                     SynthesisRequest(_WARMUP_TEXT, self.default_voice, self.default_lang, 1.0)
@@ -232,7 +236,7 @@ class KokoroOnnxBackend:
         except Exception as exc:
             raise BackendError(f"kokoro: cannot load the model {model}: {exc}") from exc
         self._phonemizer = KokoroPhonemizer(DEFAULT_VOCAB)
-        self._styles = self._load_voices()
+        self._voices = KokoroVoices(self.name, self._load_voices())
 
     def _load_voices(self) -> dict[str, NDArray[np.float32]]:
         path = (
@@ -253,8 +257,12 @@ class KokoroOnnxBackend:
     def voices(self) -> list[Voice]:
         return [
             Voice(id=name, name=name, language=_voice_language(name), gender=_voice_gender(name))
-            for name in sorted(self._styles)
+            for name in self._voices.names()
         ]
+
+    def resolve_voice(self, name: str) -> str:
+        """A voice of the voices file, or a blend of them (``jf_alpha(2)+jm_kumo(1)``)."""
+        return self._voices.resolve(name)
 
     def _language_error(self, lang: str) -> str | None:
         if lang not in LANGUAGES:
@@ -267,10 +275,10 @@ class KokoroOnnxBackend:
         phonemizer = self._phonemizer
         if self._session is None or phonemizer is None:
             raise BackendError(f"backend {self.name!r} is not loaded")
+        style = self._voices.pack(request.voice)
         align = self.native_word_timing
         passes = await self._run(lambda _: phonemizer.passes(request.text, request.lang,
                                                              align=align))  # fmt: skip
-        style = self._styles[request.voice]
         for model_pass in passes:
             if not model_pass.tokens:
                 continue
@@ -305,8 +313,9 @@ class KokoroOnnxBackend:
     async def _run(self, work: Callable[[ort.RunOptions], T]) -> T:
         """Run blocking work in this backend's pool, cancellably.
 
-        On cancellation the running inference is told to terminate and is awaited, so the
-        concurrency slot is only released once the thread has really stopped.
+        On cancellation the running inference is told to terminate and is awaited (even through
+        a second cancellation), so the concurrency slot is only released once the thread has
+        really stopped.
         """
         run_options = ort.RunOptions()
         async with self._slots:
@@ -318,9 +327,11 @@ class KokoroOnnxBackend:
                 return await asyncio.shield(future)
             except asyncio.CancelledError:
                 run_options.terminate = True
-                await asyncio.wait([future])
-                if future.exception() is not None:
-                    self.terminated_runs += 1
+                try:
+                    await join(future)
+                finally:
+                    if future.exception() is not None:
+                        self.terminated_runs += 1
                 raise
             except BackendError:
                 raise

@@ -41,7 +41,9 @@ from numpy.typing import NDArray
 
 from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Voice
 from gateway.backends.kokoro_phonemes import KokoroPhonemizer, ModelPass, pass_word_timings
+from gateway.backends.kokoro_voices import KokoroVoices
 from gateway.backends.settings import KokoroTorchSettings
+from gateway.backends.threads import join
 from gateway.backends.workers import Interrupted, install_interrupt_hooks, interruptible
 
 __all__ = [
@@ -242,9 +244,10 @@ class KokoroTorchBackend:
         self._load_lock = asyncio.Lock()
         self._model: KokoroModel | None = None
         self._phonemizer: KokoroPhonemizer | None = None
-        self._voices: dict[str, NDArray[np.float32]] = {}
+        self._voices = KokoroVoices(name, {})
         self._ready = False
         self.terminated_runs = 0  # model passes stopped early by a cancellation
+        self.jobs_running = 0  # work in this backend's threads right now
 
     @property
     def ready(self) -> bool:
@@ -261,12 +264,13 @@ class KokoroTorchBackend:
                 return
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self._pool, self._load_blocking)
-            if self.default_voice not in self._voices:
+            try:
+                self._voices.resolve(self.default_voice)
+            except BackendError as error:
                 raise BackendError(
                     f"kokoro_torch: default_voice {self.default_voice!r} is not in "
-                    f"{self._settings.checkpoint_dir}/{VOICES_DIR} "
-                    f"(voices: {', '.join(sorted(self._voices))})"
-                )
+                    f"{self._settings.checkpoint_dir}/{VOICES_DIR}: {error}"
+                ) from None
             if self._settings.warmup:
                 request = SynthesisRequest(_WARMUP_TEXT, self.default_voice, self.default_lang, 1.0)
                 async for _ in self.synthesize(request):
@@ -278,7 +282,7 @@ class KokoroTorchBackend:
         model = self._model_factory(checkpoint, self._settings.device)
         voices = {name: self._voice(model, path) for name, path in checkpoint.voices.items()}
         self._phonemizer = KokoroPhonemizer(dict(model.vocab))
-        self._voices = voices
+        self._voices = KokoroVoices(self.name, voices)
         self._model = model
 
     @staticmethod
@@ -303,16 +307,18 @@ class KokoroTorchBackend:
     def voices(self) -> list[Voice]:
         return [
             Voice(id=name, name=name, language=_voice_language(name), gender=_voice_gender(name))
-            for name in sorted(self._voices)
+            for name in self._voices.names()
         ]
+
+    def resolve_voice(self, name: str) -> str:
+        """A voice of the checkpoint, or a blend of them (``af_heart(2)+bm_lewis(1)``)."""
+        return self._voices.resolve(name)
 
     async def synthesize(self, request: SynthesisRequest) -> AsyncIterator[AudioChunk]:
         phonemizer = self._phonemizer
         if self._model is None or phonemizer is None:
             raise BackendError(f"backend {self.name!r} is not loaded")
-        pack = self._voices.get(request.voice)
-        if pack is None:
-            raise BackendError(f"kokoro_torch: unknown voice {request.voice!r}")
+        pack = self._voices.pack(request.voice)
         passes = await self._run(lambda: phonemizer.passes(request.text, request.lang))
         for model_pass in passes:
             if not model_pass.tokens:
@@ -342,7 +348,8 @@ class KokoroTorchBackend:
         """Run blocking work in this backend's pool, cancellably.
 
         On cancellation the work is told to stop (at its next checkpoint: the next model layer)
-        and is awaited, so the concurrency slot is only released once the thread has stopped.
+        and is awaited (even through a second cancellation), so the concurrency slot is only
+        released once the thread has stopped.
         """
         stop = threading.Event()
 
@@ -352,18 +359,23 @@ class KokoroTorchBackend:
 
         async with self._slots:
             future = asyncio.get_running_loop().run_in_executor(self._pool, interruptibly)
+            self.jobs_running += 1
             try:
                 return await asyncio.shield(future)
             except asyncio.CancelledError:
                 stop.set()
-                await asyncio.wait([future])
-                if isinstance(future.exception(), Interrupted):
-                    self.terminated_runs += 1
+                try:
+                    await join(future)
+                finally:
+                    if isinstance(future.exception(), Interrupted):
+                        self.terminated_runs += 1
                 raise
             except BackendError:
                 raise
             except Exception as exc:
                 raise BackendError(f"kokoro_torch: synthesis failed: {exc}") from exc
+            finally:
+                self.jobs_running -= 1
 
 
 _LANGUAGE_OF_PREFIX: Final = {

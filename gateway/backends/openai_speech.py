@@ -152,10 +152,10 @@ class OpenAIBackend(RemoteBackend):
             )
         ) as body:
             async for data in body:
-                pcm = coalescer.push(decoder.feed(data))
+                pcm = coalescer.push(self._received(decoder.feed(data)))
                 if pcm is not None:
                     yield AudioChunk(pcm)
-        rest = coalescer.flush(decoder.finish())
+        rest = coalescer.flush(self._received(decoder.finish()))
         if rest is not None:
             yield AudioChunk(rest)
         if decoder.samples == 0:

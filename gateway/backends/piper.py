@@ -44,7 +44,14 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Voice, WordTiming
+from gateway.backends.base import (
+    AudioChunk,
+    BackendError,
+    SynthesisRequest,
+    Voice,
+    WordTiming,
+    listed_voice,
+)
 from gateway.backends.settings import PiperSettings
 from gateway.backends.threads import join
 from gateway.backends.wordmap import SpokenText, text_boundary
@@ -359,6 +366,9 @@ class PiperBackend:
             Voice(id=voice_id, name=voice_id, language=loaded.language)
             for voice_id, loaded in self._voices.items()
         ]
+
+    def resolve_voice(self, name: str) -> str:
+        return listed_voice(self, name)
 
     def synthesize(self, request: SynthesisRequest) -> AsyncIterator[AudioChunk]:
         if not self._ready:

@@ -35,13 +35,22 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
+import anyio
 import httpx
 import numpy as np
 from numpy.typing import NDArray
 
 from gateway.audio.pcmstream import AudioFormatError, Pcm16Reader, StreamResampler, WavReader
-from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Voice, WordTiming
+from gateway.backends.base import (
+    AudioChunk,
+    BackendError,
+    SynthesisRequest,
+    Voice,
+    WordTiming,
+    listed_voice,
+)
 from gateway.backends.settings import RemoteSettings
+from gateway.backends.threads import join
 from gateway.core.segmenter import Boundary, Segmenter, SegmenterConfig
 
 __all__ = [
@@ -309,7 +318,46 @@ async def stream_http(
 
     The first chunk must arrive within ``first_byte_timeout_s`` of sending, every later one
     within ``read_timeout_s`` of the previous. Closing the generator closes the response.
+
+    Safe to cancel at any point. The exchange runs in a task of its own, which a cancellation
+    stops through an anyio cancel scope: httpx's pool (httpcore 1.0) shields its bookkeeping
+    from anyio cancellation but not from asyncio's ``Task.cancel()``, and a ``Task.cancel()``
+    that lands while the pool closes a response loses that connection for good
+    (encode/httpcore#830, #1093): after ``max_concurrency`` such cancels, every request would
+    wait for a connection forever. The task reads at most one chunk ahead of the caller.
     """
+    handoff: asyncio.Queue[bytes | Exception | None] = asyncio.Queue(maxsize=1)
+    scope = anyio.CancelScope()
+
+    async def exchange() -> None:
+        with scope:
+            try:
+                await _exchange(client, request, service, handoff, first_byte_timeout_s,
+                                read_timeout_s, on_response)  # fmt: skip
+            except Exception as exc:
+                await handoff.put(exc)
+
+    task = asyncio.create_task(exchange(), name=f"http-{service.backend}")
+    try:
+        while (item := await handoff.get()) is not None:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        scope.cancel()
+        await join(task)  # the response is closed and its connection back in the pool
+
+
+async def _exchange(
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    service: Service,
+    handoff: asyncio.Queue[bytes | Exception | None],
+    first_byte_timeout_s: float,
+    read_timeout_s: float,
+    on_response: Callable[[httpx.Response], None] | None,
+) -> None:
+    """:func:`stream_http`'s request, its body into ``handoff`` and then None."""
     response: httpx.Response | None = None
     try:
         try:
@@ -323,16 +371,14 @@ async def stream_http(
                 if on_response is not None:
                     on_response(response)
                 chunks = response.aiter_bytes()
-                first = await anext(chunks, None)
+                chunk = await anext(chunks, None)
         except TimeoutError:
             raise RemoteError(
                 f"{service.provider} ({service.base_url}) sent no audio within "
                 f"{first_byte_timeout_s:g} s"
             ) from None
-        if first is None:
-            return
-        yield first
-        while True:
+        while chunk is not None:
+            await handoff.put(chunk)
             try:
                 async with asyncio.timeout(read_timeout_s):
                     chunk = await anext(chunks, None)
@@ -341,9 +387,7 @@ async def stream_http(
                     f"{service.provider} ({service.base_url}) stalled: no audio for "
                     f"{read_timeout_s:g} s in the middle of the stream"
                 ) from None
-            if chunk is None:
-                return
-            yield chunk
+        await handoff.put(None)
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
         raise connect_error(service, exc) from None
     except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
@@ -356,7 +400,8 @@ async def stream_http(
         raise RemoteError(f"{service.provider} ({service.base_url}) timed out ({exc!r})") from None
     finally:
         if response is not None:
-            await response.aclose()
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
 
 
 async def _read_some(response: httpx.Response) -> bytes:
@@ -585,6 +630,8 @@ class RemoteBackend(abc.ABC):
         self._client: httpx.AsyncClient | None = None
         self._ready = False
         self._voices: list[Voice] = []
+        self.requests_open = 0  # provider requests (HTTP or WebSocket) open right now
+        self.samples_received = 0  # audio decoded from the provider's answers, all requests
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -619,6 +666,9 @@ class RemoteBackend(abc.ABC):
 
     def voices(self) -> list[Voice]:
         return list(self._voices)
+
+    def resolve_voice(self, name: str) -> str:
+        return listed_voice(self, name)
 
     @abc.abstractmethod
     async def load(self) -> None:
@@ -655,6 +705,7 @@ class RemoteBackend(abc.ABC):
         self, request: SynthesisRequest, part: TextPart
     ) -> AsyncGenerator[AudioChunk, None]:
         """One attempt; anything unexpected becomes a BackendError that names the provider."""
+        self.requests_open += 1
         try:
             async with contextlib.aclosing(self._attempt(request, part)) as chunks:
                 async for chunk in chunks:
@@ -663,6 +714,13 @@ class RemoteBackend(abc.ABC):
             raise
         except (httpx.HTTPError, OSError, ValueError) as exc:
             raise RemoteError(f"{self.provider} ({self.service.base_url}): {_reason(exc)}") from exc
+        finally:
+            self.requests_open -= 1
+
+    def _received(self, pcm: Pcm) -> Pcm:
+        """Count audio as it is decoded from the provider's answer (before any buffering)."""
+        self.samples_received += len(pcm)
+        return pcm
 
     def _check(self, request: SynthesisRequest) -> None:
         if not self._ready:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from gateway.core.voice_blend import VoiceBlendError, parse_blend
+
 __all__ = [
     "AllTalkSettings",
     "BackendSettings",
@@ -53,8 +55,17 @@ class KokoroOnnxSettings(BackendSettings):
 
     def __post_init__(self) -> None:
         BackendSettings.__post_init__(self)
+        _check_voice_blend(self.default_voice)
         if self.threads < 0:
             raise ValueError("threads: must be 0 (all cores) or a positive number")
+
+
+def _check_voice_blend(voice: str) -> None:
+    """A Kokoro ``default_voice`` is a voice or a blend; its voices are checked at load."""
+    try:
+        parse_blend(voice)
+    except VoiceBlendError as error:
+        raise ValueError(f"default_voice: {error}") from None
 
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -79,6 +90,7 @@ class KokoroTorchSettings(BackendSettings):
     def __post_init__(self) -> None:
         BackendSettings.__post_init__(self)
         _check_device(self.device)
+        _check_voice_blend(self.default_voice)
         if not self.model_file or "/" in self.model_file:
             raise ValueError("model_file: must be a file name inside checkpoint_dir")
 

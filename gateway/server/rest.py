@@ -40,7 +40,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.audio.codecs import OpusOptions, Pcm16Encoder
 from gateway.audio.containers import MEDIA_TYPES, ContainerWriter, ResponseFormat, container_writer
 from gateway.audio.framing import AudioOut
-from gateway.backends.base import Backend
+from gateway.backends.base import Backend, UnknownVoiceError
 from gateway.config import Config, RestSettings
 from gateway.core.metrics import SessionMetrics
 from gateway.core.protocol import (
@@ -401,20 +401,18 @@ async def _ready_backend(gateway: Gateway, name: str) -> Backend:
 
 
 def _stream_settings(config: Config, backend: Backend, params: SpeechParams) -> StreamSettings:
-    voices = {voice.id for voice in backend.voices()}
-    voice = params.voice or backend.default_voice
-    if voice not in voices:
-        alias = config.rest.voice_aliases.get(voice)
-        if alias is None or alias not in voices:
-            via = f" (rest.voice_aliases maps it to {alias!r})" if alias else ""
-            raise RestError(
-                404,
-                f"unknown voice {voice!r}{via} for model {backend.name!r}; voices: "
-                + ", ".join(sorted(voices)),
-                code="unknown_voice",
-                param="voice",
-            )
-        voice = alias
+    asked = params.voice or backend.default_voice
+    alias = config.rest.voice_aliases.get(asked)
+    try:
+        voice = backend.resolve_voice(asked)  # listed voices, and blends where a backend mixes
+    except UnknownVoiceError as error:
+        if alias is None:
+            raise RestError(404, str(error), code="unknown_voice", param="voice") from None
+        try:
+            voice = backend.resolve_voice(alias)
+        except UnknownVoiceError as aliased:
+            message = f"{asked!r} maps to {alias!r} (rest.voice_aliases): {aliased}"
+            raise RestError(404, message, code="unknown_voice", param="voice") from None
     lang = params.lang or backend.default_lang
     if lang not in backend.languages:
         raise RestError(

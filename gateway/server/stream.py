@@ -22,6 +22,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway.audio.codecs import FrameEncoder, OpusEncoder, OpusOptions, Pcm16Encoder
 from gateway.audio.framing import AudioOut
+from gateway.backends.base import UnknownVoiceError
 from gateway.core.metrics import SessionMetrics
 from gateway.core.protocol import (
     PROTOCOL_VERSION,
@@ -340,13 +341,10 @@ class Connection:
         audio = self._config.audio
         name = start.backend or self._config.session.default_backend
         backend = await self._gateway.ready_backend(name)
-        voice = start.voice or backend.default_voice
-        if voice not in {v.id for v in backend.voices()}:
-            raise ProtocolError(
-                ErrorCode.UNKNOWN_VOICE,
-                f"unknown voice {voice!r} for backend {name!r}; voices: "
-                + ", ".join(v.id for v in backend.voices()),
-            )
+        try:
+            voice = backend.resolve_voice(start.voice or backend.default_voice)
+        except UnknownVoiceError as error:
+            raise ProtocolError(ErrorCode.UNKNOWN_VOICE, str(error)) from None
         lang = start.lang or backend.default_lang
         if lang not in backend.languages:
             raise ProtocolError(
