@@ -7,7 +7,9 @@ directories are made by linking that model under other names.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ import pytest
 from gateway.backends.base import BackendError, SynthesisRequest
 from gateway.backends.piper import PiperBackend, assign_phonemes, find_voices
 from gateway.backends.settings import PiperSettings
+from gateway.core.scheduling import Policy
 from gateway.core.segmenter import Boundary
 
 BUNDLED = "en_US-joe-medium"
@@ -141,3 +144,38 @@ def test_phonemes_are_assigned_to_words_through_merges_and_expansions() -> None:
     assert unheard == [None] * 13
     heard = [o for o in owners if o is not None]
     assert heard == sorted(heard)
+
+
+@pytest.mark.parametrize(
+    ("policy", "first_audio_order"),
+    [(Policy.DEADLINE, ["later", "soon", "latest"]), (Policy.FIFO, ["later", "latest", "soon"])],
+)
+async def test_model_work_is_served_by_the_configured_policy(
+    policy: Policy, first_audio_order: list[str]
+) -> None:
+    """One slot; "later" holds it (phonemizing) while "latest" then "soon" queue behind it.
+
+    Each step (phonemizing, then inference) waits for the slot again. Earliest deadline first:
+    "soon" phonemizes next, "later" infers, then "soon" infers ahead of "latest", which arrived
+    before it. First come, first served: "soon" comes last.
+    """
+    backend = PiperBackend("piper", PiperSettings(warmup=False, scheduling=policy))
+    await backend.load()
+    now = time.monotonic()
+    deadlines = {"later": now + 5, "latest": now + 10, "soon": now + 1}
+    order: list[str] = []
+
+    async def speak(name: str) -> None:
+        request = SynthesisRequest("One short sentence.", BUNDLED, "en-us", 1.0, deadlines[name])
+        async for _ in backend.synthesize(request):
+            order.append(name)
+            return
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for name in deadlines:  # all queued in one turn of the loop: "later" runs first
+                group.create_task(speak(name))
+        assert order == first_audio_order
+        assert backend.jobs_running == 0
+    finally:
+        await backend.aclose()

@@ -20,7 +20,6 @@ import logging
 import os
 import threading
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -32,7 +31,7 @@ from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Vo
 from gateway.backends.kokoro_phonemes import KokoroPhonemizer, pass_word_timings
 from gateway.backends.kokoro_voices import KokoroVoices
 from gateway.backends.settings import KokoroOnnxSettings
-from gateway.backends.threads import join
+from gateway.backends.threads import ModelPool
 
 __all__ = ["KokoroOnnxBackend", "resolve_model"]
 
@@ -177,17 +176,12 @@ class KokoroOnnxBackend:
         self.default_voice = settings.default_voice
         self.default_lang = settings.default_lang
         self._settings = settings
-        self._pool = ThreadPoolExecutor(
-            max_workers=settings.max_concurrency, thread_name_prefix=f"kokoro-{name}"
-        )
-        self._slots = asyncio.Semaphore(settings.max_concurrency)
+        self._models = ModelPool(f"kokoro-{name}", settings.max_concurrency, settings.scheduling)
         self._session: ort.InferenceSession | None = None
         self._phonemizer: KokoroPhonemizer | None = None
         self._voices = KokoroVoices(name, {})
         self._load_lock = asyncio.Lock()
         self._ready = False
-        self.terminated_runs = 0  # inferences stopped early by a cancellation
-        self.jobs_running = 0  # work in this backend's threads right now
         if default_lang_error := self._language_error(settings.default_lang):
             raise BackendError(default_lang_error)
 
@@ -195,12 +189,21 @@ class KokoroOnnxBackend:
     def ready(self) -> bool:
         return self._ready
 
+    @property
+    def jobs_running(self) -> int:
+        """Work in this backend's threads right now."""
+        return self._models.jobs_running
+
+    @property
+    def terminated_runs(self) -> int:
+        """Inferences stopped early by a cancellation."""
+        return self._models.terminated_runs
+
     async def load(self) -> None:
         async with self._load_lock:
             if self._ready:
                 return
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._pool, self._load_blocking)
+            await self._models.run_unscheduled(self._load_blocking)
             try:
                 self._voices.resolve(self.default_voice)
             except BackendError as error:
@@ -251,7 +254,7 @@ class KokoroOnnxBackend:
             raise BackendError(f"kokoro: cannot read the voices file {path}: {exc}") from exc
 
     async def aclose(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._models.shutdown()
         self._ready = False
 
     def voices(self) -> list[Voice]:
@@ -277,13 +280,15 @@ class KokoroOnnxBackend:
             raise BackendError(f"backend {self.name!r} is not loaded")
         style = self._voices.pack(request.voice)
         align = self.native_word_timing
-        passes = await self._run(lambda _: phonemizer.passes(request.text, request.lang,
-                                                             align=align))  # fmt: skip
+        deadline = request.deadline
+        passes = await self._run(
+            lambda _: phonemizer.passes(request.text, request.lang, align=align), deadline
+        )
         for model_pass in passes:
             if not model_pass.tokens:
                 continue
             audio, durations = await self._run(
-                functools.partial(self._infer, model_pass.tokens, style, request.speed)
+                functools.partial(self._infer, model_pass.tokens, style, request.speed), deadline
             )
             words = pass_word_timings(model_pass, durations, audio) if durations is not None else ()
             yield AudioChunk(audio, piece_end=model_pass.boundary, words=words)
@@ -310,35 +315,23 @@ class KokoroOnnxBackend:
         durations = np.asarray(outputs[1], dtype=np.int64).ravel() if len(outputs) > 1 else None
         return audio, durations
 
-    async def _run(self, work: Callable[[ort.RunOptions], T]) -> T:
-        """Run blocking work in this backend's pool, cancellably.
+    async def _run(self, work: Callable[[ort.RunOptions], T], deadline: float | None) -> T:
+        """Run blocking work in this backend's model pool, earliest deadline first.
 
-        On cancellation the running inference is told to terminate and is awaited (even through
-        a second cancellation), so the concurrency slot is only released once the thread has
-        really stopped.
+        On cancellation the running inference is told to terminate and the pool waits for its
+        thread, so the slot is only free again once the inference has really stopped.
         """
         run_options = ort.RunOptions()
-        async with self._slots:
-            future = asyncio.get_running_loop().run_in_executor(
-                self._pool, lambda: work(run_options)
-            )
-            self.jobs_running += 1
-            try:
-                return await asyncio.shield(future)
-            except asyncio.CancelledError:
-                run_options.terminate = True
-                try:
-                    await join(future)
-                finally:
-                    if future.exception() is not None:
-                        self.terminated_runs += 1
-                raise
-            except BackendError:
-                raise
-            except Exception as exc:
-                raise BackendError(f"kokoro: synthesis failed: {exc}") from exc
-            finally:
-                self.jobs_running -= 1
+
+        def stop() -> None:
+            run_options.terminate = True
+
+        try:
+            return await self._models.run(lambda: work(run_options), deadline=deadline, stop=stop)
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"kokoro: synthesis failed: {exc}") from exc
 
 
 def _voice_language(name: str) -> str | None:

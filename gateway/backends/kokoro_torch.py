@@ -30,7 +30,6 @@ import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -43,7 +42,7 @@ from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Vo
 from gateway.backends.kokoro_phonemes import KokoroPhonemizer, ModelPass, pass_word_timings
 from gateway.backends.kokoro_voices import KokoroVoices
 from gateway.backends.settings import KokoroTorchSettings
-from gateway.backends.threads import join
+from gateway.backends.threads import ModelPool
 from gateway.backends.workers import Interrupted, install_interrupt_hooks, interruptible
 
 __all__ = [
@@ -237,21 +236,28 @@ class KokoroTorchBackend:
             )
         self._settings = settings
         self._model_factory = model_factory
-        self._pool = ThreadPoolExecutor(
-            max_workers=settings.max_concurrency, thread_name_prefix=f"kokoro-torch-{name}"
+        self._models = ModelPool(
+            f"kokoro-torch-{name}", settings.max_concurrency, settings.scheduling
         )
-        self._slots = asyncio.Semaphore(settings.max_concurrency)
         self._load_lock = asyncio.Lock()
         self._model: KokoroModel | None = None
         self._phonemizer: KokoroPhonemizer | None = None
         self._voices = KokoroVoices(name, {})
         self._ready = False
-        self.terminated_runs = 0  # model passes stopped early by a cancellation
-        self.jobs_running = 0  # work in this backend's threads right now
 
     @property
     def ready(self) -> bool:
         return self._ready
+
+    @property
+    def jobs_running(self) -> int:
+        """Work in this backend's threads right now."""
+        return self._models.jobs_running
+
+    @property
+    def terminated_runs(self) -> int:
+        """Model passes stopped early by a cancellation."""
+        return self._models.terminated_runs
 
     @property
     def device(self) -> str | None:
@@ -262,8 +268,7 @@ class KokoroTorchBackend:
         async with self._load_lock:
             if self._ready:
                 return
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._pool, self._load_blocking)
+            await self._models.run_unscheduled(self._load_blocking)
             try:
                 self._voices.resolve(self.default_voice)
             except BackendError as error:
@@ -301,7 +306,7 @@ class KokoroTorchBackend:
         return pack.reshape(-1, STYLE_DIM)
 
     async def aclose(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._models.shutdown()
         self._ready = False
 
     def voices(self) -> list[Voice]:
@@ -319,12 +324,13 @@ class KokoroTorchBackend:
         if self._model is None or phonemizer is None:
             raise BackendError(f"backend {self.name!r} is not loaded")
         pack = self._voices.pack(request.voice)
-        passes = await self._run(lambda: phonemizer.passes(request.text, request.lang))
+        deadline = request.deadline
+        passes = await self._run(lambda: phonemizer.passes(request.text, request.lang), deadline)
         for model_pass in passes:
             if not model_pass.tokens:
                 continue
             audio, durations = await self._run(
-                functools.partial(self._infer, model_pass, pack, request.speed)
+                functools.partial(self._infer, model_pass, pack, request.speed), deadline
             )
             words = pass_word_timings(model_pass, durations, audio)
             yield AudioChunk(audio, piece_end=model_pass.boundary, words=words)
@@ -344,12 +350,11 @@ class KokoroTorchBackend:
             )
         return audio, durations
 
-    async def _run(self, work: Callable[[], T]) -> T:
-        """Run blocking work in this backend's pool, cancellably.
+    async def _run(self, work: Callable[[], T], deadline: float | None) -> T:
+        """Run blocking work in this backend's model pool, earliest deadline first.
 
         On cancellation the work is told to stop (at its next checkpoint: the next model layer)
-        and is awaited (even through a second cancellation), so the concurrency slot is only
-        released once the thread has stopped.
+        and the pool waits for its thread, so the slot is only free again once it has stopped.
         """
         stop = threading.Event()
 
@@ -357,25 +362,12 @@ class KokoroTorchBackend:
             with interruptible(stop):
                 return work()
 
-        async with self._slots:
-            future = asyncio.get_running_loop().run_in_executor(self._pool, interruptibly)
-            self.jobs_running += 1
-            try:
-                return await asyncio.shield(future)
-            except asyncio.CancelledError:
-                stop.set()
-                try:
-                    await join(future)
-                finally:
-                    if isinstance(future.exception(), Interrupted):
-                        self.terminated_runs += 1
-                raise
-            except BackendError:
-                raise
-            except Exception as exc:
-                raise BackendError(f"kokoro_torch: synthesis failed: {exc}") from exc
-            finally:
-                self.jobs_running -= 1
+        try:
+            return await self._models.run(interruptibly, deadline=deadline, stop=stop.set)
+        except (BackendError, Interrupted):
+            raise
+        except Exception as exc:
+            raise BackendError(f"kokoro_torch: synthesis failed: {exc}") from exc
 
 
 _LANGUAGE_OF_PREFIX: Final = {

@@ -35,7 +35,6 @@ import re
 import threading
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -53,7 +52,7 @@ from gateway.backends.base import (
     listed_voice,
 )
 from gateway.backends.settings import PiperSettings
-from gateway.backends.threads import join
+from gateway.backends.threads import ModelPool
 from gateway.backends.wordmap import SpokenText, text_boundary
 from gateway.core.segmenter import Boundary
 
@@ -252,30 +251,37 @@ class PiperBackend:
         self.languages: tuple[str, ...] = (settings.default_lang,)
         self.native_word_timing = settings.word_timing  # confirmed from the voices at load
         self._settings = settings
-        self._pool = ThreadPoolExecutor(
-            max_workers=settings.max_concurrency, thread_name_prefix=f"piper-{name}"
-        )
-        self._slots = asyncio.Semaphore(settings.max_concurrency)
+        self._models = ModelPool(f"piper-{name}", settings.max_concurrency, settings.scheduling)
         self._voices: dict[str, _LoadedVoice] = {}
         self._load_lock = asyncio.Lock()
         self._ready = False
         self._stats_lock = threading.Lock()
-        self.jobs_running = 0  # inferences and phonemizations in this backend's threads now
         self.samples_synthesized = 0  # audio produced by the model, all requests together
-        self.terminated_runs = 0  # inferences stopped early by a cancellation
 
     @property
     def ready(self) -> bool:
         return self._ready
 
+    @property
+    def jobs_running(self) -> int:
+        """Inferences and phonemizations in this backend's threads right now."""
+        return self._models.jobs_running
+
+    @property
+    def terminated_runs(self) -> int:
+        """Inferences stopped early by a cancellation."""
+        return self._models.terminated_runs
+
     async def load(self) -> None:
         async with self._load_lock:
             if self._ready:
                 return
-            loop = asyncio.get_running_loop()
-            files = await loop.run_in_executor(self._pool, find_voices, self._settings)
+            settings = self._settings
+            files = await self._models.run_unscheduled(lambda: find_voices(settings))
             for voice_files in files:
-                loaded = await loop.run_in_executor(self._pool, self._load_voice, voice_files)
+                loaded = await self._models.run_unscheduled(
+                    functools.partial(self._load_voice, voice_files)
+                )
                 self._voices[voice_files.id] = loaded
             self._check_voices()
             if self._settings.warmup:
@@ -358,7 +364,7 @@ class PiperBackend:
         return model.SerializeToString(), True
 
     async def aclose(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._models.shutdown()
         self._ready = False
 
     def voices(self) -> list[Voice]:
@@ -381,11 +387,12 @@ class PiperBackend:
             raise BackendError(f"piper: unknown voice {request.voice!r}")
         spoken = SpokenText(request.text)
         timed = loaded.timed and self._settings.word_timing
-        sentences = await self._run(lambda _: self._plan(loaded, spoken, timed))
+        deadline = request.deadline
+        sentences = await self._run(lambda _: self._plan(loaded, spoken, timed), deadline)
         timed_up_to = -1
         for sentence in sentences:
             audio, durations = await self._run(
-                functools.partial(self._infer, loaded, sentence.ids, request.speed)
+                functools.partial(self._infer, loaded, sentence.ids, request.speed), deadline
             )
             words = (
                 _word_timings(sentence, durations, spoken, len(audio), timed_up_to)
@@ -449,36 +456,23 @@ class PiperBackend:
             self.samples_synthesized += len(audio)
         return audio, durations
 
-    async def _run(self, work: Callable[[ort.RunOptions], T]) -> T:
-        """Run blocking work in this backend's pool, cancellably.
+    async def _run(self, work: Callable[[ort.RunOptions], T], deadline: float | None) -> T:
+        """Run blocking work in this backend's model pool, earliest deadline first.
 
-        On cancellation the running inference is told to terminate and is awaited (even through
-        a second cancellation), so the concurrency slot is only released once the thread has
-        really stopped.
+        On cancellation the running inference is told to terminate and the pool waits for its
+        thread, so the slot is only free again once the inference has really stopped.
         """
         run_options = ort.RunOptions()
-        async with self._slots:
-            self.jobs_running += 1
-            try:
-                future = asyncio.get_running_loop().run_in_executor(
-                    self._pool, lambda: work(run_options)
-                )
-                try:
-                    return await asyncio.shield(future)
-                except asyncio.CancelledError:
-                    run_options.terminate = True
-                    try:
-                        await join(future)
-                    finally:
-                        if future.exception() is not None:
-                            self.terminated_runs += 1
-                    raise
-                except BackendError:
-                    raise
-                except Exception as exc:
-                    raise BackendError(f"piper: synthesis failed: {exc}") from exc
-            finally:
-                self.jobs_running -= 1
+
+        def stop() -> None:
+            run_options.terminate = True
+
+        try:
+            return await self._models.run(lambda: work(run_options), deadline=deadline, stop=stop)
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"piper: synthesis failed: {exc}") from exc
 
 
 def _ids_with_entries(entries: Sequence[str], id_map: Any) -> tuple[list[int], list[int]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from gateway.core.scheduling import Policy
 from gateway.core.voice_blend import VoiceBlendError, parse_blend
 
 __all__ = [
@@ -52,6 +53,7 @@ class KokoroOnnxSettings(BackendSettings):
     threads: int = 0
     spin_wait: bool = False
     word_timing: bool = True
+    scheduling: Policy = Policy.DEADLINE
 
     def __post_init__(self) -> None:
         BackendSettings.__post_init__(self)
@@ -86,6 +88,7 @@ class KokoroTorchSettings(BackendSettings):
     device: str = "auto"
     default_voice: str = "af_heart"
     default_lang: str = "en-us"
+    scheduling: Policy = Policy.DEADLINE
 
     def __post_init__(self) -> None:
         BackendSettings.__post_init__(self)
@@ -381,6 +384,7 @@ class PiperSettings(BackendSettings):
     default_lang: str = "en-us"
     threads: int = 0
     word_timing: bool = True
+    scheduling: Policy = Policy.DEADLINE
 
     def __post_init__(self) -> None:
         BackendSettings.__post_init__(self)
