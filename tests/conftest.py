@@ -55,6 +55,7 @@ class RunningServer:
     """A gateway served by uvicorn on 127.0.0.1 in this event loop."""
 
     background: BackgroundServer
+    owned: tuple[Backend, ...] = ()  # closed by stop(); a gateway never closes lent backends
 
     @property
     def port(self) -> int:
@@ -74,6 +75,8 @@ class RunningServer:
 
     async def stop(self) -> None:
         await self.background.stop()
+        for backend in self.owned:
+            await backend.aclose()
 
 
 def repo_config(**sections: object) -> Config:
@@ -84,13 +87,17 @@ def repo_config(**sections: object) -> Config:
 
 
 async def serve(
-    config: Config, backends: dict[str, Backend], *, wait_ready: bool = True
+    config: Config,
+    backends: dict[str, Backend],
+    *,
+    wait_ready: bool = True,
+    close_backends: bool = False,
 ) -> RunningServer:
     """Start a gateway on an ephemeral port and wait until it listens (and its backends are
-    ready, with ``wait_ready``)."""
-    return RunningServer(
-        await serve_in_background(config, backends=backends, wait_ready=wait_ready)
-    )
+    ready, with ``wait_ready``). The backends are lent: ``close_backends`` closes them when the
+    server stops (for backends made for this server alone)."""
+    background = await serve_in_background(config, backends=backends, wait_ready=wait_ready)
+    return RunningServer(background, tuple(backends.values()) if close_backends else ())
 
 
 @pytest.fixture(scope="session")

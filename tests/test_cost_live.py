@@ -118,6 +118,7 @@ async def test_a_priced_backend_reports_its_cost_as_it_speaks(provider: RunningS
             "openai": openai_backend("openai", provider, "tts-1"),
             "unpriced": openai_backend("unpriced", provider, "kokoro"),
         },
+        close_backends=True,
     )
     try:
         async with connect(gateway.ws_url, backend="openai") as stream:

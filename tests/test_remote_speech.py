@@ -133,8 +133,8 @@ async def test_a_gateway_session_streams_through_a_remote_backend(server: Runnin
             OpenAISettings(base_url=keyed.http_url, api_key="sk-wrong", model="tone",
                            voices=("tone",), default_voice="tone"),
         )  # fmt: skip
-        # Not the shared Kokoro: stopping a gateway closes its backends.
-        gateway = await serve(repo_config(), {"openai": remote, "openai_bad": refused})
+        backends: dict[str, Backend] = {"openai": remote, "openai_bad": refused}
+        gateway = await serve(repo_config(), backends, close_backends=True)
         try:
             async with connect(gateway.ws_url, backend="openai") as stream:
                 stream.feed(
