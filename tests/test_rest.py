@@ -323,7 +323,9 @@ async def test_voice_aliases_let_openai_voice_names_through() -> None:
     try:
         _, headers = await speech(gateway, model="tts-1", voice="alloy", input="Hi.")
         assert headers["x-tts-voice"] == "tone2"
-        with pytest.raises(openai.NotFoundError, match="maps it to 'missing'"):
+        with pytest.raises(
+            openai.NotFoundError, match=r"'echo' maps to 'missing' \(rest.voice_aliases\)"
+        ):
             await speech(gateway, model="tts-1", voice="echo", input="Hi.")
     finally:
         await gateway.stop()
