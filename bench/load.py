@@ -46,6 +46,8 @@ class SessionResult:
     ttfa_ms: float | None = None
     gaps_ms: list[float] = field(default_factory=list)
     underruns: int = 0
+    underrun_s: float = 0.0  # silence the listener heard, in all
+    underrun_at_s: list[float] = field(default_factory=list)  # since the first frame
     errors: list[str] = field(default_factory=list)
     text_lost: int = 0
     audio_s: float = 0.0
@@ -75,6 +77,8 @@ async def one_session(url: str, backend: str, text: str, tokens_per_s: float) ->
                     due = play_start + message.sample_start / rate
                     if now > due + 0.020:  # a frame later than its turn: the listener heard a gap
                         result.underruns += 1
+                        result.underrun_s += now - due
+                        result.underrun_at_s.append(now - first_audio)  # type: ignore[operator]
                         play_start += now - due  # playback resumes from here
                     if previous is not None:
                         result.gaps_ms.append((now - previous) * 1000)

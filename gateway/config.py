@@ -160,8 +160,11 @@ class AudioSettings:
     vbr: OpusVbr = OpusVbr.CONSTRAINED
     application: OpusApplication = OpusApplication.VOIP
     complexity: int = 5
+    encode_threads: int = 2
 
     def __post_init__(self) -> None:
+        if self.encode_threads < 0:
+            raise ValueError(f"encode_threads: must be 0 or more, got {self.encode_threads}")
         if self.sample_rate != 24000:
             raise ValueError("sample_rate: this version streams at 24000 Hz only")
         if self.frame_ms not in OPUS_FRAME_MS:

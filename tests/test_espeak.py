@@ -6,6 +6,7 @@ The library and its data are the ones bundled by espeakng-loader (installed from
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncGenerator
 from typing import cast
@@ -25,6 +26,7 @@ from gateway.backends.espeak import (
 from gateway.backends.settings import EspeakSettings
 from gateway.backends.wordmap import SpokenText, text_words
 from gateway.core.segmenter import Boundary
+from tests.conftest import timeout
 
 
 async def synthesize(
@@ -214,3 +216,22 @@ async def test_closing_the_backend_stops_a_stream_nobody_closed() -> None:
     assert not backend.ready
     await cast(AsyncGenerator[AudioChunk, None], abandoned).aclose()
     assert backend.jobs_running == 0
+
+
+async def test_a_slow_reader_does_not_hold_the_engine() -> None:
+    """One engine; a session that reads its audio slowly (paced to its listener) has its whole
+    segment synthesized and buffered, and the next session is served meanwhile."""
+    backend = EspeakBackend("espeak", EspeakSettings(max_concurrency=1, warmup=False))
+    await backend.load()
+    try:
+        slow = backend.synthesize(SynthesisRequest("A slow listener. " * 5, AUTO_VOICE, "en-us", 1))
+        await anext(slow)  # and reads no further for now
+        async with asyncio.timeout(timeout(10)):  # would wait for the engine forever
+            other = [c async for c in backend.synthesize(
+                SynthesisRequest("Next session.", AUTO_VOICE, "en-us", 1.0))]  # fmt: skip
+        assert sum(len(c.pcm) for c in other) > 0
+        rest = [c async for c in slow]
+        assert sum(len(c.pcm) for c in rest) > 0
+        assert backend.jobs_running == 0
+    finally:
+        await backend.aclose()

@@ -508,6 +508,9 @@ class EspeakBackend:
         except BaseException:
             self._engines.put_nowait(engine)
             raise
+        # The engine is free as soon as its thread is done, not when this consumer has taken
+        # every chunk: a session paced to its listener must not hold it for seconds.
+        worker.add_done_callback(lambda _: self._engines.put_nowait(engine))
         self.jobs_running += 1
         self._jobs.add(job)
         try:
@@ -530,7 +533,6 @@ class EspeakBackend:
             finally:
                 self.jobs_running -= 1
                 self._jobs.discard(job)
-                self._engines.put_nowait(engine)
 
     def _work(
         self, engine: EspeakEngine, job: _Job, spoken: SpokenText, voice: str, rate: int

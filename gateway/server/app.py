@@ -27,6 +27,7 @@ from starlette.websockets import WebSocket
 
 from gateway.backends import Backend, SynthesisRequest, create_backend
 from gateway.backends.settings import BackendSettings
+from gateway.backends.threads import ModelPool
 from gateway.config import Config
 from gateway.core.cost import FREE, CostEstimate, CostMeter, Price, backend_price, estimate_cost
 from gateway.core.pacing import SynthesisTimeModel
@@ -83,6 +84,10 @@ class Gateway:
         self._loaded: dict[str, asyncio.Future[Backend]] = {}
         self._loader: asyncio.Task[None] | None = None
         self.accepting = True
+        # Every session's audio encoding, off the event loop: libopus releases the GIL, so it
+        # runs beside the loop's I/O, and the session closest to running dry goes first.
+        threads = config.audio.encode_threads
+        self.encoders = ModelPool("encode", threads) if threads else None
 
     async def start(self) -> None:
         """Begin loading every backend in the background (health turns 200 when all are ready)."""
@@ -208,6 +213,8 @@ class Gateway:
         if self._owns_backends:
             for backend in self.backends.values():
                 await backend.aclose()
+        if self.encoders is not None:
+            self.encoders.shutdown()
 
     async def ready_backend(self, name: str) -> Backend:
         """The named backend once loaded; raises ProtocolError if unknown or failed to load."""

@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from gateway.audio.framing import AudioOut, Frame
 from gateway.audio.resample import ResampledChunks
 from gateway.backends.base import AudioChunk, Backend, BackendError, SynthesisRequest, WordTiming
+from gateway.backends.threads import ModelPool
 from gateway.core.alignment import estimate_spans, spoken_words
 from gateway.core.cost import FREE, CostMeter, billable_chars, combined_snapshot
 from gateway.core.metrics import SessionMetrics
@@ -59,6 +60,8 @@ __all__ = ["Speaker", "StreamSettings", "session_segmenter", "session_speaker"]
 _DEFAULT_SECONDS_PER_CHAR: Final = 0.07
 # A first segment's deadline is this far in the past: earlier than any running session's.
 _FIRST_IN_TURN_HEADSTART_S: Final = 3600.0
+# Frames encoded per call of the encoder threads (a cancel waits for at most these).
+_FRAMES_PER_ENCODE: Final = 5
 
 Send = Callable[[ServerMessage], Awaitable[None]]
 
@@ -98,6 +101,7 @@ class Speaker:
         latency_target_s: float = 0.4,
         max_merged_chars: int = 300,
         cost_meter: Callable[[Backend], CostMeter] = lambda _: CostMeter(FREE),
+        encoders: ModelPool | None = None,
     ) -> None:
         self._session = session
         self._stream = stream
@@ -126,6 +130,7 @@ class Speaker:
         self._max_merged_chars = max_merged_chars
         self._cost_meter = cost_meter
         self._costs: dict[str, CostMeter] = {}  # by backend name (a fallback has its own)
+        self._encoders = encoders  # None: encode on the event loop
 
     @property
     def stream(self) -> StreamSettings:
@@ -424,10 +429,27 @@ class Speaker:
     # -- audio and progress ----------------------------------------------------------------------
 
     async def _emit(self, pcm: NDArray[np.float32]) -> None:
-        """Encode and send audio a frame at a time, so a cancel leaves at most a frame unsent."""
-        step = self._audio.frame_samples
+        """Encode and send audio a few frames at a time."""
+        step = self._audio.frame_samples * _FRAMES_PER_ENCODE
         for start in range(0, len(pcm), step):
-            await self._send_frames(self._audio.write(pcm[start : start + step]))
+            await self._encode(pcm[start : start + step])
+            await self._send_frames(())
+
+    async def _encode(self, pcm: NDArray[np.float32]) -> None:
+        """Queue the frames ``pcm`` completes, encoded in the gateway's encoder threads (earliest
+        deadline first: the session with the least audio buffered goes first).
+
+        Once encoding has begun its frames are queued even if the task is cancelled meanwhile
+        (the pool waits for the thread), so the timeline never has a hole.
+        """
+        if self._encoders is None:
+            self._unsent.extend(self._audio.write(pcm))
+            return
+        now = time.monotonic()
+        deadline = now + self.playback.buffered(now) / self._seams.sample_rate
+        await self._encoders.run(
+            lambda: self._unsent.extend(self._audio.write(pcm)), deadline=deadline
+        )
 
     async def _send_frames(self, frames: Iterable[Frame]) -> None:
         """Send frames in order. Frames made but not sent stay queued for the next call, so the
@@ -657,4 +679,5 @@ def session_speaker(
         latency_target_s=config.session.latency_target_ms / 1000,
         max_merged_chars=config.session.max_merged_chars,
         cost_meter=gateway.cost_meter,
+        encoders=gateway.encoders,
     )
