@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from websockets.exceptions import ConnectionClosed
+
 from bench.report import summary
 from gateway.backends import Backend, create_backend
 from gateway.backends.base import SynthesisRequest
@@ -44,7 +46,7 @@ from gateway.config import Config, load_config
 from gateway.core.protocol import Audio, Done, SegmentStart
 from gateway.core.segmenter import Segmenter
 from gateway.server.run import serve_in_background
-from tts_gateway_client import connect
+from tts_gateway_client import ClientError, connect
 from tts_gateway_client.say import completing_send, simulated_llm
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,6 +70,10 @@ PASSAGE = (
 assert len(PASSAGE.split()) == 200
 
 
+class SessionFailed(RuntimeError):
+    """A session closed without what a measurement needs."""
+
+
 async def one_session(
     url: str, backend: str, tokens_per_s: float, text: str = PASSAGE
 ) -> dict[str, Any]:
@@ -84,11 +90,12 @@ async def one_session(
                 first_segment = message
             elif isinstance(message, Done):
                 done = message
-        assert first_segment is not None
-        assert first_audio is not None
-        assert done is not None
-        trigger = completing_send(stream.sent, first_segment)
-        assert trigger is not None
+        trigger = None if first_segment is None else completing_send(stream.sent, first_segment)
+        if first_segment is None or first_audio is None or done is None or trigger is None:
+            raise SessionFailed(
+                f"{backend}: the session ended without audio, a first segment or done "
+                f"(close code {stream.close_code}: {stream.close_reason or 'no reason'})"
+            )
         return {
             "ttfa_ms": (first_audio - trigger.at) * 1000,
             "first_segment_chars": first_segment.char_end - first_segment.char_start,
@@ -101,9 +108,17 @@ async def session_figures(
     url: str, backend: str, *, runs: int, tokens_per_s: float, text: str = PASSAGE
 ) -> dict[str, Any]:
     """Time to first audio (every run's, and their summary) and the gateway's real-time factor
-    over ``runs`` sessions, after one session that is not measured."""
+    over ``runs`` sessions, after one session that is not measured. A session that fails is
+    counted and reported, not measured; if all fail, the last failure is raised."""
     await one_session(url, backend, tokens_per_s, text)
-    sessions = [await one_session(url, backend, tokens_per_s, text) for _ in range(runs)]
+    sessions, failures = [], []
+    for _ in range(runs):
+        try:
+            sessions.append(await one_session(url, backend, tokens_per_s, text))
+        except (SessionFailed, ClientError, ConnectionClosed) as error:
+            failures.append(str(error))
+    if not sessions:
+        raise SessionFailed(f"{backend}: every session failed; the last: {failures[-1]}")
     ttfa = [s["ttfa_ms"] for s in sessions]
     rtf = [s["real_time_factor"] for s in sessions]
     return {
@@ -112,6 +127,8 @@ async def session_figures(
         "first_segment_chars": sessions[0]["first_segment_chars"],
         "session_rtf": {"median": statistics.median(rtf), "max": max(rtf)},
         "audio_s": statistics.median(s["audio_ms"] for s in sessions) / 1000,
+        "failed": len(failures),
+        "failures": failures[:3],
     }
 
 

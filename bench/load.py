@@ -51,6 +51,7 @@ class SessionResult:
     text_lost: int = 0
     audio_s: float = 0.0
     real_time_factor: float | None = None  # the gateway's synthesis time over speech time
+    gateway_underruns: int = 0  # the gateway's own estimate (done.metrics, no tolerance)
 
     @property
     def clean(self) -> bool:
@@ -94,6 +95,7 @@ async def one_session(
                 elif isinstance(message, Done):
                     result.text_lost = len(text) - message.metrics["chars_spoken"]
                     result.real_time_factor = message.metrics["real_time_factor"]
+                    result.gateway_underruns = message.metrics.get("underruns", 0)
             result.underruns, result.stall_s = listener.underruns, listener.stall_s
             if trigger_at is not None and first_audio is not None:
                 result.ttfa_ms = (first_audio - trigger_at) * 1000

@@ -53,7 +53,7 @@ from gateway.backends.kokoro_voices import KokoroVoices
 from gateway.backends.settings import KokoroOnnxSettings
 from gateway.config import load_config
 
-__all__ = ["TEXT", "Variant", "configured_variant", "report", "tune", "variants"]
+__all__ = ["TEXT", "Variant", "configured_variant", "report", "tune", "variants", "verdict"]
 
 TEXT: Final = (
     "The harbour woke slowly that morning. Fishing boats drifted back through the mist, their "
@@ -265,37 +265,44 @@ async def tune(
     }
 
 
-def report(result: dict[str, Any]) -> str:
-    """The variants as a markdown table (the configured one in bold)."""
-    rows = []
-    for v in result["variants"]:
-        name = f"**{v['variant']}**" if v["configured"] else v["variant"]
-        warm = v.get("first_pass_after_warmup_ms")
-        first = f"{fmt(v['first_pass_ms'])} / {fmt(warm) if warm else '-'} / " + fmt(
-            v["first_pass_steady_ms"]
-        )
-        lag = f"{fmt(v['loop_lag_p95_ms'], 1)} / {fmt(v['loop_lag_max_ms'], 1)}"
-        rows.append(
-            (
-                name,
-                fmt(v["load_s"], 2, "s"),
-                first,
-                fmt(v["rtf"], 3),
-                fmt(v["cpu_per_audio_s"], 3),
-                lag,
-            )
-        )
-    return markdown_table(
-        [
-            "variant",
-            "load",
-            "first pass ms: cold / after warm-up / steady",
-            "RTF",
-            "CPU s per audio s",
-            "event-loop lag p95 / max, ms",
-        ],
-        rows,
+_HEADERS: Final = (
+    "variant",
+    "load",
+    "first pass ms: cold / after warm-up / steady",
+    "RTF",
+    "CPU s per audio s",
+    "event-loop lag p95 / max, ms",
+)
+
+
+def _row(v: dict[str, Any]) -> tuple[object, ...]:
+    warm = v.get("first_pass_after_warmup_ms")
+    first = " / ".join([fmt(v["first_pass_ms"]), fmt(warm), fmt(v["first_pass_steady_ms"])])
+    return (
+        f"**{v['variant']}**" if v["configured"] else v["variant"],
+        fmt(v["load_s"], 2, "s"),
+        first,
+        fmt(v["rtf"], 3),
+        fmt(v["cpu_per_audio_s"], 3),
+        f"{fmt(v['loop_lag_p95_ms'], 1)} / {fmt(v['loop_lag_max_ms'], 1)}",
     )
+
+
+def verdict(result: dict[str, Any]) -> str:
+    """One sentence: the fastest variant, and how the configured one compares with it."""
+    fastest = min(result["variants"], key=lambda v: v["rtf"])
+    mine = next(v for v in result["variants"] if v["configured"])
+    return (
+        f"Fastest (RTF): {fastest['variant']} ({fastest['rtf']:.3f}); config.toml's choice: "
+        f"RTF {mine['rtf']:.3f} ({mine['rtf'] / fastest['rtf']:.2f}x the fastest), event-loop "
+        f"lag p95 {mine['loop_lag_p95_ms']:.1f} ms against {fastest['loop_lag_p95_ms']:.1f} ms."
+    )
+
+
+def report(result: dict[str, Any]) -> str:
+    """The variants as a markdown table (the configured one in bold), and the verdict."""
+    table = markdown_table(_HEADERS, [_row(v) for v in result["variants"]])
+    return f"{table}\n\n{verdict(result)}"
 
 
 def main() -> None:

@@ -16,7 +16,8 @@ from matplotlib.figure import Figure
 
 __all__ = ["plot_suite"]
 
-_POLICY_STYLE = {"deadline": ("tab:blue", "o"), "fifo": ("tab:orange", "s")}
+# Policy -> colour, marker, line style (fifo dashed, so equal results stay visible).
+_POLICY_STYLE = {"deadline": ("tab:blue", "o", "-"), "fifo": ("tab:orange", "s", "--")}
 
 
 def _ttfa(axes: Axes, runs: Mapping[str, Sequence[float]], targets: Mapping[str, float]) -> None:
@@ -43,13 +44,16 @@ def _sweep(axes: Axes, name: str, sweep: Mapping[str, Any]) -> None:
     axes.plot([0, top], [0, top], color="grey", linewidth=0.8, label="all sessions")
     for policy, points in sweep["points"].items():
         loads = sorted(int(n) for n in points)
-        color, marker = _POLICY_STYLE.get(policy, ("black", "x"))
+        color, marker, style = _POLICY_STYLE.get(policy, ("black", "x", ":"))
+        clean = [points[str(n)]["clean"] for n in loads]
         axes.plot(
             loads,
-            [points[str(n)]["clean"] for n in loads],
+            clean,
             color=color,
             marker=marker,
+            linestyle=style,
             label=policy,
+            markerfacecolor="none" if policy == "fifo" else color,
         )
     bound = sweep["compute_bound"]
     if math.isfinite(bound):

@@ -23,7 +23,8 @@
 
 The gateways under test run as processes of their own (``python -m gateway serve`` on
 config.toml, one per scheduling policy, and ``python -m bench.zero``); the clients and the
-direct measurements run in this one, one part at a time. ``--quick`` is a smoke run (a few
+direct measurements run in this one, one part at a time (the sweep, the longest, last). A part
+that fails is reported with its error and the others go on. ``--quick`` is a smoke run (a few
 runs, a small sweep of a short passage) of about two minutes.
 
 Prints a markdown table per part, headed by the machine, and writes ``suite.json``,
@@ -41,7 +42,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -96,7 +97,7 @@ def plan_for(*, quick: bool, runs: int | None = None) -> SuitePlan:
     """The full plan, or the ``quick`` smoke plan; ``runs`` overrides the first-audio runs."""
     if not quick:
         return SuitePlan(runs=runs or 20)
-    small_sweep = sweep.SweepPlan(fractions=(1.0,), max_sessions=3, text=_SHORT_SWEEP_TEXT)
+    small_sweep = sweep.SweepPlan(max_sessions=3, text=_SHORT_SWEEP_TEXT)
     return SuitePlan(
         runs=runs or 3,
         direct_reps=1,
@@ -125,19 +126,35 @@ def _fifo_env(backends: tuple[str, ...]) -> dict[str, str]:
     return {f"TTSGW_BACKENDS__{name.upper()}__SCHEDULING": "fifo" for name in backends}
 
 
-async def _ttfa(gateway: GatewayProcess, plan: SuitePlan, log: Log) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """What every part gets: the plan, the gateways, the config, the log, earlier parts."""
+
+    plan: SuitePlan
+    gateways: dict[str, GatewayProcess]
+    config: Config
+    log: Log
+    done: dict[str, Any]
+
+
+async def _ttfa(run: _Run) -> dict[str, Any]:
     results = {}
-    for name in plan.backends:
-        log(f"part 1: time to first audio, {name} ({plan.runs} runs)")
+    for name in run.plan.backends:
+        run.log(f"part 1: time to first audio, {name} ({run.plan.runs} runs)")
         results[name] = await backends_bench.session_figures(
-            gateway.url, name, runs=plan.runs, tokens_per_s=plan.tokens_per_s, text=plan.ttfa_text
+            run.gateways["deadline"].url,
+            name,
+            runs=run.plan.runs,
+            tokens_per_s=run.plan.tokens_per_s,
+            text=run.plan.ttfa_text,
         )
     return results
 
 
-async def _rtf(config: Config, plan: SuitePlan, log: Log) -> dict[str, Any]:
-    log(f"part 2: real-time factor, direct synthesis ({plan.direct_reps} reps)")
-    loaded, loads = await backends_bench.load_backends(config, list(plan.backends))
+async def _rtf(run: _Run) -> dict[str, Any]:
+    plan = run.plan
+    run.log(f"part 2: real-time factor, direct synthesis ({plan.direct_reps} reps)")
+    loaded, loads = await backends_bench.load_backends(run.config, list(plan.backends))
     try:
         return {
             name: {
@@ -154,17 +171,17 @@ async def _rtf(config: Config, plan: SuitePlan, log: Log) -> dict[str, Any]:
             await backend.aclose()
 
 
-async def _overhead(
-    gateway: GatewayProcess, plan: SuitePlan, rtf: dict[str, Any] | None, log: Log
-) -> dict[str, Any]:
-    log("part 3: gateway overhead with the zero-cost backend")
+async def _overhead(run: _Run) -> dict[str, Any]:
+    run.log("part 3: gateway overhead with the zero-cost backend")
+    plan = run.plan
     result = await overhead.gateway_overhead(
-        gateway,
+        run.gateways["zero"],
         runs=plan.setup_runs,
         streams=plan.overhead_streams,
         text=plan.overhead_text,
         tokens_per_s=plan.tokens_per_s,
     )
+    rtf = _figures(run.done, "rtf")
     if rtf:
         synthesis = {name: figures["direct_cpu_per_audio_s"] for name, figures in rtf.items()}
         cpu = result["streaming"]["cpu_per_audio_s"]
@@ -172,28 +189,28 @@ async def _overhead(
     return result
 
 
-async def _sweep(
-    gateways: dict[str, GatewayProcess], config: Config, plan: SuitePlan, log: Log
-) -> dict[str, Any]:
+async def _sweep(run: _Run) -> dict[str, Any]:
     machine_cores = cores()
+    pair = {policy: run.gateways[policy] for policy in sweep.POLICIES}
     results = {}
-    for name in plan.sweep.backends:
-        log(f"part 4: concurrency sweep, {name}")
+    for name in run.plan.sweep.backends:
+        run.log(f"part 4: concurrency sweep, {name}")
         results[name] = await sweep.sweep_backend(
-            gateways,
+            pair,
             name,
-            plan.sweep,
+            run.plan.sweep,
             cores=machine_cores,
-            model_cores=model_cores(config, name, machine_cores),
-            log=log,
+            model_cores=model_cores(run.config, name, machine_cores),
+            log=run.log,
         )
     return results
 
 
-async def _memory(gateway: GatewayProcess, plan: SuitePlan, log: Log) -> dict[str, Any]:
-    log("part 5: memory per session")
+async def _memory(run: _Run) -> dict[str, Any]:
+    run.log("part 5: memory per session")
+    plan = run.plan
     return await memory.memory_per_session(
-        gateway,
+        run.gateways["deadline"],
         backend=plan.memory_backend,
         idle=plan.memory_idle,
         active=plan.memory_active,
@@ -202,14 +219,37 @@ async def _memory(gateway: GatewayProcess, plan: SuitePlan, log: Log) -> dict[st
     )
 
 
-def _opus(plan: SuitePlan, log: Log) -> dict[str, Any]:
-    log("part 6: Opus encoding cost")
-    cpu = opus_cost(plan.opus_seconds)
+async def _opus(run: _Run) -> dict[str, Any]:
+    run.log("part 6: Opus encoding cost")
+    cpu = opus_cost(run.plan.opus_seconds)
     return {
         "cpu_per_audio_s": cpu,
         "streams_per_core": 1 / cpu if cpu else math.inf,
-        "seconds_encoded": plan.opus_seconds,
+        "seconds_encoded": run.plan.opus_seconds,
     }
+
+
+async def _tuning(run: _Run) -> dict[str, Any]:
+    run.log("ONNX Runtime tuning")
+    return await onnx_tuning.tune(reps=run.plan.tuning_reps, quick=run.plan.quick, log=run.log)
+
+
+# The parts in the order they run: the sweep, the longest, last.
+_RUNNERS: Final[dict[str, Callable[[_Run], Awaitable[dict[str, Any]]]]] = {
+    "ttfa": _ttfa,
+    "rtf": _rtf,
+    "overhead": _overhead,
+    "memory": _memory,
+    "opus": _opus,
+    "tuning": _tuning,
+    "sweep": _sweep,
+}
+
+
+def _figures(result: dict[str, Any], part: str) -> dict[str, Any]:
+    """A part's figures; empty if it did not run or failed."""
+    figures = result.get(part, {})
+    return {} if "error" in figures else figures
 
 
 async def _gateways(
@@ -233,25 +273,17 @@ async def _gateways(
 async def _run_parts(
     parts: set[str], plan: SuitePlan, gateways: dict[str, GatewayProcess], log: Log
 ) -> dict[str, Any]:
-    config = load_config(REPO / "config.toml")
-    out: dict[str, Any] = {}
-    if "ttfa" in parts:
-        out["ttfa"] = await _ttfa(gateways["deadline"], plan, log)
-    if "rtf" in parts:
-        out["rtf"] = await _rtf(config, plan, log)
-    if "overhead" in parts:
-        out["overhead"] = await _overhead(gateways["zero"], plan, out.get("rtf"), log)
-    if "memory" in parts:
-        out["memory"] = await _memory(gateways["deadline"], plan, log)
-    if "opus" in parts:
-        out["opus"] = _opus(plan, log)
-    if "tuning" in parts:
-        log("ONNX Runtime tuning")
-        out["tuning"] = await onnx_tuning.tune(reps=plan.tuning_reps, quick=plan.quick, log=log)
-    if "sweep" in parts:
-        pair = {policy: gateways[policy] for policy in sweep.POLICIES}
-        out["sweep"] = await _sweep(pair, config, plan, log)
-    return out
+    """Each chosen part in turn; one that fails is recorded with its error, the others go on."""
+    run = _Run(plan, gateways, load_config(REPO / "config.toml"), log, {})
+    for part, runner in _RUNNERS.items():
+        if part not in parts:
+            continue
+        try:
+            run.done[part] = await runner(run)
+        except Exception as exc:  # a failed part must not lose the other parts' figures
+            log(f"{part} failed: {type(exc).__name__}: {exc}")
+            run.done[part] = {"error": f"{type(exc).__name__}: {exc}"}
+    return run.done
 
 
 async def run_suite(plan: SuitePlan, parts: set[str], log: Log) -> dict[str, Any]:
@@ -274,7 +306,7 @@ async def run_suite(plan: SuitePlan, parts: set[str], log: Log) -> dict[str, Any
 def targets(result: dict[str, Any]) -> list[Target]:
     """The issue's targets, for the parts that ran."""
     found: list[Target] = []
-    for name, figures in result.get("ttfa", {}).items():
+    for name, figures in _figures(result, "ttfa").items():
         if name in TTFA_TARGET_MS:
             found.append(
                 Target(
@@ -284,12 +316,12 @@ def targets(result: dict[str, Any]) -> list[Target]:
                     TTFA_TARGET_MS[name],
                 )
             )
-    ratios = result.get("overhead", {}).get("ratio_to_synthesis", {})
+    ratios = _figures(result, "overhead").get("ratio_to_synthesis", {})
     if "kokoro" in ratios:
         found.append(
             Target("gateway CPU / Kokoro synthesis CPU", ratios["kokoro"], "<=", OVERHEAD_TARGET)
         )
-    for name, figures in result.get("sweep", {}).items():
+    for name, figures in _figures(result, "sweep").items():
         if name == "kokoro":
             found.append(
                 Target(
@@ -317,7 +349,7 @@ def _ttfa_table(ttfa: dict[str, Any]) -> str:
             fmt(r["ttfa_ms"]["p95"], 1),
             fmt(r["ttfa_ms"]["min"], 1),
             fmt(r["ttfa_ms"]["max"], 1),
-            r["ttfa_ms"]["n"],
+            f"{r['ttfa_ms']['n']}" + (f" ({r['failed']} failed)" if r.get("failed") else ""),
             f"<= {TTFA_TARGET_MS[name]:.0f}" if name in TTFA_TARGET_MS else "",
         )
         for name, r in ttfa.items()
@@ -379,10 +411,14 @@ def _opus_table(opus: dict[str, Any]) -> str:
 def _targets_table(found: list[dict[str, Any]]) -> str:
     verdict = {True: "met", False: "NOT met", None: "not measured"}
     rows = [
-        (t["name"], "-" if t["value"] is None else f"{t['value']:.3g}",
-         f"{t['op']} {t['limit']:g}", verdict[t["met"]])
+        (
+            t["name"],
+            "-" if t["value"] is None else f"{t['value']:.3g}",
+            f"{t['op']} {t['limit']:g}",
+            verdict[t["met"]],
+        )
         for t in found
-    ]  # fmt: skip
+    ]
     return markdown_table(["target", "measured", "limit", "verdict"], rows)
 
 
@@ -400,7 +436,7 @@ _SECTIONS: Final = (
 def _section_table(part: str, result: dict[str, Any]) -> str:
     tables: dict[str, Callable[[], str]] = {
         "ttfa": lambda: _ttfa_table(result["ttfa"]),
-        "rtf": lambda: _rtf_table(result["rtf"], result.get("ttfa", {})),
+        "rtf": lambda: _rtf_table(result["rtf"], _figures(result, "ttfa")),
         "overhead": lambda: overhead.report(result["overhead"]),
         "sweep": lambda: sweep.report(result["sweep"]),
         "memory": lambda: memory.report(result["memory"]),
@@ -423,18 +459,20 @@ def render(result: dict[str, Any]) -> str:
     ]
     for part, heading in _SECTIONS:
         if part in result:
-            lines += ["", f"## {heading}", "", _section_table(part, result)]
+            error = result[part].get("error")
+            body = f"This part failed: {error}" if error else _section_table(part, result)
+            lines += ["", f"## {heading}", "", body]
     if result["targets"]:
         lines += ["", "## Targets", "", _targets_table(result["targets"])]
     return "\n".join(lines) + "\n"
 
 
 def _plot(out: Path, result: dict[str, Any]) -> Path:
-    runs = {name: r["ttfa_ms_runs"] for name, r in result.get("ttfa", {}).items()}
+    runs = {name: r["ttfa_ms_runs"] for name, r in _figures(result, "ttfa").items()}
     return plot_suite(
         out / "suite.png",
         runs,
-        result.get("sweep", {}),
+        _figures(result, "sweep"),
         targets=TTFA_TARGET_MS,
         title=describe(result["machine"]),
     )

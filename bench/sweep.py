@@ -24,21 +24,33 @@ cores one inference uses, times the inferences run at once). With the shipped co
 CPU-based bound divides the cores by the gateway process's CPU seconds per audio second with one
 session (synthesis plus the gateway's own work).
 
-The loads: N = 1, then fractions of the bound (0.25 to 1.5, rounded and deduplicated, at most
-``max_sessions``).
+Beside the listener's underruns, each load records the gateway's own count
+(``done.metrics.underruns``: its model of the client's playback, without a tolerance).
+
+Which loads (:func:`next_load`): every load costs the passage's length in wall time for each
+policy, so the sweep searches instead of stepping N = 1, 2, 3, ... up to the bound (Piper's is
+about 40). After N = 1 (which also measures the RTF) it starts at half the compute bound and
+grows by half each time until some session underruns on either gateway (the knee), halves the
+gap between the last load where every session of both played clean and the knee until it is
+within 15 % of the knee, and runs at least two loads beyond the knee (25 % apart), never more
+than 1.5 times the bound, and none once every session of both policies failed. Outcomes that
+are not monotonic in N (noise on a shared machine) are reported as measured; the knee is the
+smallest load at which a session was lost.
 
 Saturation, and why starts are staggered: under light load both policies serve everyone in
-time, and far beyond the bound both fail everyone; the order of service only matters when the
+time, and far beyond capacity both fail everyone; the order of service only matters when the
 model is busy all the time *and* the waiting sessions differ in how urgently they need audio.
 Sessions that start together stay in lockstep (equal buffers: earliest deadline first and first
 come, first served pick the same order). Sessions that join one after another (0.3 s apart, as
 users do; the spread is capped at a quarter of the passage so that all N overlap) hold
 different buffers: a newcomer waits for its first sound with nothing buffered, while earlier
-sessions may hold seconds. That is where the deadline order should help. The comparison is
-therefore made at saturation, the loads of the sweep with N at or above the compute bound
-(rounded down): the sessions without underrun are summed over those loads for each policy, and
-the ratio deadline / FIFO is reported (above 1: the scheduler is better). If no load reaches
-the bound (a ``--quick`` sweep), the largest load is used.
+sessions may hold seconds, and right after their short first segment every session needs its
+next one soon. That is where the deadline order should help. Saturation is therefore taken as
+measured, not from the bound: the loads at which at least one session underran on either
+gateway (the knee and beyond). Over those loads the sessions without underrun are summed per
+policy and the ratio deadline / fifo reported (above 1: the scheduler kept more sessions
+clean; 1 when both kept none), with the silence heard, fifo / deadline, as a second ratio. If
+no load lost a session, the largest load is used (and the policies tie).
 """
 
 from __future__ import annotations
@@ -47,7 +59,7 @@ import asyncio
 import math
 import statistics
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -60,12 +72,15 @@ __all__ = [
     "POLICIES",
     "SweepPlan",
     "compute_bound",
+    "largest_clean_load",
+    "load_cap",
+    "lost_loads",
+    "next_load",
     "policy_comparison",
     "report",
     "saturation_loads",
     "stagger_s",
     "sweep_backend",
-    "sweep_grid",
 ]
 
 POLICIES: Final = ("deadline", "fifo")
@@ -79,6 +94,13 @@ PASSAGE: Final = (
 )
 _TOLERANCE_S: Final = 0.05
 _SPREAD_OF_PASSAGE: Final = 0.25
+# The search (next_load): start at half the bound, grow by half, refine the knee to 15 %, then
+# two loads beyond it, 25 % apart.
+_START: Final = 0.5
+_GROW: Final = 1.5
+_REFINE_WITHIN: Final = 0.15
+_BEYOND: Final = 2
+_BEYOND_STEP: Final = 1.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,16 +108,16 @@ class SweepPlan:
     """What to sweep and how."""
 
     backends: tuple[str, ...] = ("kokoro", "piper")
-    fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5)
     max_sessions: int = 64
+    max_over_bound: float = 1.5  # no load above this multiple of the compute bound
     stagger_s: float = 0.3
     tokens_per_s: float = 40.0
     tolerance_s: float = _TOLERANCE_S
     text: str = PASSAGE
 
     def __post_init__(self) -> None:
-        if not self.fractions or min(self.fractions) <= 0:
-            raise ValueError("fractions: at least one, each above 0")
+        if self.max_over_bound <= 0:
+            raise ValueError("max_over_bound: must be above 0")
         if self.max_sessions < 1:
             raise ValueError("max_sessions: at least 1")
 
@@ -108,12 +130,36 @@ def compute_bound(rtf: float, *, cores: float, model_cores: float) -> float:
     return cores / (rtf * model_cores)
 
 
-def sweep_grid(bound: float, fractions: Iterable[float], max_sessions: int) -> list[int]:
-    """The loads to run: 1, and each fraction of ``bound`` rounded (at least 1, at most
-    ``max_sessions``), ascending without repeats."""
-    capped = bound if math.isfinite(bound) else float(max_sessions)
-    loads = {1} | {min(max_sessions, max(1, round(f * capped))) for f in fractions}
-    return sorted(loads)
+def load_cap(bound: float, max_over_bound: float, max_sessions: int) -> int:
+    """The largest load of a sweep: ``max_over_bound`` times the bound, at most
+    ``max_sessions``, at least 2."""
+    if not math.isfinite(bound):
+        return max_sessions
+    return max(2, min(max_sessions, math.ceil(max_over_bound * bound)))
+
+
+def lost_loads(clean: Mapping[int, Mapping[str, int]]) -> list[int]:
+    """The loads at which some policy lost a session (``clean[n][policy] < n``), ascending."""
+    return sorted(n for n, counts in clean.items() if min(counts.values()) < n)
+
+
+def next_load(clean: Mapping[int, Mapping[str, int]], *, bound: float, cap: int) -> int | None:
+    """The next load of the search in the module docstring, from the sessions without underrun
+    so far (``clean[n][policy]``); None when the sweep is done."""
+    if not clean:
+        return 1
+    top, lost = max(clean), lost_loads(clean)
+    if not lost:
+        if top >= cap:
+            return None
+        step = round(_START * bound) if top == 1 and math.isfinite(bound) else round(top * _GROW)
+        return min(cap, max(top + 1, step))
+    knee = lost[0]
+    below = max((n for n in clean if n < knee), default=0)
+    if below and knee - below > max(1.0, _REFINE_WITHIN * knee):
+        return (below + knee) // 2
+    done = sum(1 for n in clean if n > knee) >= _BEYOND or max(clean[top].values()) == 0
+    return None if done or top >= cap else min(cap, max(top + 1, round(top * _BEYOND_STEP)))
 
 
 def stagger_s(sessions: int, stagger: float, audio_s: float) -> float:
@@ -124,11 +170,9 @@ def stagger_s(sessions: int, stagger: float, audio_s: float) -> float:
     return min(stagger, _SPREAD_OF_PASSAGE * audio_s / (sessions - 1))
 
 
-def saturation_loads(grid: Sequence[int], bound: float) -> list[int]:
-    """The loads at or above the compute bound (rounded down); the largest if none is."""
-    floor = math.floor(bound) if math.isfinite(bound) else max(grid)
-    at_or_above = [n for n in grid if n >= max(1, floor)]
-    return at_or_above or [max(grid)]
+def saturation_loads(clean: Mapping[int, Mapping[str, int]]) -> list[int]:
+    """The loads at which a session was lost on either gateway; the largest load if none."""
+    return lost_loads(clean) or [max(clean)]
 
 
 def policy_comparison(
@@ -194,6 +238,7 @@ async def run_load(
         "stagger_s": gap,
         "clean": sum(1 for r in results if r.clean),
         "underruns": sum(r.underruns for r in results),
+        "gateway_underruns": sum(r.gateway_underruns for r in results),
         "stall_s": sum(r.stall_s for r in results),
         "errors": sum(len(r.errors) for r in results),
         "error_samples": [e for r in results for e in r.errors][:3],
@@ -221,6 +266,19 @@ def _bounds(calibration: list[dict[str, Any]], cores: int, model_cores: float) -
     }
 
 
+async def _both(
+    gateways: Mapping[str, GatewayProcess],
+    backend: str,
+    n: int,
+    plan: SweepPlan,
+    audio_s: float,
+    first: str,
+) -> dict[str, dict[str, Any]]:
+    """Load ``n`` on the gateway of each policy, ``first``'s first."""
+    order = sorted(POLICIES, key=lambda policy: policy != first)
+    return {p: await run_load(gateways[p], backend, n, plan, audio_s) for p in order}
+
+
 async def sweep_backend(
     gateways: Mapping[str, GatewayProcess],
     backend: str,
@@ -231,42 +289,38 @@ async def sweep_backend(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """The sweep of one backend on the gateways of both policies (``gateways[policy]``)."""
-    calibration = {p: await run_load(gateways[p], backend, 1, plan, 30.0) for p in POLICIES}
-    bounds = _bounds(list(calibration.values()), cores, model_cores)
-    grid = sweep_grid(bounds["compute_bound"], plan.fractions, plan.max_sessions)
-    log(
-        f"  {backend}: RTF {bounds['single_session_rtf']:.3f}, compute bound "
-        f"{bounds['compute_bound']:.1f}; loads {grid}"
-    )
-    points: dict[str, dict[int, dict[str, Any]]] = {p: {1: calibration[p]} for p in POLICIES}
-    for index, n in enumerate(grid[1:]):
-        order = POLICIES if index % 2 == 0 else POLICIES[::-1]  # neither always goes first
-        for policy in order:
-            points[policy][n] = await run_load(
-                gateways[policy], backend, n, plan, bounds["audio_s"]
-            )
-            log(f"  {backend} {policy:8} N={n:<3} without underrun: {points[policy][n]['clean']}")
-    return _summarize(backend, grid, bounds, points)
+    points: dict[int, dict[str, dict[str, Any]]] = {}
+    points[1] = await _both(gateways, backend, 1, plan, 30.0, POLICIES[0])
+    bounds = _bounds(list(points[1].values()), cores, model_cores)
+    cap = load_cap(bounds["compute_bound"], plan.max_over_bound, plan.max_sessions)
+    log(f"  {backend}: RTF {bounds['single_session_rtf']:.3f}, compute bound "
+        f"{bounds['compute_bound']:.1f}, loads up to {cap}")  # fmt: skip
+    clean = {1: {p: points[1][p]["clean"] for p in POLICIES}}
+    while (n := next_load(clean, bound=bounds["compute_bound"], cap=cap)) is not None:
+        first = POLICIES[len(points) % 2]  # neither policy always goes first
+        points[n] = await _both(gateways, backend, n, plan, bounds["audio_s"], first)
+        clean[n] = {p: points[n][p]["clean"] for p in POLICIES}
+        log(f"  {backend} N={n:<3} without underrun: {clean[n]}")
+    return _summarize(backend, bounds, points, clean)
 
 
 def _summarize(
     backend: str,
-    grid: list[int],
     bounds: dict[str, Any],
-    points: dict[str, dict[int, dict[str, Any]]],
+    points: dict[int, dict[str, dict[str, Any]]],
+    clean: dict[int, dict[str, int]],
 ) -> dict[str, Any]:
-    clean = {p: {n: point["clean"] for n, point in points[p].items()} for p in POLICIES}
-    largest = {p: largest_clean_load(clean[p]) for p in POLICIES}
+    by_policy = {p: {n: points[n][p] for n in sorted(points)} for p in POLICIES}
+    largest = {p: largest_clean_load({n: c[p] for n, c in clean.items()}) for p in POLICIES}
     bound = bounds["compute_bound"]
-    saturation = policy_comparison(points, saturation_loads(grid, bound))
     return {
         "backend": backend,
         **bounds,
-        "grid": grid,
-        "points": {p: {str(n): point for n, point in points[p].items()} for p in POLICIES},
+        "grid": sorted(points),
+        "points": {p: {str(n): point for n, point in by_policy[p].items()} for p in POLICIES},
         "largest_clean_load": largest,
         "largest_over_bound": {p: largest[p] / bound for p in POLICIES},
-        "saturation": saturation,
+        "saturation": policy_comparison(by_policy, saturation_loads(clean)),
     }
 
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from bench import suite
+from bench import onnx_tuning, suite
 from bench.listener import Listener
+from bench.onnx_tuning import configured_variant, variants
 from bench.plot import plot_suite
 from bench.process import REPO
 from bench.procstat import cpu_seconds, parse_cpu_seconds, parse_rss_bytes, rss_bytes
@@ -21,14 +22,17 @@ from bench.report import Target, fmt, markdown_table, summary, write_results
 from bench.sweep import (
     compute_bound,
     largest_clean_load,
+    load_cap,
+    lost_loads,
+    next_load,
     policy_comparison,
     report,
     saturation_loads,
     stagger_s,
-    sweep_grid,
 )
 from bench.zero import ZeroCostBackend
 from gateway.backends.base import SynthesisRequest
+from gateway.backends.settings import KokoroOnnxSettings
 from gateway.config import load_config
 
 RATE = 24000
@@ -80,10 +84,33 @@ def test_compute_bound_is_one_over_rtf_when_the_model_takes_every_core() -> None
     assert compute_bound(0.0, cores=2, model_cores=2) == math.inf
 
 
-def test_sweep_grid_starts_at_one_rounds_fractions_and_caps() -> None:
-    assert sweep_grid(5.0, (0.25, 0.5, 1.0, 1.5), 64) == [1, 2, 5, 8]
-    assert sweep_grid(40.0, (0.5, 1.0, 2.0), 50) == [1, 20, 40, 50]
-    assert sweep_grid(math.inf, (0.5,), 8) == [1, 4]
+def _search(bound: float, cap: int, knee: dict[str, int]) -> list[int]:
+    """The loads the search runs when each policy keeps every session clean below its knee
+    and none at or above it."""
+    clean: dict[int, dict[str, int]] = {}
+    while (n := next_load(clean, bound=bound, cap=cap)) is not None:
+        assert n not in clean, f"load {n} asked for twice"
+        clean[n] = {policy: n if n < limit else 0 for policy, limit in knee.items()}
+    return sorted(clean)
+
+
+def test_search_refines_the_knee_and_goes_beyond_it() -> None:
+    # Half the bound (20), then +50 % (30, 45); sessions lost at 45: the gap 30-45 is halved
+    # (37, then 41, lost: the knee) until within 15 % of the knee; the top load (45) lost
+    # every session of both, so nothing beyond it.
+    assert _search(40.0, 60, {"deadline": 41, "fifo": 41}) == [1, 20, 30, 37, 41, 45]
+    # Kokoro-like: sessions lost at 3 and at 2 already; 3 is past the knee and lost them all.
+    assert _search(5.5, 9, {"deadline": 2, "fifo": 2}) == [1, 2, 3]
+    # FIFO loses sessions from 3 on, the scheduler from 5: two loads beyond the knee (4, 5).
+    assert _search(5.5, 9, {"deadline": 5, "fifo": 3}) == [1, 2, 3, 4, 5]
+
+
+def test_search_stops_at_the_cap_and_when_n_1_fails() -> None:
+    assert _search(5.5, 3, {"deadline": 99, "fifo": 99}) == [1, 3]
+    assert _search(5.5, 9, {"deadline": 1, "fifo": 1}) == [1]  # everyone failed at once
+    assert load_cap(5.5, 1.5, 64) == 9
+    assert load_cap(40.0, 1.5, 50) == 50
+    assert load_cap(math.inf, 1.5, 8) == 8
 
 
 def test_stagger_spreads_starts_over_at_most_a_quarter_of_the_passage() -> None:
@@ -92,9 +119,12 @@ def test_stagger_spreads_starts_over_at_most_a_quarter_of_the_passage() -> None:
     assert stagger_s(61, 0.3, 30.0) == pytest.approx(0.125)
 
 
-def test_saturation_is_the_loads_at_or_above_the_bound() -> None:
-    assert saturation_loads([1, 2, 4, 5, 6, 7], 4.7) == [4, 5, 6, 7]
-    assert saturation_loads([1, 3], 4.7) == [3]  # none reaches it: the largest load
+def test_saturation_is_the_loads_where_a_session_was_lost() -> None:
+    clean = {1: {"deadline": 1, "fifo": 1}, 3: {"deadline": 3, "fifo": 2}, 4: {"deadline": 0,
+             "fifo": 0}, 2: {"deadline": 2, "fifo": 2}}  # fmt: skip
+    assert lost_loads(clean) == [3, 4]
+    assert saturation_loads(clean) == [3, 4]
+    assert saturation_loads({1: {"deadline": 1, "fifo": 1}, 3: {"deadline": 3, "fifo": 3}}) == [3]
 
 
 def _points(clean: dict[str, dict[int, int]]) -> dict[str, dict[int, dict[str, Any]]]:
@@ -222,6 +252,7 @@ def test_targets_and_render_of_a_result() -> None:
         "ttfa": {"espeak": {"first_segment_chars": 20, "ttfa_ms": summary([5.0, 30.0, 40.0]),
                             "ttfa_ms_runs": [5.0, 30.0, 40.0]}},
         "opus": {"cpu_per_audio_s": 0.005, "streams_per_core": 200.0},
+        "sweep": {"error": "RuntimeError: the gateway exited with 1"},
     }  # fmt: skip
     found = suite.targets(result)
     assert [(t.name, t.met) for t in found] == [("espeak median time to first audio, ms", False)]
@@ -231,6 +262,7 @@ def test_targets_and_render_of_a_result() -> None:
     assert "## 1. Time to first audio" in text
     assert "## 6. Opus encoding cost per stream" in text
     assert "| espeak median time to first audio, ms | 30 | <= 20 | NOT met |" in text
+    assert "This part failed: RuntimeError: the gateway exited with 1" in text
 
 
 def test_model_cores_and_plans() -> None:
@@ -239,7 +271,7 @@ def test_model_cores_and_plans() -> None:
     assert suite.model_cores(config, "espeak", 2) == 2.0  # two engines, capped at the cores
     quick, full = suite.plan_for(quick=True), suite.plan_for(quick=False)
     assert quick.runs < full.runs == 20
-    assert max(quick.sweep.fractions) <= max(full.sweep.fractions)
+    assert quick.sweep.max_sessions < full.sweep.max_sessions
     assert suite.plan_for(quick=True, runs=7).runs == 7
 
 
@@ -258,3 +290,28 @@ async def test_zero_cost_backend_times_every_word() -> None:
     ]
     assert words[-1].sample_end == len(chunks[0].pcm)
     assert all(a.sample_end == b.sample_start for a, b in itertools.pairwise(words))
+
+
+def test_tuning_measures_the_configured_variant_once_and_first() -> None:
+    configured = configured_variant(KokoroOnnxSettings(threads=0, spin_wait=False), 2)
+    assert (configured.threads, configured.spinning, configured.parallel) == (2, False, 1)
+    names = [v.name for v in variants(configured, 2, quick=False)]
+    assert names[0] == configured.name
+    assert "2 threads" not in names  # the configured variant already is 2 threads, no spinning
+    assert "2 threads, spinning" in names
+    assert len(variants(configured, 2, quick=True)) == 2
+    spinning = configured_variant(KokoroOnnxSettings(threads=1, spin_wait=True), 2)
+    assert "1 thread" in [v.name for v in variants(spinning, 2, quick=False)]
+
+
+def test_tuning_report_names_the_fastest_and_the_configured() -> None:
+    def figures(name: str, rtf: float, *, configured: bool = False) -> dict[str, Any]:
+        return {"variant": name, "configured": configured, "load_s": 0.3, "rtf": rtf,
+                "first_pass_ms": 600.0, "first_pass_steady_ms": 500.0, "cpu_per_audio_s": 0.3,
+                "loop_lag_p95_ms": 2.0, "loop_lag_max_ms": 3.0}  # fmt: skip
+
+    result = {"variants": [figures("mine", 0.2, configured=True), figures("other", 0.1)]}
+    text = onnx_tuning.report(result)
+    assert "| **mine** | 0.30 s | 600 / - / 500 | 0.200 |" in text
+    assert "Fastest (RTF): other (0.100)" in text
+    assert "2.00x the fastest" in text
