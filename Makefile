@@ -2,6 +2,8 @@
 #   make serve   installs the gateway into .venv and starts it on the embedded Kokoro backend
 #   make test    installs the test tools too (as root also the Debian packages some tests need:
 #                chromium, libportaudio2) and runs lint, type checks and the whole test suite
+#   make bench   installs the `bench` extra and runs the benchmark suite (bench/suite.py); pass
+#                options with BENCH_ARGS, e.g. make bench BENCH_ARGS=--quick
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -47,8 +49,8 @@ system-packages:
 	  fi; \
 	fi
 
-bench: $(VENV)/.installed-test
-	$(BIN)/python -m bench.first_audio $(BENCH_ARGS)
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.suite $(BENCH_ARGS)
 
 $(VENV)/bin/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -61,6 +63,10 @@ $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 
 $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(VENV)/.installed $@
+
+$(VENV)/.installed-bench: pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	touch $(VENV)/.installed $@
 
 clean:

@@ -37,14 +37,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.first_audio import percentile
+from websockets.exceptions import ConnectionClosed
+
+from bench.report import summary
 from gateway.backends import Backend, create_backend
 from gateway.backends.base import SynthesisRequest
-from gateway.config import load_config
+from gateway.config import Config, load_config
 from gateway.core.protocol import Audio, Done, SegmentStart
 from gateway.core.segmenter import Segmenter
 from gateway.server.run import serve_in_background
-from tts_gateway_client import connect
+from tts_gateway_client import ClientError, connect
 from tts_gateway_client.say import completing_send, simulated_llm
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,10 +70,16 @@ PASSAGE = (
 assert len(PASSAGE.split()) == 200
 
 
-async def one_session(url: str, backend: str, tokens_per_s: float) -> dict[str, Any]:
-    """The passage through one session of ``backend``; the client-side measurements."""
+class SessionFailed(RuntimeError):
+    """A session closed without what a measurement needs."""
+
+
+async def one_session(
+    url: str, backend: str, tokens_per_s: float, text: str = PASSAGE
+) -> dict[str, Any]:
+    """``text`` through one session of ``backend``; the client-side measurements."""
     async with connect(url, backend=backend) as stream:
-        stream.feed(simulated_llm(PASSAGE, tokens_per_s))
+        stream.feed(simulated_llm(text, tokens_per_s))
         first_segment: SegmentStart | None = None
         first_audio: float | None = None
         done: Done | None = None
@@ -82,11 +90,12 @@ async def one_session(url: str, backend: str, tokens_per_s: float) -> dict[str, 
                 first_segment = message
             elif isinstance(message, Done):
                 done = message
-        assert first_segment is not None
-        assert first_audio is not None
-        assert done is not None
-        trigger = completing_send(stream.sent, first_segment)
-        assert trigger is not None
+        trigger = None if first_segment is None else completing_send(stream.sent, first_segment)
+        if first_segment is None or first_audio is None or done is None or trigger is None:
+            raise SessionFailed(
+                f"{backend}: the session ended without audio, a first segment or done "
+                f"(close code {stream.close_code}: {stream.close_reason or 'no reason'})"
+            )
         return {
             "ttfa_ms": (first_audio - trigger.at) * 1000,
             "first_segment_chars": first_segment.char_end - first_segment.char_start,
@@ -95,32 +104,75 @@ async def one_session(url: str, backend: str, tokens_per_s: float) -> dict[str, 
         }
 
 
-async def direct(backend: Backend) -> dict[str, float]:
-    """The passage's segments synthesized by the backend alone: time over audio."""
+async def session_figures(
+    url: str, backend: str, *, runs: int, tokens_per_s: float, text: str = PASSAGE
+) -> dict[str, Any]:
+    """Time to first audio (every run's, and their summary) and the gateway's real-time factor
+    over ``runs`` sessions, after one session that is not measured. A session that fails is
+    counted and reported, not measured; if all fail, the last failure is raised."""
+    await one_session(url, backend, tokens_per_s, text)
+    sessions, failures = [], []
+    for _ in range(runs):
+        try:
+            sessions.append(await one_session(url, backend, tokens_per_s, text))
+        except (SessionFailed, ClientError, ConnectionClosed) as error:
+            failures.append(str(error))
+    if not sessions:
+        raise SessionFailed(f"{backend}: every session failed; the last: {failures[-1]}")
+    ttfa = [s["ttfa_ms"] for s in sessions]
+    rtf = [s["real_time_factor"] for s in sessions]
+    return {
+        "ttfa_ms": summary(ttfa),
+        "ttfa_ms_runs": ttfa,
+        "first_segment_chars": sessions[0]["first_segment_chars"],
+        "session_rtf": {"median": statistics.median(rtf), "max": max(rtf)},
+        "audio_s": statistics.median(s["audio_ms"] for s in sessions) / 1000,
+        "failed": len(failures),
+        "failures": failures[:3],
+    }
+
+
+async def direct(backend: Backend, text: str = PASSAGE) -> dict[str, float]:
+    """``text``'s segments synthesized by the backend alone: wall and CPU time over audio.
+
+    CPU time is this process's (every thread), so nothing else should run in it meanwhile."""
     segmenter = Segmenter()
-    segments = [s for s in segmenter.push(PASSAGE) + segmenter.finish() if not s.blank]
+    segments = [s for s in segmenter.push(text) + segmenter.finish() if not s.blank]
     samples = 0
     first_chunk_s: float | None = None
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for segment in segments:
         request = SynthesisRequest(segment.text, backend.default_voice, backend.default_lang, 1.0)
         async for chunk in backend.synthesize(request):
             if first_chunk_s is None:
                 first_chunk_s = time.perf_counter() - started
             samples += len(chunk.pcm)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     audio_s = samples / backend.sample_rate
     return {
         "synthesis_s": elapsed,
         "audio_s": audio_s,
         "real_time_factor": elapsed / audio_s,
+        "cpu_per_audio_s": cpu / audio_s,
         "first_chunk_ms": (first_chunk_s or 0.0) * 1000,
     }
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    config = load_config(REPO / "config.toml")
-    names = args.backends.split(",")
+async def direct_figures(backend: Backend, *, reps: int, text: str = PASSAGE) -> dict[str, float]:
+    """Medians of ``reps`` direct syntheses of ``text`` (see :func:`direct`)."""
+    alone = [await direct(backend, text) for _ in range(reps)]
+    return {
+        "direct_rtf": statistics.median(a["real_time_factor"] for a in alone),
+        "direct_cpu_per_audio_s": statistics.median(a["cpu_per_audio_s"] for a in alone),
+        "direct_first_chunk_ms": statistics.median(a["first_chunk_ms"] for a in alone),
+        "direct_audio_s": statistics.median(a["audio_s"] for a in alone),
+    }
+
+
+async def load_backends(
+    config: Config, names: list[str]
+) -> tuple[dict[str, Backend], dict[str, float]]:
+    """The named backends of ``config``, loaded and warmed up, and the seconds each took."""
     unknown = [name for name in names if name not in config.backends]
     if unknown:
         raise SystemExit(f"not configured in config.toml: {', '.join(unknown)}")
@@ -132,6 +184,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await backend.load()
         loads[name] = time.perf_counter() - started
         backends[name] = backend
+    return backends, loads
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    config = load_config(REPO / "config.toml")
+    names = args.backends.split(",")
+    backends, loads = await load_backends(config, names)
     quiet = dataclasses.replace(config.server, port=0, log_level="warning")
     session = dataclasses.replace(config.session, default_backend=names[0])
     server = await serve_in_background(
@@ -141,23 +200,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
     try:
         for name, backend in backends.items():
-            await one_session(url, name, args.tokens_per_s)  # a first session, not measured
-            sessions = [await one_session(url, name, args.tokens_per_s) for _ in range(args.runs)]
-            alone = [await direct(backend) for _ in range(args.direct_reps)]
-            ttfa = [s["ttfa_ms"] for s in sessions]
-            rtf = [s["real_time_factor"] for s in sessions]
+            figures = await session_figures(url, name, runs=args.runs,
+                                            tokens_per_s=args.tokens_per_s)  # fmt: skip
             results[name] = {
                 "kind": config.backends[name].kind,
                 "native_rate": backend.sample_rate,
                 "load_s": loads[name],
-                "ttfa_ms": {"median": statistics.median(ttfa), "p95": percentile(ttfa, 95),
-                            "min": min(ttfa), "max": max(ttfa)},
-                "first_segment_chars": sessions[0]["first_segment_chars"],
-                "session_rtf": {"median": statistics.median(rtf), "max": max(rtf)},
-                "direct_rtf": statistics.median(a["real_time_factor"] for a in alone),
-                "direct_first_chunk_ms": statistics.median(a["first_chunk_ms"] for a in alone),
-                "audio_s": statistics.median(s["audio_ms"] for s in sessions) / 1000,
-            }  # fmt: skip
+                **figures,
+                **await direct_figures(backend, reps=args.direct_reps),
+            }
     finally:
         await server.stop()
         for backend in backends.values():

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.report import percentile
 from gateway.audio.codecs import OpusEncoder, OpusOptions
 from gateway.audio.framing import AudioOut
 from gateway.backends.base import SynthesisRequest
@@ -51,10 +52,6 @@ PASSAGE = (
     "Lonely, he said, was not the word. Busy was closer to the truth."
 )
 REPO = Path(__file__).resolve().parent.parent
-
-
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
 
 
 async def one_session(url: str, tokens_per_s: float | None) -> dict[str, Any]:

@@ -14,20 +14,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
-import socket
 import statistics
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 
+from bench.listener import Listener
+from bench.process import gateway_process
 from gateway.core.protocol import Audio, Done, Error, SegmentStart
 from tts_gateway_client import connect
 from tts_gateway_client.say import completing_send, simulated_llm
@@ -43,43 +41,48 @@ PARAGRAPH = (
 
 @dataclass
 class SessionResult:
+    """What the client of one session saw."""
+
     ttfa_ms: float | None = None
     gaps_ms: list[float] = field(default_factory=list)
     underruns: int = 0
-    underrun_s: float = 0.0  # silence the listener heard, in all
-    underrun_at_s: list[float] = field(default_factory=list)  # since the first frame
+    stall_s: float = 0.0
     errors: list[str] = field(default_factory=list)
     text_lost: int = 0
     audio_s: float = 0.0
+    real_time_factor: float | None = None  # the gateway's synthesis time over speech time
+    gateway_underruns: int = 0  # the gateway's own estimate (done.metrics, no tolerance)
+
+    @property
+    def clean(self) -> bool:
+        """Played to the end without an underrun or an error."""
+        return self.audio_s > 0 and self.underruns == 0 and not self.errors
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def one_session(url: str, backend: str, text: str, tokens_per_s: float) -> SessionResult:
+async def one_session(
+    url: str,
+    backend: str,
+    text: str,
+    tokens_per_s: float,
+    *,
+    tolerance_s: float = 0.020,
+) -> SessionResult:
+    """Stream ``text`` as LLM tokens through one session; a listener plays it in real time from
+    the first frame (a frame more than ``tolerance_s`` late for its turn is an underrun)."""
     result = SessionResult()
     try:
         async with connect(url, backend=backend, open_timeout_s=60) as stream:
             rate = stream.ready.sample_rate
+            listener = Listener(rate, tolerance_s)
             stream.feed(simulated_llm(text, tokens_per_s))
             trigger_at: float | None = None
             first_audio: float | None = None
-            play_start: float | None = None
             previous: float | None = None
             async for message in stream:
                 now = time.monotonic()
                 if isinstance(message, Audio):
-                    if play_start is None:
-                        play_start = first_audio = now
-                    due = play_start + message.sample_start / rate
-                    if now > due + 0.020:  # a frame later than its turn: the listener heard a gap
-                        result.underruns += 1
-                        result.underrun_s += now - due
-                        result.underrun_at_s.append(now - first_audio)  # type: ignore[operator]
-                        play_start += now - due  # playback resumes from here
+                    listener.arrive(now, message.sample_start)
+                    first_audio = first_audio or now
                     if previous is not None:
                         result.gaps_ms.append((now - previous) * 1000)
                     previous = now
@@ -90,8 +93,10 @@ async def one_session(url: str, backend: str, text: str, tokens_per_s: float) ->
                 elif isinstance(message, Error):
                     result.errors.append(f"{message.code}: {message.message}")
                 elif isinstance(message, Done):
-                    metrics = message.metrics
-                    result.text_lost = len(text) - metrics["chars_spoken"]
+                    result.text_lost = len(text) - message.metrics["chars_spoken"]
+                    result.real_time_factor = message.metrics["real_time_factor"]
+                    result.gateway_underruns = message.metrics.get("underruns", 0)
+            result.underruns, result.stall_s = listener.underruns, listener.stall_s
             if trigger_at is not None and first_audio is not None:
                 result.ttfa_ms = (first_audio - trigger_at) * 1000
     except Exception as exc:  # a failed session is a result, not a crash of the benchmark
@@ -99,36 +104,10 @@ async def one_session(url: str, backend: str, text: str, tokens_per_s: float) ->
     return result
 
 
-@contextlib.asynccontextmanager
-async def gateway_process(port: int, backend: str) -> Any:
-    env = {
-        **os.environ,
-        "TTSGW_SERVER__LOG_LEVEL": "warning",
-        "TTSGW_LIMITS__MAX_SESSIONS": "1000",
-        "TTSGW_LIMITS__MAX_SESSIONS_PER_KEY": "1000",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "serve", "--config", str(REPO / "config.toml"),
-        "--port", str(port), env=env, cwd=REPO,
-    )  # fmt: skip
-    try:
-        async with httpx.AsyncClient() as http:
-            while True:
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.2)
-        yield process
-    finally:
-        process.terminate()
-        await process.wait()
-
-
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    port = free_port()
     text = PARAGRAPH * max(1, round(args.seconds / 15))
-    async with gateway_process(port, args.backend):
-        url = f"ws://127.0.0.1:{port}/v1/stream"
+    async with gateway_process() as gateway:
+        url = gateway.url
         started = time.monotonic()
         results = await asyncio.gather(
             *(one_session(url, args.backend, text, args.tokens_per_s) for _ in range(args.sessions))
