@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
 import pytest
 
+from gateway.backends.base import AudioChunk, Backend, SynthesisRequest
 from gateway.backends.kokoro_onnx import KokoroOnnxBackend
-from gateway.core.protocol import SegmentStart
+from gateway.core.protocol import SegmentStart, Words
 from tests.asr import transcribe, word_error_rate
 from tests.conftest import repo_config, serve, timeout
 from tests.streams import check_segments_cover, check_timeline, collect
@@ -43,3 +47,60 @@ async def test_first_segment_fits_the_latency_target_and_later_calls_grow(
     assert any(segment.text.count(".") >= 2 for segment in rest), [s.text for s in rest]
     heard = transcribe(transcript.pcm(), 24000)
     assert word_error_rate(TEXT, heard) < 0.12, heard
+
+
+class _Calls:
+    """The real Kokoro backend, recording the text of every call."""
+
+    def __init__(self, backend: KokoroOnnxBackend) -> None:
+        self._backend = backend
+        self.texts: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+    def synthesize(self, request: SynthesisRequest) -> AsyncIterator[AudioChunk]:
+        self.texts.append(request.text)
+        return self._backend.synthesize(request)
+
+
+LONG_SENTENCE = (
+    "Good evening. The harbour lay quiet in the last of the light, the boats were tied up "
+    "along the wall, the nets hung drying on their poles, and somewhere up the hill a dog "
+    "barked twice at nothing in particular before the night came down."
+)
+
+
+async def test_a_sentence_too_long_for_the_buffer_is_spoken_in_several_calls(
+    kokoro: KokoroOnnxBackend,
+) -> None:
+    """After the short first segment the listener has about a second of audio; the long
+    sentence would take longer than that in one call, so it is split at clauses into calls
+    that fit, and its words still point at the exact client text."""
+    calls = _Calls(kokoro)
+    backend = cast(Backend, calls)
+    running = await serve(repo_config(), {"kokoro": backend})
+    try:
+        async with connect(running.ws_url) as stream:
+            stream.feed([LONG_SENTENCE])
+            transcript = await collect(stream, deadline_s=timeout(120))
+    finally:
+        await running.stop()
+    check_timeline(transcript)
+    segments = transcript.of(SegmentStart)
+    check_segments_cover(segments, LONG_SENTENCE)
+    spoken = [text for text in calls.texts if text in LONG_SENTENCE]  # not calibration calls
+    assert len(spoken) > len(segments), (spoken, [s.text for s in segments])
+    assert "".join(spoken) == LONG_SENTENCE
+    # Cut at clauses where one fits the budget, and the calls grow with the buffer.
+    assert any(text.endswith(", ") for text in spoken), spoken
+    assert len(spoken[-1]) > len(spoken[len(segments) - 1]), spoken
+    words = [w for message in transcript.of(Words) for w in message.words]
+    assert [w["text"] for w in words] == [
+        LONG_SENTENCE[w["char_start"] : w["char_end"]] for w in words
+    ]
+    assert len(words) >= 0.9 * len(LONG_SENTENCE.split())
+    starts = [w["sample_start"] for w in words]
+    assert starts == sorted(starts)
+    heard = transcribe(transcript.pcm(), 24000)
+    assert word_error_rate(LONG_SENTENCE, heard) < 0.12, heard

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.core.pacing import SynthesisTimeModel, first_segment_chars, merge_budget_chars
+from gateway.core.pacing import (
+    SynthesisTimeModel,
+    first_segment_chars,
+    merge_budget_chars,
+    part_end,
+)
 
 
 def test_the_model_learns_fixed_cost_and_rate() -> None:
@@ -51,3 +56,33 @@ def test_merging_grows_with_the_buffer() -> None:
     large = merge_budget_chars(model, 5.0, 0.4, highest=600)
     assert 0 < small < large <= 600
     assert model.seconds(small) <= 2.0 - 0.4
+
+
+SENTENCE = "The night train left the city a little after ten, and most passengers were asleep."
+
+
+@pytest.mark.parametrize(
+    ("budget", "head"),
+    [
+        (len(SENTENCE), SENTENCE),  # fits: one call
+        (60, "The night train left the city a little after ten, "),  # at the clause
+        (40, "The night train left the city a little "),  # no clause within: a word gap
+        (12, "The night "),  # the first word gap leaves enough on both sides
+    ],
+)
+def test_a_long_segment_is_cut_at_a_clause_else_a_word_gap(budget: int, head: str) -> None:
+    end = part_end(SENTENCE, budget, min_chars=8)
+    assert SENTENCE[:end] == head
+    assert end <= budget or end == len(SENTENCE)
+
+
+def test_no_cut_inside_numbers_urls_or_too_near_an_end() -> None:
+    assert part_end("It cost 3,000 dollars in all", 12, min_chars=3) == len("It cost ")
+    url = "See http://a.example/x,y:z for the details of it"
+    assert url[: part_end(url, 30, min_chars=3)] == "See http://a.example/x,y:z "
+    assert part_end("Short, then the rest goes on", 10, min_chars=8) == len(
+        "Short, then the rest goes on"
+    )
+    # The clause mark would leave too little after it: the word gap before it is taken.
+    assert part_end("Go on and on and on, ok", 21, min_chars=3) == len("Go on and on and ")
+    assert part_end("一二三四五、六七八九十", 6, min_chars=3) == 6

@@ -8,16 +8,23 @@ segments a backend has synthesized (recent ones weigh more). From it:
   target, so sound starts early;
 - :func:`merge_budget_chars`: how much queued text can go into one call while the listener
   still has audio to hear, so later calls grow (fewer calls, each with more context: better
-  prosody, less fixed cost).
+  prosody, less fixed cost);
+- :func:`part_end`: where to end a call on a segment too long to be ready before the listener
+  runs dry (a long sentence right after a short first fragment), at a clause or word gap.
 
 No I/O, no clock.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-__all__ = ["SynthesisTimeModel", "first_segment_chars", "merge_budget_chars"]
+__all__ = ["SynthesisTimeModel", "first_segment_chars", "merge_budget_chars", "part_end"]
+
+# A clause mark with a space after it (so not "3,000" or "http://"), or one that needs none.
+_CLAUSE_GAP = re.compile(r"[,;:\u2013]\s+|[—、，；：]\s*")  # noqa: RUF001
+_WORD_GAP = re.compile(r"\s+")
 
 
 @dataclass(slots=True)
@@ -76,3 +83,26 @@ def merge_budget_chars(
     if spare <= 0:
         return 0
     return max(0, min(highest, int(spare / model.per_char_s)))
+
+
+def part_end(text: str, budget: int, *, min_chars: int) -> int:
+    """Where the next synthesis call on ``text`` ends so that it takes at most ``budget``
+    characters: after the last clause mark within the budget, else after the last word gap.
+
+    ``len(text)`` (one call) when the text fits, or when no such place leaves at least
+    ``min_chars`` non-space characters on both sides.
+    """
+    if len(text) <= budget:
+        return len(text)
+    for gaps in (_CLAUSE_GAP, _WORD_GAP):
+        cuts = [m.end() for m in gaps.finditer(text, 0, budget + 1) if m.end() <= budget]
+        for cut in reversed(cuts):
+            if _visible(text[:cut]) < min_chars:
+                break
+            if _visible(text[cut:]) >= min_chars:
+                return cut
+    return len(text)
+
+
+def _visible(text: str) -> int:
+    return sum(1 for char in text if not char.isspace())

@@ -30,7 +30,12 @@ from gateway.backends.threads import ModelPool
 from gateway.core.alignment import estimate_spans, spoken_words
 from gateway.core.cost import FREE, CostMeter, billable_chars, combined_snapshot
 from gateway.core.metrics import SessionMetrics
-from gateway.core.pacing import SynthesisTimeModel, first_segment_chars, merge_budget_chars
+from gateway.core.pacing import (
+    SynthesisTimeModel,
+    first_segment_chars,
+    merge_budget_chars,
+    part_end,
+)
 from gateway.core.playback import PlaybackModel
 from gateway.core.protocol import (
     Audio,
@@ -62,6 +67,9 @@ _DEFAULT_SECONDS_PER_CHAR: Final = 0.07
 _FIRST_IN_TURN_HEADSTART_S: Final = 3600.0
 # Frames encoded per call of the encoder threads (a cancel waits for at most these).
 _FRAMES_PER_ENCODE: Final = 5
+# A segment is split into backend calls (adaptive chunking) only into parts this long or more.
+_MIN_PART: Final = 12
+_UNLIMITED: Final = 1 << 30
 
 Send = Callable[[ServerMessage], Awaitable[None]]
 
@@ -285,12 +293,9 @@ class Speaker:
         """Run the backend over the segment, playing its audio as it comes; the returned
         stream says how long it took and whether it failed."""
         segment = words.segment.segment
-        request = SynthesisRequest(segment.text, self._stream.voice, self._stream.lang,
-                                   self._stream.speed, self._deadline(segment),
-                                   instructions=self._stream.instructions)  # fmt: skip
         backend = self._stream.backend
         # The one place audio is resampled: the backend's native rate -> the stream rate.
-        chunks = ResampledChunks(backend.synthesize(request), backend.sample_rate,
+        chunks = ResampledChunks(self._parts(backend, segment), backend.sample_rate,
                                  self._seams.sample_rate)  # fmt: skip
         synthesis = _TimedStream(chunks, self._backend_timeout)
         piece_end: Boundary | None = None
@@ -310,6 +315,45 @@ class Speaker:
         finally:
             self._count_cost(backend, segment.text, synthesis)
         return synthesis
+
+    async def _parts(self, backend: Backend, segment: Segment) -> AsyncIterator[AudioChunk]:
+        """The segment's audio from one backend call, or from several when the whole would not
+        be ready before the listener runs dry (adaptive chunking): each call takes what fits
+        the audio buffered by then. Word offsets are made relative to the segment's text."""
+        offset = 0
+        while offset < len(segment.text):
+            rest = segment.text[offset:]
+            # A backend that streams within a segment starts early whatever its length.
+            budget = None if backend.streams_within_segment else self._part_budget()
+            end = len(rest) if budget is None else part_end(rest, budget, min_chars=_MIN_PART)
+            request = SynthesisRequest(rest[:end], self._stream.voice, self._stream.lang,
+                                       self._stream.speed, self._deadline(segment),
+                                       instructions=self._stream.instructions)  # fmt: skip
+            last: AudioChunk | None = None
+            chunks = backend.synthesize(request)
+            try:
+                async for chunk in chunks:
+                    last = _shifted(chunk, offset)
+                    yield last
+            finally:
+                close = getattr(chunks, "aclose", None)
+                if close is not None:
+                    await close()
+            offset += end
+            if offset < len(segment.text) and last is not None and last.piece_end is None:
+                yield AudioChunk(np.zeros(0, dtype=np.float32), piece_end=Boundary.WORD)
+
+    def _part_budget(self) -> int | None:
+        """The most characters one backend call may take (None: no limit): what is ready
+        before the listener's buffered audio runs out, and never less than a first segment."""
+        if self._timing is None:
+            return None
+        buffered_s = self.playback.buffered(time.monotonic()) / self._seams.sample_rate
+        fits = merge_budget_chars(self._timing, buffered_s, self._latency_target_s,
+                                  highest=_UNLIMITED)  # fmt: skip
+        first = first_segment_chars(self._timing, self._latency_target_s,
+                                    lowest=_MIN_PART, highest=_UNLIMITED)  # fmt: skip
+        return max(fits, first)
 
     def _merge_budget(self) -> int:
         """How much queued text the next call may take (adaptive chunking), 0: none."""
@@ -681,3 +725,15 @@ def session_speaker(
         cost_meter=gateway.cost_meter,
         encoders=gateway.encoders,
     )
+
+
+def _shifted(chunk: AudioChunk, offset: int) -> AudioChunk:
+    """``chunk`` of a call on the segment's text from ``offset`` on, with its words' character
+    offsets made relative to the whole segment's text."""
+    if not offset or not chunk.words:
+        return chunk
+    words = tuple(
+        dataclasses.replace(w, char_start=w.char_start + offset, char_end=w.char_end + offset)
+        for w in chunk.words
+    )
+    return dataclasses.replace(chunk, words=words)
