@@ -6,7 +6,8 @@ Each run opens a session and feeds a 178-word passage as simulated LLM tokens. T
 audio is measured at the client, from sending the token that completed the first segment to
 receiving its first audio frame. The gateway's overhead is measured as a ratio in the same
 run: the passage's segments synthesized by the backend directly, versus the same text sent
-through the gateway at once (alternating, medians of several repetitions).
+through a gateway at once (alternating, medians of several repetitions); that gateway does not
+pace the audio to a listener nor join or split segments, so both run the same model calls.
 
 Prints a table and writes bench/results/first_audio.json.
 """
@@ -133,15 +134,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     server = await serve_in_background(
         dataclasses.replace(config, server=quiet), backends={"kokoro": backend}
     )
+    # The overhead is compared on the same calls as direct synthesis: no pacing to a listener
+    # (the session would last as long as its audio) and no adaptive joining or splitting.
+    unpaced = dataclasses.replace(
+        config,
+        server=quiet,
+        limits=dataclasses.replace(config.limits, max_buffer_ahead_s=3600.0),
+        session=dataclasses.replace(config.session, adaptive_chunking=False),
+    )
+    overhead_server = await serve_in_background(unpaced, backends={"kokoro": backend})
     url = args.url or f"ws://127.0.0.1:{server.port}/v1/stream"
+    unpaced_url = f"ws://127.0.0.1:{overhead_server.port}/v1/stream"
     try:
         sessions = [await one_session(url, args.tokens_per_s) for _ in range(args.runs)]
         direct, gateway = [], []
         for _ in range(args.overhead_reps):
             direct.append(await direct_synthesis_s(backend))
-            gateway.append(await through_gateway_s(url))
+            gateway.append(await through_gateway_s(unpaced_url))
     finally:
         await server.stop()
+        await overhead_server.stop()
     ttfa = [s["ttfa_ms"] for s in sessions]
     rtf = [s["server"]["real_time_factor"] for s in sessions]
     direct_s, gateway_s = statistics.median(direct), statistics.median(gateway)
