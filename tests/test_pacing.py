@@ -86,13 +86,3 @@ def test_no_cut_inside_numbers_urls_or_too_near_an_end() -> None:
     # The clause mark would leave too little after it: the word gap before it is taken.
     assert part_end("Go on and on and on, ok", 21, min_chars=3) == len("Go on and on and ")
     assert part_end("一二三四五、六七八九十", 6, min_chars=3) == 6
-
-
-def test_sessions_sharing_the_model_take_smaller_calls() -> None:
-    model = SynthesisTimeModel(fixed_s=0.2, per_char_s=0.01)
-    alone = merge_budget_chars(model, 3.0, 0.4, highest=600)
-    shared = merge_budget_chars(model, 3.0, 0.4, highest=600, sharing=3)
-    assert 0 < shared < alone / 3 + 1
-    # Its call and one call of each other session are done before the listener runs dry.
-    assert 3 * model.seconds(shared) <= 3.0 - 0.4
-    assert merge_budget_chars(model, 0.9, 0.4, highest=600, sharing=3) == 0

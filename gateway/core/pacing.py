@@ -35,7 +35,6 @@ class SynthesisTimeModel:
     fixed_s: float = 0.2
     per_char_s: float = 0.01
     decay: float = 0.9
-    in_flight: int = 0  # calls under way now, all sessions together (set by their speakers)
     _n: float = 0.0
     _sx: float = 0.0
     _sy: float = 0.0
@@ -76,23 +75,14 @@ def first_segment_chars(
 
 
 def merge_budget_chars(
-    model: SynthesisTimeModel,
-    buffered_s: float,
-    latency_target_s: float,
-    *,
-    highest: int,
-    sharing: int = 1,
+    model: SynthesisTimeModel, buffered_s: float, latency_target_s: float, *, highest: int
 ) -> int:
     """How many characters one call may take so that it is done before the listener's
-    ``buffered_s`` of audio runs out, keeping ``latency_target_s`` to spare (0: no merging).
-
-    ``sharing`` sessions synthesizing on the same backend at once take turns on its model, so
-    each call may also wait for one call of every other: the budget shrinks in proportion.
-    """
-    spare = buffered_s - latency_target_s - model.fixed_s * sharing
+    ``buffered_s`` of audio runs out, keeping ``latency_target_s`` to spare (0: no merging)."""
+    spare = buffered_s - latency_target_s - model.fixed_s
     if spare <= 0:
         return 0
-    return max(0, min(highest, int(spare / (model.per_char_s * sharing))))
+    return max(0, min(highest, int(spare / model.per_char_s)))
 
 
 def part_end(text: str, budget: int, *, min_chars: int) -> int:

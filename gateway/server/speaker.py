@@ -331,15 +331,11 @@ class Speaker:
                                        instructions=self._stream.instructions)  # fmt: skip
             last: AudioChunk | None = None
             chunks = backend.synthesize(request)
-            if self._timing is not None:
-                self._timing.in_flight += 1
             try:
                 async for chunk in chunks:
                     last = _shifted(chunk, offset)
                     yield last
             finally:
-                if self._timing is not None:
-                    self._timing.in_flight -= 1
                 close = getattr(chunks, "aclose", None)
                 if close is not None:
                     await close()
@@ -354,7 +350,7 @@ class Speaker:
             return None
         buffered_s = self.playback.buffered(time.monotonic()) / self._seams.sample_rate
         fits = merge_budget_chars(self._timing, buffered_s, self._latency_target_s,
-                                  highest=_UNLIMITED, sharing=self._sharing())  # fmt: skip
+                                  highest=_UNLIMITED)  # fmt: skip
         first = first_segment_chars(self._timing, self._latency_target_s,
                                     lowest=_MIN_PART, highest=_UNLIMITED)  # fmt: skip
         return max(fits, first)
@@ -365,12 +361,7 @@ class Speaker:
             return 0
         buffered_s = self.playback.buffered(time.monotonic()) / self._seams.sample_rate
         return merge_budget_chars(self._timing, buffered_s, self._latency_target_s,
-                                  highest=self._max_merged_chars,
-                                  sharing=self._sharing())  # fmt: skip
-
-    def _sharing(self) -> int:
-        """Sessions that would take turns on the backend with this one's next call."""
-        return 1 + (self._timing.in_flight if self._timing is not None else 0)
+                                  highest=self._max_merged_chars)  # fmt: skip
 
     def _deadline(self, segment: Segment) -> float:
         """When this session's listener runs out of audio; a new turn's first segment is due
