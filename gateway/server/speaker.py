@@ -69,6 +69,8 @@ _FIRST_IN_TURN_HEADSTART_S: Final = 3600.0
 _FRAMES_PER_ENCODE: Final = 5
 # A segment is split into backend calls (adaptive chunking) only into parts this long or more.
 _MIN_PART: Final = 12
+# Audio a session held back by pacing sends in one go once it may (see Speaker._pace).
+_PACE_BATCH_S: Final = 0.1
 _UNLIMITED: Final = 1 << 30
 
 Send = Callable[[ServerMessage], Awaitable[None]]
@@ -511,10 +513,13 @@ class Speaker:
 
     async def _pace(self) -> None:
         """Wait while the client holds more than ``max_buffer_ahead_s`` of unplayed audio, so
-        a session never runs far ahead of its listener (and synthesis waits with it)."""
+        a session never runs far ahead of its listener (and synthesis waits with it).
+
+        Once held back, it waits until a few frames fit, which then go out together: one wake-up
+        per few frames instead of one per frame, for a client with seconds of audio in hand."""
         ahead = self.playback.buffered(time.monotonic()) - self._pace_limit
         if ahead > 0:
-            await asyncio.sleep(ahead / self._seams.sample_rate)
+            await asyncio.sleep(ahead / self._seams.sample_rate + _PACE_BATCH_S)
 
     async def _progress(self, event: str, segment: int | None, *, force: bool = False) -> None:
         now = time.monotonic()
