@@ -65,8 +65,11 @@ __all__ = ["Speaker", "StreamSettings", "session_segmenter", "session_speaker"]
 _DEFAULT_SECONDS_PER_CHAR: Final = 0.07
 # A first segment's deadline is this far in the past: earlier than any running session's.
 _FIRST_IN_TURN_HEADSTART_S: Final = 3600.0
-# Frames encoded per call of the encoder threads (a cancel waits for at most these).
+# Frames encoded per call of the encoder threads (a cancel waits for at most these): few
+# while the listener's buffer is short, more once it holds a second.
 _FRAMES_PER_ENCODE: Final = 5
+_LARGE_ENCODE: Final = 25
+_BUFFERED_FOR_LARGE_S: Final = 1.0
 # A segment is split into backend calls (adaptive chunking) only into parts this long or more.
 _MIN_PART: Final = 12
 # Audio a session held back by pacing sends in one go once it may (see Speaker._pace).
@@ -475,11 +478,16 @@ class Speaker:
     # -- audio and progress ----------------------------------------------------------------------
 
     async def _emit(self, pcm: NDArray[np.float32]) -> None:
-        """Encode and send audio a few frames at a time."""
-        step = self._audio.frame_samples * _FRAMES_PER_ENCODE
-        for start in range(0, len(pcm), step):
-            await self._encode(pcm[start : start + step])
+        """Encode and send audio a few frames at a time; more at once while the listener has
+        plenty buffered (fewer hand-overs to the encoder threads)."""
+        start = 0
+        while start < len(pcm):
+            buffered = self.playback.buffered(time.monotonic()) / self._seams.sample_rate
+            frames = _FRAMES_PER_ENCODE if buffered < _BUFFERED_FOR_LARGE_S else _LARGE_ENCODE
+            end = start + self._audio.frame_samples * frames
+            await self._encode(pcm[start:end])
             await self._send_frames(())
+            start = end
 
     async def _encode(self, pcm: NDArray[np.float32]) -> None:
         """Queue the frames ``pcm`` completes, encoded in the gateway's encoder threads (earliest
