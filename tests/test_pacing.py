@@ -66,23 +66,22 @@ SENTENCE = "The night train left the city a little after ten, and most passenger
     [
         (len(SENTENCE), SENTENCE),  # fits: one call
         (60, "The night train left the city a little after ten, "),  # at the clause
-        (40, "The night train left the city a little "),  # no clause within: a word gap
-        (12, "The night "),  # the first word gap leaves enough on both sides
+        (40, SENTENCE),  # no clause mark within the budget: one call, never a bare word gap
     ],
 )
-def test_a_long_segment_is_cut_at_a_clause_else_a_word_gap(budget: int, head: str) -> None:
+def test_a_long_segment_is_cut_at_a_clause_mark_only(budget: int, head: str) -> None:
     end = part_end(SENTENCE, budget, min_chars=8)
     assert SENTENCE[:end] == head
-    assert end <= budget or end == len(SENTENCE)
 
 
 def test_no_cut_inside_numbers_urls_or_too_near_an_end() -> None:
-    assert part_end("It cost 3,000 dollars in all", 12, min_chars=3) == len("It cost ")
-    url = "See http://a.example/x,y:z for the details of it"
-    assert url[: part_end(url, 30, min_chars=3)] == "See http://a.example/x,y:z "
+    text = "It cost 3,000 dollars in all, and then some more"
+    assert text[: part_end(text, 35, min_chars=3)] == "It cost 3,000 dollars in all, "
+    assert part_end(text, 12, min_chars=3) == len(text)  # "3,000" is no clause mark
+    url = "See http://a.example/x,y:z for the details, of it all and more"
+    assert url[: part_end(url, 50, min_chars=3)] == "See http://a.example/x,y:z for the details, "
     assert part_end("Short, then the rest goes on", 10, min_chars=8) == len(
         "Short, then the rest goes on"
     )
-    # The clause mark would leave too little after it: the word gap before it is taken.
-    assert part_end("Go on and on and on, ok", 21, min_chars=3) == len("Go on and on and ")
+    assert part_end("Go on and on and on, ok", 21, min_chars=3) == len("Go on and on and on, ok")
     assert part_end("一二三四五、六七八九十", 6, min_chars=3) == 6

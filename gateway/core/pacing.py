@@ -10,7 +10,7 @@ segments a backend has synthesized (recent ones weigh more). From it:
   still has audio to hear, so later calls grow (fewer calls, each with more context: better
   prosody, less fixed cost);
 - :func:`part_end`: where to end a call on a segment too long to be ready before the listener
-  runs dry (a long sentence right after a short first fragment), at a clause or word gap.
+  runs dry (a long sentence right after a short first fragment), at a clause mark.
 
 No I/O, no clock.
 """
@@ -24,7 +24,6 @@ __all__ = ["SynthesisTimeModel", "first_segment_chars", "merge_budget_chars", "p
 
 # A clause mark with a space after it (so not "3,000" or "http://"), or one that needs none.
 _CLAUSE_GAP = re.compile(r"[,;:\u2013]\s+|[—、，；：]\s*")  # noqa: RUF001
-_WORD_GAP = re.compile(r"\s+")
 
 
 @dataclass(slots=True)
@@ -87,20 +86,21 @@ def merge_budget_chars(
 
 def part_end(text: str, budget: int, *, min_chars: int) -> int:
     """Where the next synthesis call on ``text`` ends so that it takes at most ``budget``
-    characters: after the last clause mark within the budget, else after the last word gap.
+    characters: after the last clause mark within the budget.
 
-    ``len(text)`` (one call) when the text fits, or when no such place leaves at least
-    ``min_chars`` non-space characters on both sides.
+    ``len(text)`` (one call) when the text fits, or when no clause mark within the budget leaves
+    at least ``min_chars`` non-space characters on both sides. Never at a bare word gap: a
+    model reads each call as an utterance, and a cut between two words sounds like a sentence
+    end (and is heard as one).
     """
     if len(text) <= budget:
         return len(text)
-    for gaps in (_CLAUSE_GAP, _WORD_GAP):
-        cuts = [m.end() for m in gaps.finditer(text, 0, budget + 1) if m.end() <= budget]
-        for cut in reversed(cuts):
-            if _visible(text[:cut]) < min_chars:
-                break
-            if _visible(text[cut:]) >= min_chars:
-                return cut
+    cuts = [m.end() for m in _CLAUSE_GAP.finditer(text, 0, budget + 1) if m.end() <= budget]
+    for cut in reversed(cuts):
+        if _visible(text[:cut]) < min_chars:
+            break
+        if _visible(text[cut:]) >= min_chars:
+            return cut
     return len(text)
 
 
