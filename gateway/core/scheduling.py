@@ -48,7 +48,6 @@ class DeadlineScheduler:
         self._policy = policy
         self._waiting: list[_Waiter] = []
         self._order = itertools.count()
-        self.granted_out_of_order = 0  # grants that overtook an earlier arrival (for tests)
 
     @property
     def waiting(self) -> int:
@@ -84,9 +83,6 @@ class DeadlineScheduler:
             waiter = heapq.heappop(self._waiting)
             if waiter.granted.done():  # cancelled while waiting
                 continue
-            if any(other.order < waiter.order for other in self._waiting
-                   if not other.granted.done()):  # fmt: skip
-                self.granted_out_of_order += 1
             waiter.granted.set_result(None)
             return
         self._free += 1
