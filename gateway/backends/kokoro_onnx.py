@@ -31,7 +31,7 @@ from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Vo
 from gateway.backends.kokoro_phonemes import KokoroPhonemizer, pass_word_timings
 from gateway.backends.kokoro_voices import KokoroVoices
 from gateway.backends.settings import KokoroOnnxSettings
-from gateway.backends.threads import ModelPool
+from gateway.backends.threads import ModelPool, run_onnx
 
 __all__ = ["KokoroOnnxBackend", "resolve_model"]
 
@@ -316,22 +316,9 @@ class KokoroOnnxBackend:
         return audio, durations
 
     async def _run(self, work: Callable[[ort.RunOptions], T], deadline: float | None) -> T:
-        """Run blocking work in this backend's model pool, earliest deadline first.
-
-        On cancellation the running inference is told to terminate and the pool waits for its
-        thread, so the slot is only free again once the inference has really stopped.
-        """
-        run_options = ort.RunOptions()
-
-        def stop() -> None:
-            run_options.terminate = True
-
-        try:
-            return await self._models.run(lambda: work(run_options), deadline=deadline, stop=stop)
-        except BackendError:
-            raise
-        except Exception as exc:
-            raise BackendError(f"kokoro: synthesis failed: {exc}") from exc
+        """Run blocking work in this backend's model pool, earliest deadline first (a cancel
+        terminates the inference under way)."""
+        return await run_onnx(self._models, work, deadline=deadline, label="kokoro")
 
 
 def _voice_language(name: str) -> str | None:

@@ -52,7 +52,7 @@ from gateway.backends.base import (
     listed_voice,
 )
 from gateway.backends.settings import PiperSettings
-from gateway.backends.threads import ModelPool
+from gateway.backends.threads import ModelPool, run_onnx
 from gateway.backends.wordmap import SpokenText, text_boundary
 from gateway.core.segmenter import Boundary
 
@@ -457,22 +457,9 @@ class PiperBackend:
         return audio, durations
 
     async def _run(self, work: Callable[[ort.RunOptions], T], deadline: float | None) -> T:
-        """Run blocking work in this backend's model pool, earliest deadline first.
-
-        On cancellation the running inference is told to terminate and the pool waits for its
-        thread, so the slot is only free again once the inference has really stopped.
-        """
-        run_options = ort.RunOptions()
-
-        def stop() -> None:
-            run_options.terminate = True
-
-        try:
-            return await self._models.run(lambda: work(run_options), deadline=deadline, stop=stop)
-        except BackendError:
-            raise
-        except Exception as exc:
-            raise BackendError(f"piper: synthesis failed: {exc}") from exc
+        """Run blocking work in this backend's model pool, earliest deadline first (a cancel
+        terminates the inference under way)."""
+        return await run_onnx(self._models, work, deadline=deadline, label="piper")
 
 
 def _ids_with_entries(entries: Sequence[str], id_map: Any) -> tuple[list[int], list[int]]:

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from gateway.backends.base import BackendError
 from gateway.core.scheduling import DeadlineScheduler, Policy
 
-__all__ = ["ModelPool", "join"]
+__all__ = ["ModelPool", "join", "run_onnx"]
 
 T = TypeVar("T")
 
@@ -86,3 +87,25 @@ class ModelPool:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+async def run_onnx(
+    models: ModelPool, work: Callable[[Any], T], *, deadline: float | None, label: str
+) -> T:
+    """Run ONNX Runtime work on ``models``: ``work`` gets the ``RunOptions`` of its session
+    runs, so a cancellation terminates the inference under way (and the pool waits for its
+    thread). A failure other than a :class:`BackendError` is reported as one, for ``label``.
+    """
+    import onnxruntime as ort  # only the ONNX backends come here
+
+    run_options = ort.RunOptions()
+
+    def stop() -> None:
+        run_options.terminate = True
+
+    try:
+        return await models.run(lambda: work(run_options), deadline=deadline, stop=stop)
+    except BackendError:
+        raise
+    except Exception as exc:
+        raise BackendError(f"{label}: synthesis failed: {exc}") from exc
