@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import os
 import statistics
 import time
@@ -39,7 +38,7 @@ from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
-from bench.report import summary
+from bench.report import summary, write_results
 from gateway.backends import Backend, create_backend
 from gateway.backends.base import SynthesisRequest
 from gateway.config import Config, load_config
@@ -250,10 +249,7 @@ def main() -> None:
     result = asyncio.run(run(args))
     text = report(result)
     print(text)
-    out = REPO / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "backends.json").write_text(json.dumps(result, indent=2))
-    (out / "backends.md").write_text(text + "\n")
+    write_results(REPO / "bench" / "results", "backends", result, text)
 
 
 if __name__ == "__main__":

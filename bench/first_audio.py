@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import os
 import statistics
 import time
@@ -26,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.report import percentile
+from bench.report import percentile, write_results
 from gateway.audio.codecs import OpusEncoder, OpusOptions
 from gateway.audio.framing import AudioOut
 from gateway.backends.base import SynthesisRequest
@@ -209,10 +208,7 @@ def main() -> None:
     result = asyncio.run(run(args))
     text = report(result)
     print(text)
-    out = REPO / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "first_audio.json").write_text(json.dumps(result, indent=2))
-    (out / "first_audio.md").write_text(text + "\n")
+    write_results(REPO / "bench" / "results", "first_audio", result, text)
 
 
 if __name__ == "__main__":

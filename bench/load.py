@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import time
@@ -26,6 +25,7 @@ import numpy as np
 
 from bench.listener import Listener
 from bench.process import gateway_process
+from bench.report import write_results
 from gateway.core.protocol import Audio, Done, Error, SegmentStart
 from tts_gateway_client import connect
 from tts_gateway_client.say import completing_send, simulated_llm
@@ -157,10 +157,7 @@ def main() -> None:
         ]
     )
     print(text)
-    out = REPO / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "load.json").write_text(json.dumps(result, indent=2))
-    (out / "load.md").write_text(text + "\n")
+    write_results(REPO / "bench" / "results", "load", result, text)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.first_audio import PASSAGE
+from bench.report import write_results
 from gateway.backends.base import SynthesisRequest
 from gateway.backends.kokoro_onnx import KokoroOnnxBackend
 from gateway.backends.settings import KokoroOnnxSettings
@@ -84,10 +84,7 @@ def main() -> None:
         ]
     )
     print(text)
-    out = REPO / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "word_timing.json").write_text(json.dumps(result, indent=2))
-    (out / "word_timing.md").write_text(text + "\n")
+    write_results(REPO / "bench" / "results", "word_timing", result, text)
 
 
 if __name__ == "__main__":
