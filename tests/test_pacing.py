@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from gateway.core.pacing import (
+    ModelShare,
     SynthesisTimeModel,
+    call_budget_chars,
+    fair_call_s,
     first_segment_chars,
     merge_budget_chars,
     part_end,
@@ -66,7 +71,10 @@ SENTENCE = "The night train left the city a little after ten, and most passenger
     [
         (len(SENTENCE), SENTENCE),  # fits: one call
         (60, "The night train left the city a little after ten, "),  # at the clause
-        (40, SENTENCE),  # no clause mark within the budget: one call, never a bare word gap
+        # No clause mark within the budget: the shortest call ending at one, never at a bare
+        # word gap.
+        (40, "The night train left the city a little after ten, "),
+        (30, "The night train left the city a little after ten, "),
     ],
 )
 def test_a_long_segment_is_cut_at_a_clause_mark_only(budget: int, head: str) -> None:
@@ -77,7 +85,11 @@ def test_a_long_segment_is_cut_at_a_clause_mark_only(budget: int, head: str) -> 
 def test_no_cut_inside_numbers_urls_or_too_near_an_end() -> None:
     text = "It cost 3,000 dollars in all, and then some more"
     assert text[: part_end(text, 35, min_chars=3)] == "It cost 3,000 dollars in all, "
-    assert part_end(text, 12, min_chars=3) == len(text)  # "3,000" is no clause mark
+    # "3,000" is no clause mark: the first one is after "all".
+    assert text[: part_end(text, 12, min_chars=3)] == "It cost 3,000 dollars in all, "
+    assert part_end("It cost 3,000 dollars in all", 12, min_chars=3) == len(
+        "It cost 3,000 dollars in all"
+    )
     url = "See http://a.example/x,y:z for the details, of it all and more"
     assert url[: part_end(url, 50, min_chars=3)] == "See http://a.example/x,y:z for the details, "
     assert part_end("Short, then the rest goes on", 10, min_chars=8) == len(
@@ -85,3 +97,33 @@ def test_no_cut_inside_numbers_urls_or_too_near_an_end() -> None:
     )
     assert part_end("Go on and on and on, ok", 21, min_chars=3) == len("Go on and on and on, ok")
     assert part_end("一二三四五、六七八九十", 6, min_chars=3) == 6
+
+
+def test_fair_call_keeps_every_listener_supplied() -> None:
+    # Buffers 1.0, 2.0, 8.0 s, margin 0.2: the most urgent allows 0.8 s, the next two calls in
+    # 1.8 s (0.9 each), the third three in 7.8 s: the first binds.
+    assert fair_call_s([8.0, 1.0, 2.0], 0.2) == pytest.approx(0.8)
+    # Four sessions with about a second each: a quarter of the smallest slack each.
+    assert fair_call_s([1.2, 1.2, 1.2, 1.2], 0.2) == pytest.approx(0.25)
+    assert fair_call_s([0.1], 0.2) < 0  # about to run dry whatever happens
+    assert fair_call_s([], 0.2) == math.inf
+
+
+def test_model_share_counts_only_competing_members() -> None:
+    share = ModelShare()
+    buffers: dict[str, float | None] = {"a": 1.2, "b": None, "c": 1.2}
+    for name in buffers:
+        share.join(name, lambda name=name: buffers[name])  # type: ignore[misc]
+    assert len(share) == 3
+    # "b" is not playing: "a" and "c" share, "a" asks with its own 1.2 s.
+    assert share.call_s(1.2, 0.2, member="a") == pytest.approx(0.5)
+    share.leave("c")
+    assert share.call_s(1.2, 0.2, member="a") == pytest.approx(1.0)
+    share.leave("c")  # leaving twice is harmless
+
+
+def test_call_budget_turns_time_into_characters() -> None:
+    model = SynthesisTimeModel(fixed_s=0.1, per_char_s=0.01)
+    assert call_budget_chars(model, 1.1, highest=500) == 100
+    assert call_budget_chars(model, 1.1, highest=50) == 50
+    assert call_budget_chars(model, 0.05, highest=500) == 0

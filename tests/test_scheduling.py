@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -160,3 +161,35 @@ async def test_the_model_pool_runs_work_in_deadline_order_and_stops_it_on_cancel
     assert stopped.is_set()  # the work was told to stop...
     assert pool.jobs_running == 0  # ...and its thread was waited for
     pool.shutdown()
+
+
+async def test_the_compute_clock_counts_model_time_not_the_wait_for_a_slot() -> None:
+    import threading
+
+    from gateway.backends.threads import ComputeClock, ModelPool
+
+    pool = ModelPool("test", 1)
+    unclocked = ModelPool("encode", 1, clocked=False)
+    gate = threading.Event()
+    holder = asyncio.create_task(pool.run(lambda: gate.wait(5), deadline=0.0))
+    await asyncio.sleep(0.01)
+
+    async def call() -> ComputeClock:
+        with ComputeClock() as clock:
+            await pool.run(lambda: time.sleep(0.05), deadline=1.0)
+            await unclocked.run(lambda: time.sleep(0.05))
+        return clock
+
+    waiting = asyncio.create_task(call())
+    await asyncio.sleep(0.5)  # the call waits for the slot all this time
+    gate.set()
+    await holder
+    clock = await waiting
+    assert clock.runs == 1  # the encoder pool's work is not model time
+    assert 0.05 <= clock.seconds < 0.45
+    with ComputeClock() as outside:
+        pass
+    await pool.run(lambda: None)  # no clock open: nothing is counted anywhere
+    assert (outside.runs, clock.runs) == (0, 1)
+    pool.shutdown()
+    unclocked.shutdown()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -11,9 +12,38 @@ from typing import Any, TypeVar
 from gateway.backends.base import BackendError
 from gateway.core.scheduling import DeadlineScheduler, Policy
 
-__all__ = ["ModelPool", "join", "run_onnx"]
+__all__ = ["ComputeClock", "ModelPool", "join", "run_onnx"]
 
 T = TypeVar("T")
+
+
+class ComputeClock:
+    """Adds up the time model work spends in a :class:`ModelPool`'s threads for the code that
+    opened it, not the waits for a slot: what a call would take on an idle model.
+
+    ``with ComputeClock() as clock:`` around a backend call; runs in the same task (the
+    backend's generator is iterated by it) are counted, through a context variable, so no
+    backend has to report it.
+    """
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.runs = 0
+        self._token: contextvars.Token[ComputeClock | None] | None = None
+
+    def __enter__(self) -> ComputeClock:
+        self._token = _CLOCK.set(self)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._token is not None:
+            _CLOCK.reset(self._token)
+            self._token = None
+
+
+_CLOCK: contextvars.ContextVar[ComputeClock | None] = contextvars.ContextVar(
+    "model_compute_clock", default=None
+)
 
 
 async def join(work: asyncio.Future[Any]) -> None:
@@ -43,7 +73,10 @@ class ModelPool:
     waited for, so a slot is free again only once its thread really is.
     """
 
-    def __init__(self, name: str, slots: int, policy: Policy = Policy.DEADLINE) -> None:
+    def __init__(
+        self, name: str, slots: int, policy: Policy = Policy.DEADLINE, *, clocked: bool = True
+    ) -> None:
+        self._clocked = clocked  # runs count on the caller's ComputeClock
         self._executor = ThreadPoolExecutor(max_workers=slots, thread_name_prefix=name)
         self._scheduler = DeadlineScheduler(slots, policy)
         self.jobs_running = 0  # work in the threads right now
@@ -64,8 +97,10 @@ class ModelPool:
         """Run ``work`` in a thread once a slot is granted (``deadline``: ``time.monotonic``
         seconds; None queues it as due now)."""
         due = time.monotonic() if deadline is None else deadline
+        clock = _CLOCK.get() if self._clocked else None
         async with self._scheduler.slot(due):
             self.jobs_running += 1
+            started = time.perf_counter()
             try:
                 future = asyncio.get_running_loop().run_in_executor(self._executor, work)
                 try:
@@ -80,6 +115,9 @@ class ModelPool:
                     raise
             finally:
                 self.jobs_running -= 1
+                if clock is not None:
+                    clock.seconds += time.perf_counter() - started
+                    clock.runs += 1
 
     async def run_unscheduled(self, work: Callable[[], T]) -> T:
         """Run ``work`` in a thread of the pool without waiting for a slot (loading)."""

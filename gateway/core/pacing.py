@@ -12,15 +12,30 @@ segments a backend has synthesized (recent ones weigh more). From it:
 - :func:`part_end`: where to end a call on a segment too long to be ready before the listener
   runs dry (a long sentence right after a short first fragment), at a clause mark.
 
+Sessions of one backend share its model, and a call cannot be interrupted once it runs: one
+session's long call makes every other wait. :class:`ModelShare` knows how much audio each
+session sharing the model has buffered, and :func:`fair_call_s` turns that into the longest call
+any of them should make now.
+
 No I/O, no clock.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-__all__ = ["SynthesisTimeModel", "first_segment_chars", "merge_budget_chars", "part_end"]
+__all__ = [
+    "ModelShare",
+    "SynthesisTimeModel",
+    "call_budget_chars",
+    "fair_call_s",
+    "first_segment_chars",
+    "merge_budget_chars",
+    "part_end",
+]
 
 # A clause mark with a space after it (so not "3,000" or "http://"), or one that needs none.
 _CLAUSE_GAP = re.compile(r"[,;:\u2013]\s+|[—、，；：]\s*")  # noqa: RUF001
@@ -78,30 +93,77 @@ def merge_budget_chars(
 ) -> int:
     """How many characters one call may take so that it is done before the listener's
     ``buffered_s`` of audio runs out, keeping ``latency_target_s`` to spare (0: no merging)."""
-    spare = buffered_s - latency_target_s - model.fixed_s
+    return call_budget_chars(model, buffered_s - latency_target_s, highest=highest)
+
+
+def call_budget_chars(model: SynthesisTimeModel, call_s: float, *, highest: int) -> int:
+    """How many characters one call may take to be done within ``call_s`` (0: none)."""
+    spare = call_s - model.fixed_s
     if spare <= 0:
         return 0
     return max(0, min(highest, int(spare / model.per_char_s)))
 
 
-def part_end(text: str, budget: int, *, min_chars: int) -> int:
-    """Where the next synthesis call on ``text`` ends so that it takes at most ``budget``
-    characters: after the last clause mark within the budget.
+def fair_call_s(buffered_s: Iterable[float], margin_s: float) -> float:
+    """The longest call that keeps every listener supplied if each session sharing the model
+    makes one call that long, the most urgent first.
 
-    ``len(text)`` (one call) when the text fits, or when no clause mark within the budget leaves
-    at least ``min_chars`` non-space characters on both sides. Never at a bare word gap: a
-    model reads each call as an utterance, and a cut between two words sounds like a sentence
-    end (and is heard as one).
+    With the sessions' buffered audio in ascending order ``b1 <= b2 <= ...``, the m-th most
+    urgent one is served after m calls, so each call may last at most ``(bm - margin_s) / m``;
+    the answer is the smallest of these (negative when some listener is about to run dry
+    whatever happens: the caller then makes its smallest call).
+    """
+    ordered = sorted(buffered_s)
+    if not ordered:
+        return math.inf
+    return min((b - margin_s) / m for m, b in enumerate(ordered, start=1))
+
+
+class ModelShare:
+    """The sessions that share one backend's model, each with a way to read how much audio
+    its listener has buffered (None while it has nothing to synthesize or has not started
+    playing: it does not compete for calls then, or goes first anyway as a new turn)."""
+
+    def __init__(self) -> None:
+        self._members: dict[object, Callable[[], float | None]] = {}
+
+    def join(self, member: object, buffered_s: Callable[[], float | None]) -> None:
+        """``member`` shares the model from now on."""
+        self._members[member] = buffered_s
+
+    def leave(self, member: object) -> None:
+        """``member`` is gone (its session ended)."""
+        self._members.pop(member, None)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def call_s(self, own_buffered_s: float, margin_s: float, *, member: object) -> float:
+        """The longest call ``member`` (with ``own_buffered_s`` buffered) should make now:
+        :func:`fair_call_s` over it and every other member that competes."""
+        others = (read() for key, read in self._members.items() if key is not member)
+        return fair_call_s([own_buffered_s, *(b for b in others if b is not None)], margin_s)
+
+
+def part_end(text: str, budget: int, *, min_chars: int) -> int:
+    """Where the next synthesis call on ``text`` ends so that it takes about ``budget``
+    characters: after the last clause mark within the budget, or, if there is none, after the
+    first one beyond it (the shortest call that ends at a clause).
+
+    A cut must leave at least ``min_chars`` non-space characters on both sides; without such a
+    cut the call takes the whole text (``len(text)``). Never at a bare word gap: a model reads
+    each call as an utterance, and a cut between two words sounds like a sentence end (and is
+    heard as one).
     """
     if len(text) <= budget:
         return len(text)
-    cuts = [m.end() for m in _CLAUSE_GAP.finditer(text, 0, budget + 1) if m.end() <= budget]
-    for cut in reversed(cuts):
-        if _visible(text[:cut]) < min_chars:
-            break
-        if _visible(text[cut:]) >= min_chars:
-            return cut
-    return len(text)
+    cuts = [m.end() for m in _CLAUSE_GAP.finditer(text)]
+    fair = [cut for cut in cuts if _visible(text[:cut]) >= min_chars
+            and _visible(text[cut:]) >= min_chars]  # fmt: skip
+    within = [cut for cut in fair if cut <= budget]
+    if within:
+        return within[-1]
+    return fair[0] if fair else len(text)
 
 
 def _visible(text: str) -> int:

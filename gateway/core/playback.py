@@ -24,6 +24,11 @@ class PlaybackModel:
     _anchor_position: int = 0
     _idle: bool = False
 
+    @property
+    def playing(self) -> bool:
+        """Whether the client is playing (audio was sent since the start or the last stop)."""
+        return self._anchor_time is not None
+
     def played(self, now: float) -> int:
         """Samples the client has played by ``now``."""
         if self._anchor_time is None:

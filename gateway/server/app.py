@@ -30,7 +30,7 @@ from gateway.backends.settings import BackendSettings
 from gateway.backends.threads import ModelPool
 from gateway.config import Config
 from gateway.core.cost import FREE, CostEstimate, CostMeter, Price, backend_price, estimate_cost
-from gateway.core.pacing import SynthesisTimeModel
+from gateway.core.pacing import ModelShare, SynthesisTimeModel
 from gateway.core.protocol import ErrorCode, ProtocolError
 from gateway.server.auth import SUBPROTOCOL, Authenticator, credentials
 from gateway.server.rest import rest_routes
@@ -80,6 +80,7 @@ class Gateway:
         self.auth = Authenticator(config)
         # How long each backend takes per call, learned from every session (adaptive chunking).
         self._timing_models: dict[str, SynthesisTimeModel] = {}
+        self._model_shares: dict[str, ModelShare] = {}
         self.sessions_per_key: Counter[str] = Counter()
         self._loaded: dict[str, asyncio.Future[Backend]] = {}
         self._loader: asyncio.Task[None] | None = None
@@ -87,7 +88,7 @@ class Gateway:
         # Every session's audio encoding, off the event loop: libopus releases the GIL, so it
         # runs beside the loop's I/O, and the session closest to running dry goes first.
         threads = config.audio.encode_threads
-        self.encoders = ModelPool("encode", threads) if threads else None
+        self.encoders = ModelPool("encode", threads, clocked=False) if threads else None
 
     async def start(self) -> None:
         """Begin loading every backend in the background (health turns 200 when all are ready)."""
@@ -112,6 +113,10 @@ class Gateway:
     def timing_model(self, backend: Backend) -> SynthesisTimeModel:
         """What a call to ``backend`` costs in time, as learned so far (shared by sessions)."""
         return self._timing_models.setdefault(backend.name, SynthesisTimeModel())
+
+    def model_share(self, backend: Backend) -> ModelShare:
+        """The sessions speaking through ``backend`` now, to size their calls fairly."""
+        return self._model_shares.setdefault(backend.name, ModelShare())
 
     def _warms_up(self, name: str) -> bool:
         settings = self.config.backends.get(name)

@@ -26,14 +26,15 @@ from numpy.typing import NDArray
 from gateway.audio.framing import AudioOut, Frame
 from gateway.audio.resample import ResampledChunks
 from gateway.backends.base import AudioChunk, Backend, BackendError, SynthesisRequest, WordTiming
-from gateway.backends.threads import ModelPool
+from gateway.backends.threads import ComputeClock, ModelPool
 from gateway.core.alignment import estimate_spans, spoken_words
 from gateway.core.cost import FREE, CostMeter, billable_chars, combined_snapshot
 from gateway.core.metrics import SessionMetrics
 from gateway.core.pacing import (
+    ModelShare,
     SynthesisTimeModel,
+    call_budget_chars,
     first_segment_chars,
-    merge_budget_chars,
     part_end,
 )
 from gateway.core.playback import PlaybackModel
@@ -115,6 +116,7 @@ class Speaker:
         max_merged_chars: int = 300,
         cost_meter: Callable[[Backend], CostMeter] = lambda _: CostMeter(FREE),
         encoders: ModelPool | None = None,
+        share_for: Callable[[Backend], ModelShare | None] = lambda _: None,
     ) -> None:
         self._session = session
         self._stream = stream
@@ -144,6 +146,7 @@ class Speaker:
         self._cost_meter = cost_meter
         self._costs: dict[str, CostMeter] = {}  # by backend name (a fallback has its own)
         self._encoders = encoders  # None: encode on the event loop
+        self._share_for = share_for  # the sessions sharing a backend's model (None: not sized)
 
     @property
     def stream(self) -> StreamSettings:
@@ -174,10 +177,15 @@ class Speaker:
             match work:
                 case SpeakSegment():
                     self.busy = True
+                    share = self._share_for(self._stream.backend)
+                    if share is not None:
+                        share.join(self, self._competing_buffered_s)
                     try:
                         await self._speak(work)
                     finally:
                         self.busy = False
+                        if share is not None:
+                            share.leave(self)
                 case FlushMark():
                     await self.push_out()
                     await self._send(Flushed(work.id, self._audio.sent_end))
@@ -289,7 +297,7 @@ class Speaker:
             self._session.mark_heard(end, segment.end)
             self._learn_rate(words, synthesis.samples)
             if self._timing is not None:
-                self._timing.observe(len(segment.text), synthesis.seconds)
+                self._timing.observe(len(segment.text), synthesis.model_seconds)
         await self._send(SegmentEnd(work.index, end, round(synthesis.seconds * 1000, 1)))
         self._session.segment_finished(work, spoken=ok)
         await self._progress("segment_done", work.index, force=True)
@@ -304,21 +312,23 @@ class Speaker:
                                  self._seams.sample_rate)  # fmt: skip
         synthesis = _TimedStream(chunks, self._backend_timeout)
         piece_end: Boundary | None = None
-        try:
-            async with contextlib.aclosing(synthesis):
-                async for chunk in synthesis:
-                    if piece_end is not None:
-                        words.pieces += 1
-                        await self._play(words, self._shaper.end_piece(piece_end, last=False))
-                    shaped = self._shaper.push(chunk.pcm, chunk.words)
-                    await self._play(words, shaped, whole_piece=chunk.piece_end is not None)
-                    piece_end = chunk.piece_end
-        except BackendError as error:
-            synthesis.error = error
-            # What the failed backend said crossfades into whatever comes next.
-            await self._play(words, self._shaper.end_piece(Boundary.WORD, last=False))
-        finally:
-            self._count_cost(backend, segment.text, synthesis)
+        with ComputeClock() as clock:  # the model's own time, apart from waits for a turn
+            try:
+                async with contextlib.aclosing(synthesis):
+                    async for chunk in synthesis:
+                        if piece_end is not None:
+                            words.pieces += 1
+                            await self._play(words, self._shaper.end_piece(piece_end, last=False))
+                        shaped = self._shaper.push(chunk.pcm, chunk.words)
+                        await self._play(words, shaped, whole_piece=chunk.piece_end is not None)
+                        piece_end = chunk.piece_end
+            except BackendError as error:
+                synthesis.error = error
+                # What the failed backend said crossfades into whatever comes next.
+                await self._play(words, self._shaper.end_piece(Boundary.WORD, last=False))
+            finally:
+                synthesis.model_s = clock.seconds if clock.runs else None
+                self._count_cost(backend, segment.text, synthesis)
         return synthesis
 
     async def _parts(self, backend: Backend, segment: Segment) -> AsyncIterator[AudioChunk]:
@@ -335,6 +345,18 @@ class Speaker:
                                        self._stream.speed, self._deadline(segment),
                                        instructions=self._stream.instructions)  # fmt: skip
             last: AudioChunk | None = None
+            _t0 = time.monotonic()  # TRACE
+            _b = self.playback.buffered(_t0) / self._seams.sample_rate  # TRACE
+            _sh = self._share_for(backend)  # TRACE
+            _others = (
+                sorted(
+                    round(r(), 2)
+                    for k, r in _sh._members.items()
+                    if k is not self and r() is not None
+                )
+                if _sh
+                else None
+            )  # TRACE
             chunks = backend.synthesize(request)
             try:
                 async for chunk in chunks:
@@ -344,18 +366,22 @@ class Speaker:
                 close = getattr(chunks, "aclose", None)
                 if close is not None:
                     await close()
+            _t1 = time.monotonic()  # TRACE
+            print(
+                f"TRACE {id(self) % 1000:3d} t={_t0 % 1000:.2f} buf={_b:.2f} others={_others} seg={len(segment.text)} chars={end} budget={budget} took={_t1 - _t0:.2f} first={segment.first_in_turn}",
+                file=__import__("sys").stderr,
+                flush=True,
+            )  # TRACE
             offset += end
             if offset < len(segment.text) and last is not None and last.piece_end is None:
                 yield AudioChunk(np.zeros(0, dtype=np.float32), piece_end=Boundary.WORD)
 
     def _part_budget(self) -> int | None:
         """The most characters one backend call may take (None: no limit): what is ready
-        before the listener's buffered audio runs out, and never less than a first segment."""
+        in time (:meth:`_call_s`), and never less than a first segment."""
         if self._timing is None:
             return None
-        buffered_s = self.playback.buffered(time.monotonic()) / self._seams.sample_rate
-        fits = merge_budget_chars(self._timing, buffered_s, self._latency_target_s,
-                                  highest=_UNLIMITED)  # fmt: skip
+        fits = call_budget_chars(self._timing, self._call_s(), highest=_UNLIMITED)
         first = first_segment_chars(self._timing, self._latency_target_s,
                                     lowest=_MIN_PART, highest=_UNLIMITED)  # fmt: skip
         return max(fits, first)
@@ -364,9 +390,25 @@ class Speaker:
         """How much queued text the next call may take (adaptive chunking), 0: none."""
         if self._timing is None:
             return 0
+        return call_budget_chars(self._timing, self._call_s(), highest=self._max_merged_chars)
+
+    def _call_s(self) -> float:
+        """How long the next backend call may take: done before this listener's buffered audio
+        runs out with the latency target to spare, and no longer than its fair share of a
+        model other sessions are waiting on (:func:`~gateway.core.pacing.fair_call_s`)."""
         buffered_s = self.playback.buffered(time.monotonic()) / self._seams.sample_rate
-        return merge_budget_chars(self._timing, buffered_s, self._latency_target_s,
-                                  highest=self._max_merged_chars)  # fmt: skip
+        call_s = buffered_s - self._latency_target_s
+        share = self._share_for(self._stream.backend)
+        if share is not None and len(share) > 1:
+            call_s = min(call_s, share.call_s(buffered_s, self._latency_target_s, member=self))
+        return call_s
+
+    def _competing_buffered_s(self) -> float | None:
+        """This listener's buffered audio, for the other sessions sharing the model: None
+        before playback has started (a new turn goes first anyway)."""
+        if not self.playback.playing:
+            return None
+        return self.playback.buffered(time.monotonic()) / self._seams.sample_rate
 
     def _deadline(self, segment: Segment) -> float:
         """When this session's listener runs out of audio; a new turn's first segment is due
@@ -385,7 +427,7 @@ class Speaker:
         meter.add_segment(
             chars=billable_chars(text) if synthesis.samples else 0,
             audio_s=synthesis.samples / self._seams.sample_rate,
-            compute_s=synthesis.seconds,
+            compute_s=synthesis.model_seconds,
         )
 
     def _switch_to_fallback(self, segment: int, reason: str) -> Backend | None:
@@ -657,9 +699,15 @@ class _TimedStream:
     def __init__(self, chunks: AsyncIterator[AudioChunk], timeout_s: float) -> None:
         self._chunks = chunks
         self._timeout = timeout_s
-        self.seconds = 0.0
+        self.seconds = 0.0  # waiting for the backend, its turn on a shared model included
+        self.model_s: float | None = None  # the model's own time, when the backend's pool tells
         self.samples = 0
         self.error: BackendError | None = None
+
+    @property
+    def model_seconds(self) -> float:
+        """What the call would have taken on an idle model (its waits when that is unknown)."""
+        return self.seconds if self.model_s is None else self.model_s
 
     def __aiter__(self) -> _TimedStream:
         return self
@@ -737,6 +785,7 @@ def session_speaker(
         max_merged_chars=config.session.max_merged_chars,
         cost_meter=gateway.cost_meter,
         encoders=gateway.encoders,
+        share_for=gateway.model_share if adaptive else lambda _: None,
     )
 
 
