@@ -345,18 +345,6 @@ class Speaker:
                                        self._stream.speed, self._deadline(segment),
                                        instructions=self._stream.instructions)  # fmt: skip
             last: AudioChunk | None = None
-            _t0 = time.monotonic()  # TRACE
-            _b = self.playback.buffered(_t0) / self._seams.sample_rate  # TRACE
-            _sh = self._share_for(backend)  # TRACE
-            _others = (
-                sorted(
-                    round(r(), 2)
-                    for k, r in _sh._members.items()
-                    if k is not self and r() is not None
-                )
-                if _sh
-                else None
-            )  # TRACE
             chunks = backend.synthesize(request)
             try:
                 async for chunk in chunks:
@@ -366,12 +354,6 @@ class Speaker:
                 close = getattr(chunks, "aclose", None)
                 if close is not None:
                     await close()
-            _t1 = time.monotonic()  # TRACE
-            print(
-                f"TRACE {id(self) % 1000:3d} t={_t0 % 1000:.2f} buf={_b:.2f} others={_others} seg={len(segment.text)} chars={end} budget={budget} took={_t1 - _t0:.2f} first={segment.first_in_turn}",
-                file=__import__("sys").stderr,
-                flush=True,
-            )  # TRACE
             offset += end
             if offset < len(segment.text) and last is not None and last.piece_end is None:
                 yield AudioChunk(np.zeros(0, dtype=np.float32), piece_end=Boundary.WORD)
