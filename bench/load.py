@@ -17,6 +17,7 @@ import asyncio
 import os
 import statistics
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,23 +105,36 @@ async def one_session(
     return result
 
 
+async def _delayed(delay_s: float, session: Coroutine[Any, Any, SessionResult]) -> SessionResult:
+    await asyncio.sleep(delay_s)
+    return await session
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     text = PARAGRAPH * max(1, round(args.seconds / 15))
     async with gateway_process() as gateway:
         url = gateway.url
-        started = time.monotonic()
+        started, gateway_cpu = time.monotonic(), gateway.cpu_seconds()
+        client_cpu = time.process_time()
+        gap = args.ramp_s / max(1, args.sessions - 1)
         results = await asyncio.gather(
-            *(one_session(url, args.backend, text, args.tokens_per_s) for _ in range(args.sessions))
-        )
+            *(_delayed(i * gap, one_session(url, args.backend, text, args.tokens_per_s))
+              for i in range(args.sessions))
+        )  # fmt: skip
         wall = time.monotonic() - started
+        gateway_cpu = gateway.cpu_seconds() - gateway_cpu
+        client_cpu = time.process_time() - client_cpu
     ttfa = [r.ttfa_ms for r in results if r.ttfa_ms is not None]
     gaps = [g for r in results for g in r.gaps_ms]
     return {
         "sessions": args.sessions,
+        "ramp_s": args.ramp_s,
         "backend": args.backend,
         "cpus": os.cpu_count(),
         "audio_s_per_session": statistics.median(r.audio_s for r in results),
         "wall_s": wall,
+        "gateway_cores": gateway_cpu / wall,  # average share of the cores while it ran
+        "load_generator_cores": client_cpu / wall,
         "ttfa_ms": {"p50": float(np.percentile(ttfa, 50)) if ttfa else None,
                     "p95": float(np.percentile(ttfa, 95)) if ttfa else None},
         "frame_gap_ms": {"p50": float(np.percentile(gaps, 50)),
@@ -139,12 +153,15 @@ def main() -> None:
     parser.add_argument("--backend", default="espeak")
     parser.add_argument("--seconds", type=float, default=20.0, help="audio per session, about")
     parser.add_argument("--tokens-per-s", type=float, default=30.0)
+    parser.add_argument("--ramp-s", type=float, default=5.0,
+                        help="sessions start evenly over this long (0: all at once)")  # fmt: skip
     result = asyncio.run(run(parser.parse_args()))
     ttfa, gaps = result["ttfa_ms"], result["frame_gap_ms"]
     text = "\n".join(
         [
             f"{result['sessions']} concurrent sessions, backend {result['backend']}, "
-            f"{result['cpus']} CPUs, about {result['audio_s_per_session']:.0f} s of audio each",
+            f"{result['cpus']} CPUs, about {result['audio_s_per_session']:.0f} s of audio each, "
+            f"starts spread over {result['ramp_s']:g} s",
             "",
             "| measure | value | target |",
             "|---|---|---|",
@@ -152,6 +169,8 @@ def main() -> None:
             f"| frame gap p50 / p95 / max | {gaps['p50']:.0f} / {gaps['p95']:.0f} / "
             f"{gaps['max']:.0f} ms | p95 < 60 ms |",
             f"| sessions with underruns | {result['sessions_with_underruns']} | |",
+            f"| cores busy: gateway / load generator | {result['gateway_cores']:.2f} / "
+            f"{result['load_generator_cores']:.2f} | |",
             f"| errors | {result['errors']} | 0 |",
             f"| characters not spoken | {result['text_lost_chars']} | 0 |",
         ]

@@ -160,15 +160,29 @@ class SeamShaper:
         return _fade_out(carry.copy(), len(carry))
 
     def _classify(self, *, final: bool) -> None:
+        """Scan the new whole frames (and a last partial one when ``final``) for sound, all at
+        once: the first and the end of the last audible frame so far."""
         end = self._base + len(self._buffer)
-        while self._scanned + self._frame <= end or (final and self._scanned < end):
-            start = self._scanned - self._base
-            frame = self._buffer[start : start + self._frame]
-            self._scanned += len(frame)
-            if float(np.sqrt(np.mean(frame * frame))) > self._threshold:
-                if self._first_audible is None:
-                    self._first_audible = self._scanned - len(frame)
-                self._audible_end = self._scanned
+        whole = (end - self._scanned) // self._frame
+        if final and self._scanned + whole * self._frame < end:
+            whole += 1
+        if whole <= 0:
+            return
+        start = self._scanned - self._base
+        scanned = self._buffer[start : start + whole * self._frame]
+        padded = np.zeros(whole * self._frame, dtype=np.float32)
+        padded[: len(scanned)] = scanned
+        frames = padded.reshape(whole, self._frame)
+        power = np.einsum("ij,ij->i", frames, frames) / self._frame
+        if len(scanned) % self._frame:  # a last partial frame: its mean over its own length
+            power[-1] *= self._frame / (len(scanned) % self._frame)
+        audible = np.flatnonzero(power > self._threshold * self._threshold)
+        if len(audible):
+            if self._first_audible is None:
+                self._first_audible = self._scanned + int(audible[0]) * self._frame
+            self._audible_end = min(self._scanned + (int(audible[-1]) + 1) * self._frame,
+                                    self._scanned + len(scanned))  # fmt: skip
+        self._scanned += len(scanned)
 
     def _release(self) -> Pcm:
         """Release up to the last audible frame; before the first one, keep only a short lead.

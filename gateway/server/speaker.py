@@ -74,7 +74,7 @@ _BUFFERED_FOR_LARGE_S: Final = 1.0
 # A segment is split into backend calls (adaptive chunking) only into parts this long or more.
 _MIN_PART: Final = 12
 # Audio a session held back by pacing sends in one go once it may (see Speaker._pace).
-_PACE_BATCH_S: Final = 0.1
+_PACE_BATCH_S: Final = 0.04
 _UNLIMITED: Final = 1 << 30
 
 Send = Callable[[ServerMessage], Awaitable[None]]

@@ -97,6 +97,7 @@ class Connection:
         self._rate = _TokenBucket(limits.max_messages_per_s, limits.max_message_burst)
         self._watchdog: asyncio.Task[None] | None = None
         self._given_up = asyncio.Event()
+        self._send_blocked_since: float | None = None  # a send under way since then
         self._start_received = False
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -159,8 +160,13 @@ class Connection:
     async def _watch(self) -> None:
         """Deadlines: a `start` (and credentials) soon after the upgrade, and the idle timeout."""
         limits = self._config.limits
+        grace = limits.slow_client_grace_s
         while not self._closed:
             now = time.monotonic()
+            blocked_since = self._send_blocked_since
+            if blocked_since is not None and now - blocked_since >= grace:
+                self._give_up_on_reader()
+                return
             if not self._authenticated:
                 deadline = self._opened_at + self._config.auth.first_message_timeout_s
                 if now >= deadline:
@@ -181,7 +187,8 @@ class Connection:
                     await self._end_session(1008, ErrorCode.IDLE_TIMEOUT, message, "idle timeout")
                     return
                 deadline = max(deadline, now + 1.0)
-            await asyncio.sleep(max(0.05, deadline - now))
+            # A blocked send is looked at again within a tenth of the grace period after it.
+            await asyncio.sleep(max(0.05, min(deadline - now, grace / 10)))
 
     def _quiet(self) -> bool:
         speaker = self._speaker
@@ -445,20 +452,23 @@ class Connection:
         async with self._send_lock:
             if self._closed:
                 raise _Closed
+            # The watchdog gives up on a send blocked too long (a timer per frame costs more).
+            self._send_blocked_since = time.monotonic()
             try:
-                async with asyncio.timeout(self._config.limits.slow_client_grace_s):
-                    await self._ws.send_bytes(data)
-            except TimeoutError:
-                # The client stopped reading; its socket is full, so no close frame can reach
-                # it either. Give up on it: the session's tasks end, its slot and memory are
-                # freed (the connection itself goes when the client does).
-                self._closed = True
-                self._given_up.set()
-                self._log.warning("gave up on a client that does not read")
-                raise _Closed from None
+                await self._ws.send_bytes(data)
             except (WebSocketDisconnect, RuntimeError, OSError) as exc:
                 self._closed = True
                 raise _Closed from exc
+            finally:
+                self._send_blocked_since = None
+
+    def _give_up_on_reader(self) -> None:
+        """The client stopped reading; its socket is full, so no close frame can reach it
+        either. Give up on it: the session's tasks end, its slot and memory are freed (the
+        connection itself goes when the client does)."""
+        self._closed = True
+        self._given_up.set()
+        self._log.warning("gave up on a client that does not read")
 
     async def _close(self, code: int, reason: str) -> None:
         async with self._send_lock:
