@@ -51,6 +51,11 @@ gateway (the knee and beyond). Over those loads the sessions without underrun ar
 policy and the ratio deadline / fifo reported (above 1: the scheduler kept more sessions
 clean; 1 when both kept none), with the silence heard, fifo / deadline, as a second ratio. If
 no load lost a session, the largest load is used (and the policies tie).
+
+The verdict on the scheduler is the ratio of capacities: the largest load at which every session
+played without underrun, deadline / fifo (``capacity_ratio``). The sum over the saturation loads
+weighs the loads far beyond capacity as much as the knee, and there every policy fails (the
+machine's CPU, not the model's order of service, is then the limit); it is reported beside it.
 """
 
 from __future__ import annotations
@@ -320,6 +325,7 @@ def _summarize(
         "points": {p: {str(n): point for n, point in by_policy[p].items()} for p in POLICIES},
         "largest_clean_load": largest,
         "largest_over_bound": {p: largest[p] / bound for p in POLICIES},
+        "capacity_ratio": _ratio(largest["deadline"], largest["fifo"]),
         "saturation": policy_comparison(by_policy, saturation_loads(clean)),
     }
 
@@ -339,6 +345,7 @@ _BOUND_HEADERS: Final = (
     "compute bound (CPU-based)",
     "largest N all without underrun",
     "largest N / bound",
+    "capacity deadline / fifo",
     "saturation loads",
     "without underrun at saturation",
     "deadline / fifo",
@@ -374,6 +381,7 @@ def _bound_row(name: str, sweep: Mapping[str, Any]) -> tuple[object, ...]:
         f"{fmt(sweep['compute_bound'], 1)} ({fmt(sweep['cpu_bound'], 1)})",
         _by_policy(sweep["largest_clean_load"]),
         _by_policy(sweep["largest_over_bound"], digits=2),
+        fmt(sweep["capacity_ratio"], 2),
         ", ".join(map(str, saturation["loads"])),
         _by_policy(saturation["clean"]),
         fmt(saturation["ratio"], 2),

@@ -165,15 +165,17 @@ def test_sweep_report_pairs_the_policies() -> None:
         "single_session_rtf": 0.2,
         "compute_bound": 5.0,
         "cpu_bound": 6.0,
-        "largest_clean_load": {"deadline": 2, "fifo": 0},
-        "largest_over_bound": {"deadline": 0.4, "fifo": 0.0},
+        "largest_clean_load": {"deadline": 2, "fifo": 1},
+        "largest_over_bound": {"deadline": 0.4, "fifo": 0.2},
+        "capacity_ratio": 2.0,
         "saturation": policy_comparison(
             {"deadline": {2: point}, "fifo": {2: {**point, "clean": 1}}}, [2]
         ),
     }
     text = report({"kokoro": sweep})
     assert "| kokoro | 2 | 2 / 1 | 200 / 200 |" in text
-    assert "| 2.00 |" in text  # deadline / fifo at saturation
+    # Capacity ratio, then the loads and sessions without underrun at saturation, and its ratio.
+    assert "| 0.40 / 0.20 | 2.00 | 2 | 2 / 1 | 2.00 |" in text
 
 
 def test_proc_parsers() -> None:

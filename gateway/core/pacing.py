@@ -111,9 +111,11 @@ def fair_call_s(buffered_s: Iterable[float], margin_s: float) -> float:
     With the sessions' buffered audio in ascending order ``b1 <= b2 <= ...``, the m-th most
     urgent one is served after m calls, so each call may last at most ``(bm - margin_s) / m``;
     the answer is the smallest of these (negative when some listener is about to run dry
-    whatever happens: the caller then makes its smallest call).
+    whatever happens: the caller then makes its smallest call). Listeners that have already
+    run dry (0 buffered) are left out: on an overloaded model, shrinking every call for them
+    would only add fixed costs and make every listener late.
     """
-    ordered = sorted(buffered_s)
+    ordered = sorted(b for b in buffered_s if b > 0)
     if not ordered:
         return math.inf
     return min((b - margin_s) / m for m, b in enumerate(ordered, start=1))
@@ -137,6 +139,10 @@ class ModelShare:
 
     def __len__(self) -> int:
         return len(self._members)
+
+    def competing(self) -> int:
+        """How many members are playing and have something to synthesize."""
+        return sum(1 for read in self._members.values() if read() is not None)
 
     def call_s(self, own_buffered_s: float, margin_s: float, *, member: object) -> float:
         """The longest call ``member`` (with ``own_buffered_s`` buffered) should make now:

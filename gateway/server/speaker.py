@@ -64,15 +64,17 @@ __all__ = ["Speaker", "StreamSettings", "session_segmenter", "session_speaker"]
 
 # Until a session has spoken a segment, estimated words assume about 14 characters a second.
 _DEFAULT_SECONDS_PER_CHAR: Final = 0.07
-# A first segment's deadline is this far in the past: earlier than any running session's.
-_FIRST_IN_TURN_HEADSTART_S: Final = 3600.0
+# A listener that has run dry is due this much later than its audio runs out: on an overloaded
+# model the sessions that have played cleanly so far go first (earliest deadline first alone
+# would serve the late ones and make every session late), yet none waits longer than that.
+_DRY_GRACE_S: Final = 2.0
 # Frames encoded per call of the encoder threads (a cancel waits for at most these): few
 # while the listener's buffer is short, more once it holds a second.
 _FRAMES_PER_ENCODE: Final = 5
 _LARGE_ENCODE: Final = 25
 _BUFFERED_FOR_LARGE_S: Final = 1.0
 # A segment is split into backend calls (adaptive chunking) only into parts this long or more.
-_MIN_PART: Final = 12
+_MIN_PART: Final = 8
 # Audio a session held back by pacing sends in one go once it may (see Speaker._pace).
 _PACE_BATCH_S: Final = 0.04
 _UNLIMITED: Final = 1 << 30
@@ -345,6 +347,8 @@ class Speaker:
                                        self._stream.speed, self._deadline(segment),
                                        instructions=self._stream.instructions)  # fmt: skip
             last: AudioChunk | None = None
+            called = time.monotonic()
+            buffered_s = self.playback.buffered(called) / self._seams.sample_rate
             chunks = backend.synthesize(request)
             try:
                 async for chunk in chunks:
@@ -354,6 +358,9 @@ class Speaker:
                 close = getattr(chunks, "aclose", None)
                 if close is not None:
                     await close()
+            self._log.debug("call: %d of %d chars (budget %s), %.2f s buffered, took %.2f s",
+                            end, len(rest), budget, buffered_s,
+                            time.monotonic() - called)  # fmt: skip
             offset += end
             if offset < len(segment.text) and last is not None and last.piece_end is None:
                 yield AudioChunk(np.zeros(0, dtype=np.float32), piece_end=Boundary.WORD)
@@ -385,20 +392,30 @@ class Speaker:
             call_s = min(call_s, share.call_s(buffered_s, self._latency_target_s, member=self))
         return call_s
 
-    def _competing_buffered_s(self) -> float | None:
-        """This listener's buffered audio, for the other sessions sharing the model: None
-        before playback has started (a new turn goes first anyway)."""
+    def _competing_buffered_s(self) -> float:
+        """This listener's buffered audio, for the other sessions sharing the model. Before
+        playback has started, twice the latency target: its first call goes first, and right
+        after it the listener holds little more than that."""
         if not self.playback.playing:
-            return None
+            return 2 * self._latency_target_s
         return self.playback.buffered(time.monotonic()) / self._seams.sample_rate
 
     def _deadline(self, segment: Segment) -> float:
-        """When this session's listener runs out of audio; a new turn's first segment is due
-        before anything else (its listener is waiting for the first sound)."""
+        """When this session's listener runs out of audio. A new turn's first segment is due
+        within the latency target (its listener is waiting for the first sound); a listener
+        that has run dry goes after the ones still playing cleanly (:data:`_DRY_GRACE_S`)."""
         now = time.monotonic()
         if segment.first_in_turn:
-            return now - _FIRST_IN_TURN_HEADSTART_S
-        return now + self.playback.buffered(now) / self._seams.sample_rate
+            return now + self._first_audio_due_s()
+        due = now + self.playback.buffered(now) / self._seams.sample_rate
+        if self.playback.underruns or (self.playback.playing and due <= now):
+            return due + _DRY_GRACE_S
+        return due
+
+    def _first_audio_due_s(self) -> float:
+        """How soon a new turn's first segment is due: at once without adaptive chunking, else
+        within the latency target (listeners with less audio than that left go first)."""
+        return 0.0 if self._timing is None else self._latency_target_s
 
     def _count_cost(self, backend: Backend, text: str, synthesis: _TimedStream) -> None:
         """Bill a segment's characters once audio came back for it (a provider bills the
@@ -718,7 +735,8 @@ def session_segmenter(
     gateway: Gateway, backend: Backend, *, short_first_segment: bool | None = None
 ) -> SegmenterConfig:
     """The segmenting rules of a new session on ``backend``: the configured ones, with the first
-    segment sized to the latency target when adaptive chunking is on."""
+    segment sized to the latency target when adaptive chunking is on (longer when other
+    sessions are playing on the same model)."""
     config = gateway.config
     segmenter = config.segmenter
     if short_first_segment is not None:
@@ -730,6 +748,11 @@ def session_segmenter(
             lowest=segmenter.first_segment_min_chars + 1,
             highest=segmenter.first_segment_max_chars,
         )
+        # Sessions already playing on this model make the new one wait a call each before its
+        # second segment: its first one must last that much longer (and it waits for its turn
+        # anyway, so the longer first call costs little of its time to first audio).
+        competing = gateway.model_share(backend).competing()
+        first = min(segmenter.first_segment_max_chars, first * (1 + competing))
         segmenter = dataclasses.replace(segmenter, first_segment_max_chars=first)
     return segmenter
 
