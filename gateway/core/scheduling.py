@@ -3,9 +3,10 @@
 On few cores the model is the bottleneck. Handing its slots out first come, first served lets a
 session with seconds of audio buffered hold up one about to run dry. The
 :class:`DeadlineScheduler` grants a free slot to the waiting request with the earliest
-deadline (the moment its listener would run out of audio); the first segment of a new turn
-carries the earliest possible deadline, so sound starts as soon as possible. Deadlines are
-absolute times, so a request waiting long enough becomes the earliest: nothing starves.
+deadline (the moment its listener would run out of audio; the callers set it, see
+``gateway.server.speaker.Speaker._deadline``: a new turn's first segment is due within the
+latency target). Deadlines are absolute times, so a request waiting long enough becomes the
+earliest: nothing starves.
 Waiting is cancellable (a barge-in drops its request from the queue at once).
 
 No I/O; the clock is whatever the caller's deadlines are measured on (``time.monotonic``).
