@@ -156,10 +156,10 @@ class AudioSettings:
     format: AudioFormat = AudioFormat.OPUS
     sample_rate: int = 24000
     frame_ms: int = 20
-    bitrate: int = 32000
+    bitrate: int = 40000
     vbr: OpusVbr = OpusVbr.CONSTRAINED
     application: OpusApplication = OpusApplication.VOIP
-    complexity: int = 5
+    complexity: int = 1
     encode_threads: int = 2
 
     def __post_init__(self) -> None:

@@ -105,8 +105,9 @@ def test_fair_call_keeps_every_listener_supplied() -> None:
     assert fair_call_s([8.0, 1.0, 2.0], 0.2) == pytest.approx(0.8)
     # Four sessions with about a second each: a quarter of the smallest slack each.
     assert fair_call_s([1.2, 1.2, 1.2, 1.2], 0.2) == pytest.approx(0.25)
-    assert fair_call_s([0.1], 0.2) < 0  # about to run dry whatever happens
-    assert fair_call_s([0.0, 1.2], 0.2) == pytest.approx(1.0)  # already dry: left out
+    # About to run dry or dry already: served first, so left out.
+    assert fair_call_s([0.1], 0.2) == math.inf
+    assert fair_call_s([0.0, 0.15, 1.2], 0.2) == pytest.approx(1.0)
     assert fair_call_s([], 0.2) == math.inf
 
 

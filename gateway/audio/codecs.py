@@ -71,10 +71,10 @@ class OpusOptions:
 
     sample_rate: int = 24000
     frame_ms: int = 20
-    bitrate: int = 32000
+    bitrate: int = 40000
     vbr: str = "constrained"  # "on", "off" or "constrained"
     application: str = "voip"  # "voip", "audio" or "lowdelay"
-    complexity: int = 5
+    complexity: int = 1
 
 
 class OpusEncoder:

@@ -110,12 +110,12 @@ def fair_call_s(buffered_s: Iterable[float], margin_s: float) -> float:
 
     With the sessions' buffered audio in ascending order ``b1 <= b2 <= ...``, the m-th most
     urgent one is served after m calls, so each call may last at most ``(bm - margin_s) / m``;
-    the answer is the smallest of these (negative when some listener is about to run dry
-    whatever happens: the caller then makes its smallest call). Listeners that have already
-    run dry (0 buffered) are left out: on an overloaded model, shrinking every call for them
-    would only add fixed costs and make every listener late.
+    the answer is the smallest of these. Listeners with no more than the margin left are left
+    out: they are served first (their deadlines are the earliest) or have already run dry, and
+    shrinking every call for them would only add fixed costs (on an overloaded model, making
+    every listener late).
     """
-    ordered = sorted(b for b in buffered_s if b > 0)
+    ordered = sorted(b for b in buffered_s if b > margin_s)
     if not ordered:
         return math.inf
     return min((b - margin_s) / m for m, b in enumerate(ordered, start=1))

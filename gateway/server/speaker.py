@@ -64,9 +64,9 @@ __all__ = ["Speaker", "StreamSettings", "session_segmenter", "session_speaker"]
 
 # Until a session has spoken a segment, estimated words assume about 14 characters a second.
 _DEFAULT_SECONDS_PER_CHAR: Final = 0.07
-# A listener that has run dry is due this much later than its audio runs out: on an overloaded
-# model the sessions that have played cleanly so far go first (earliest deadline first alone
-# would serve the late ones and make every session late), yet none waits longer than that.
+# A listener that has run dry is due this much later than its audio ran out: on an overloaded
+# model the sessions still playing go first (earliest deadline first alone would serve the late
+# ones and make every session late), yet none waits longer than that.
 _DRY_GRACE_S: Final = 2.0
 # Frames encoded per call of the encoder threads (a cancel waits for at most these): few
 # while the listener's buffer is short, more once it holds a second.
@@ -76,7 +76,7 @@ _BUFFERED_FOR_LARGE_S: Final = 1.0
 # A segment is split into backend calls (adaptive chunking) only into parts this long or more.
 _MIN_PART: Final = 8
 # Audio a session held back by pacing sends in one go once it may (see Speaker._pace).
-_PACE_BATCH_S: Final = 0.04
+_PACE_BATCH_S: Final = 0.02
 _UNLIMITED: Final = 1 << 30
 
 Send = Callable[[ServerMessage], Awaitable[None]]
@@ -403,12 +403,12 @@ class Speaker:
     def _deadline(self, segment: Segment) -> float:
         """When this session's listener runs out of audio. A new turn's first segment is due
         within the latency target (its listener is waiting for the first sound); a listener
-        that has run dry goes after the ones still playing cleanly (:data:`_DRY_GRACE_S`)."""
+        that has run dry goes after the ones still playing (:data:`_DRY_GRACE_S`)."""
         now = time.monotonic()
         if segment.first_in_turn:
             return now + self._first_audio_due_s()
         due = now + self.playback.buffered(now) / self._seams.sample_rate
-        if self.playback.underruns or (self.playback.playing and due <= now):
+        if self.playback.playing and due <= now:
             return due + _DRY_GRACE_S
         return due
 
