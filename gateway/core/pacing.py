@@ -122,9 +122,8 @@ def fair_call_s(buffered_s: Iterable[float], margin_s: float) -> float:
 
 
 class ModelShare:
-    """The sessions that share one backend's model, each with a way to read how much audio
-    its listener has buffered (None while it has nothing to synthesize or has not started
-    playing: it does not compete for calls then, or goes first anyway as a new turn)."""
+    """The sessions that share one backend's model while they synthesize, each with a way to
+    read how much audio its listener has buffered (None: it does not compete for calls now)."""
 
     def __init__(self) -> None:
         self._members: dict[object, Callable[[], float | None]] = {}
@@ -141,7 +140,7 @@ class ModelShare:
         return len(self._members)
 
     def competing(self) -> int:
-        """How many members are playing and have something to synthesize."""
+        """How many members compete for calls now."""
         return sum(1 for read in self._members.values() if read() is not None)
 
     def call_s(self, own_buffered_s: float, margin_s: float, *, member: object) -> float:
