@@ -1,13 +1,15 @@
 """Load generator: N concurrent real-time sessions against a gateway process on loopback.
 
-    python -m bench.load --sessions 100 --backend espeak [--seconds 20]
+    python -m bench.load --sessions 100 --backend espeak [--seconds 20] [--ramp-s 5]
 
 Starts ``python -m gateway serve`` (the repository's config.toml) in its own process, then
-opens N sessions from this process, each streaming a paragraph as LLM tokens. For every
+opens N sessions from this process, their starts spread evenly over ``--ramp-s`` seconds (5 by
+default, as users arrive; 0 opens them all at the same instant), each streaming a paragraph as
+LLM tokens; with about 18 s of audio each, all N overlap. For every
 session it records the time to first audio (from the token that completed the first segment),
 the gaps between audio frames as they arrive, underruns of a client that starts playing at the
 first frame and plays in real time, errors, and whether every character was spoken. Prints a
-table and writes bench/results/load.json.
+table (with the cores the gateway and this process used) and writes bench/results/load.json.
 """
 
 from __future__ import annotations
