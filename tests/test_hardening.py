@@ -7,6 +7,7 @@ import dataclasses
 import itertools
 import logging
 import random
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,6 +28,7 @@ from gateway.core.protocol import (
     Error,
     Progress,
     Ready,
+    SegmentEnd,
     ServerMessage,
     decode_server_message,
 )
@@ -296,6 +298,35 @@ async def test_audio_never_runs_far_ahead_of_the_listener() -> None:
     span = transcript.arrivals[-1] - transcript.arrivals[0]
     audio_s = len(transcript.audio) * transcript.ready.frame_samples / 24000
     assert span >= audio_s - 1.0 - 0.5
+
+
+async def test_speech_after_a_pause_for_text_is_due_like_a_first_segment() -> None:
+    """A listener that ran out of audio because the text came slowly (an LLM slower than
+    speech) waits for sound like a new one: not behind the sessions still playing, as a
+    listener that ran dry while its session had work does."""
+    backend = ToneBackend("kokoro")
+    running = await serve(repo_config(), {"kokoro": backend})
+    try:
+        async with connect(running.ws_url) as stream:
+            await stream.send_text("One two. Three")
+            async for message in stream:
+                if isinstance(message, SegmentEnd):
+                    break
+            await asyncio.sleep(1.5)  # its audio (under a second) has played out; text pends
+            asked_at = time.monotonic()
+            await stream.send_text(" four. Five")
+            async for message in stream:
+                if isinstance(message, SegmentEnd):
+                    break
+            await stream.end()
+            async for _ in stream:
+                pass
+    finally:
+        await running.stop()
+    resumed = next(r for r in backend.requests if r.text.strip().startswith("Three"))
+    assert resumed.deadline is not None
+    due_in = resumed.deadline - asked_at
+    assert due_in < 1.2  # within the latency target (0.4 s), not a dry listener's 2 s grace
 
 
 # -- faults and fallback -----------------------------------------------------------------------

@@ -129,11 +129,11 @@ class ModelShare:
         self._members: dict[object, Callable[[], float | None]] = {}
 
     def join(self, member: object, buffered_s: Callable[[], float | None]) -> None:
-        """``member`` shares the model from now on."""
+        """``member`` synthesizes on the model from now on."""
         self._members[member] = buffered_s
 
     def leave(self, member: object) -> None:
-        """``member`` is gone (its session ended)."""
+        """``member`` no longer synthesizes (until it joins again)."""
         self._members.pop(member, None)
 
     def __len__(self) -> int:

@@ -29,6 +29,12 @@ class PlaybackModel:
         """Whether the client is playing (audio was sent since the start or the last stop)."""
         return self._anchor_time is not None
 
+    @property
+    def pausing(self) -> bool:
+        """Whether the gateway has had nothing to send since its last audio (it waits for
+        text): running dry now is a pause, not an underrun."""
+        return self._idle
+
     def played(self, now: float) -> int:
         """Samples the client has played by ``now``."""
         if self._anchor_time is None:

@@ -402,13 +402,16 @@ class Speaker:
 
     def _deadline(self, segment: Segment) -> float:
         """When this session's listener runs out of audio. A new turn's first segment is due
-        within the latency target (its listener is waiting for the first sound); a listener
-        that has run dry goes after the ones still playing (:data:`_DRY_GRACE_S`)."""
+        within the latency target (its listener is waiting for the first sound), and so is the
+        next one after a pause for text; a listener that ran dry while the session had work
+        goes after the ones still playing (:data:`_DRY_GRACE_S`)."""
         now = time.monotonic()
         if segment.first_in_turn:
             return now + self._first_audio_due_s()
         due = now + self.playback.buffered(now) / self._seams.sample_rate
         if self.playback.playing and due <= now:
+            if self.playback.pausing:  # it waited for text: as urgent as a first segment
+                return now + self._first_audio_due_s()
             return due + _DRY_GRACE_S
         return due
 
