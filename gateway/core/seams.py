@@ -163,26 +163,17 @@ class SeamShaper:
         """Scan the new whole frames (and a last partial one when ``final``) for sound, all at
         once: the first and the end of the last audible frame so far."""
         end = self._base + len(self._buffer)
-        whole = (end - self._scanned) // self._frame
-        if final and self._scanned + whole * self._frame < end:
-            whole += 1
-        if whole <= 0:
+        whole_end = self._scanned + (end - self._scanned) // self._frame * self._frame
+        stop = end if final else whole_end
+        if stop <= self._scanned:
             return
-        start = self._scanned - self._base
-        scanned = self._buffer[start : start + whole * self._frame]
-        padded = np.zeros(whole * self._frame, dtype=np.float32)
-        padded[: len(scanned)] = scanned
-        frames = padded.reshape(whole, self._frame)
-        power = np.einsum("ij,ij->i", frames, frames) / self._frame
-        if len(scanned) % self._frame:  # a last partial frame: its mean over its own length
-            power[-1] *= self._frame / (len(scanned) % self._frame)
-        audible = np.flatnonzero(power > self._threshold * self._threshold)
+        scanned = self._buffer[self._scanned - self._base : stop - self._base]
+        audible = np.flatnonzero(_frame_power(scanned, self._frame) > self._threshold**2)
         if len(audible):
             if self._first_audible is None:
                 self._first_audible = self._scanned + int(audible[0]) * self._frame
-            self._audible_end = min(self._scanned + (int(audible[-1]) + 1) * self._frame,
-                                    self._scanned + len(scanned))  # fmt: skip
-        self._scanned += len(scanned)
+            self._audible_end = min(stop, self._scanned + (int(audible[-1]) + 1) * self._frame)
+        self._scanned = stop
 
     def _release(self) -> Pcm:
         """Release up to the last audible frame; before the first one, keep only a short lead.
@@ -297,3 +288,15 @@ def _fade_out(pcm: Pcm, length: int) -> Pcm:
     if n:
         pcm[len(pcm) - n :] *= np.cos(np.linspace(0, np.pi / 2, n, dtype=np.float32)) ** 2
     return pcm
+
+
+def _frame_power(pcm: Pcm, frame: int) -> NDArray[np.float32]:
+    """Mean square of each ``frame`` samples of ``pcm``; a last partial frame over its own
+    length."""
+    whole = len(pcm) // frame
+    frames = pcm[: whole * frame].reshape(whole, frame)
+    power: NDArray[np.float32] = np.einsum("ij,ij->i", frames, frames) / frame
+    tail = pcm[whole * frame :]
+    if len(tail):
+        power = np.append(power, np.float32(np.dot(tail, tail) / len(tail)))
+    return power
