@@ -348,7 +348,7 @@ class Speaker:
                                        instructions=self._stream.instructions)  # fmt: skip
             last: AudioChunk | None = None
             called = time.monotonic()
-            buffered_s = self.playback.buffered(called) / self._seams.sample_rate
+            buffered_s = self._buffered_s(called)
             chunks = backend.synthesize(request)
             try:
                 async for chunk in chunks:
@@ -385,7 +385,7 @@ class Speaker:
         """How long the next backend call may take: done before this listener's buffered audio
         runs out with the latency target to spare, and no longer than its fair share of a
         model other sessions are waiting on (:func:`~gateway.core.pacing.fair_call_s`)."""
-        buffered_s = self.playback.buffered(time.monotonic()) / self._seams.sample_rate
+        buffered_s = self._buffered_s(time.monotonic())
         call_s = buffered_s - self._latency_target_s
         share = self._share_for(self._stream.backend)
         if share is not None and len(share) > 1:
@@ -398,7 +398,7 @@ class Speaker:
         after it the listener holds little more than that."""
         if not self.playback.playing:
             return 2 * self._latency_target_s
-        return self.playback.buffered(time.monotonic()) / self._seams.sample_rate
+        return self._buffered_s(time.monotonic())
 
     def _deadline(self, segment: Segment) -> float:
         """When this session's listener runs out of audio. A new turn's first segment is due
@@ -408,7 +408,7 @@ class Speaker:
         now = time.monotonic()
         if segment.first_in_turn:
             return now + self._first_audio_due_s()
-        due = now + self.playback.buffered(now) / self._seams.sample_rate
+        due = now + self._buffered_s(now)
         if self.playback.playing and due <= now:
             if self.playback.pausing:  # it waited for text: as urgent as a first segment
                 return now + self._first_audio_due_s()
@@ -488,6 +488,10 @@ class Speaker:
             measured = samples / self._seams.sample_rate / words.weight
             self._seconds_per_char = 0.7 * self._seconds_per_char + 0.3 * measured
 
+    def _buffered_s(self, now: float) -> float:
+        """Seconds of audio the listener holds unplayed at ``now`` (the playback estimate)."""
+        return self.playback.buffered(now) / self._seams.sample_rate
+
     def _timeline(self, shaper_position: int) -> int:
         """The timeline position of a position on the shaper's output."""
         return self._origin + shaper_position
@@ -526,7 +530,7 @@ class Speaker:
         plenty buffered (fewer hand-overs to the encoder threads)."""
         start = 0
         while start < len(pcm):
-            buffered = self.playback.buffered(time.monotonic()) / self._seams.sample_rate
+            buffered = self._buffered_s(time.monotonic())
             frames = _FRAMES_PER_ENCODE if buffered < _BUFFERED_FOR_LARGE_S else _LARGE_ENCODE
             end = start + self._audio.frame_samples * frames
             await self._encode(pcm[start:end])
@@ -544,7 +548,7 @@ class Speaker:
             self._unsent.extend(self._audio.write(pcm))
             return
         now = time.monotonic()
-        deadline = now + self.playback.buffered(now) / self._seams.sample_rate
+        deadline = now + self._buffered_s(now)
         await self._encoders.run(
             lambda: self._unsent.extend(self._audio.write(pcm)), deadline=deadline
         )
