@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.resources
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from gateway.backends.base import BackendError, SynthesisRequest
 from gateway.backends.kokoro_onnx import KokoroOnnxBackend, resolve_model
@@ -89,3 +92,54 @@ async def test_cancel_terminates_the_running_inference(kokoro: KokoroOnnxBackend
     async with asyncio.timeout(timeout(30)):
         short = SynthesisRequest("Still working.", "jf_gongitsune", "en-us", 1.0)
         assert [chunk async for chunk in kokoro.synthesize(short)]
+
+
+async def test_a_busy_model_runs_one_single_threaded_inference_per_core(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Alone, a request gets every core; while others wait, each gets one, on the model's
+    single-threaded session, and never more cores are in use than configured."""
+    backend = KokoroOnnxBackend("split", KokoroOnnxSettings(threads=2, warmup=False))
+    await backend.load()
+    infer = backend._infer
+    lock = threading.Lock()
+    granted: list[int] = []
+    in_use = peak = 0
+
+    def counting_infer(*args: Any) -> tuple[NDArray[np.float32], NDArray[np.int64] | None]:
+        nonlocal in_use, peak
+        cores = args[-1]
+        with lock:
+            granted.append(cores)
+            in_use += cores
+            peak = max(peak, in_use)
+        try:
+            result: tuple[NDArray[np.float32], NDArray[np.int64] | None] = infer(*args)
+            return result
+        finally:
+            with lock:
+                in_use -= cores
+
+    monkeypatch.setattr(backend, "_infer", counting_infer)
+    request = SynthesisRequest(
+        "Every core for one, one core each for many.", "jf_alpha", "en-us", 1.0
+    )
+
+    async def samples() -> int:
+        return sum([len(chunk.pcm) async for chunk in backend.synthesize(request)])
+
+    try:
+        alone = await samples()
+        assert granted == [2]
+        together = await asyncio.gather(*(samples() for _ in range(4)))
+        assert granted.count(1) >= 3  # the ones that waited ran single-threaded
+        assert peak == 2  # two single-threaded runs at once, never more cores than configured
+        assert together == [alone] * 4  # the same model: the same durations, the same audio
+    finally:
+        await backend.aclose()
+
+
+def test_splitting_a_busy_model_needs_one_inference_at_a_time() -> None:
+    with pytest.raises(ValueError, match="split_when_busy: needs max_concurrency = 1"):
+        KokoroOnnxSettings(max_concurrency=2)
+    assert KokoroOnnxSettings(max_concurrency=2, split_when_busy=False).max_concurrency == 2

@@ -99,7 +99,7 @@ async def test_a_grant_that_meets_a_cancel_is_passed_on() -> None:
     doomed = asyncio.create_task(scheduler._acquire(1.0))
     await asyncio.sleep(0)
     assert scheduler.waiting == 1
-    scheduler._release()  # the slot goes to ``doomed``...
+    scheduler._release(1)  # the slot goes to ``doomed``...
     doomed.cancel()  # ...which is cancelled before it could run
     with pytest.raises(asyncio.CancelledError):
         await doomed
@@ -126,6 +126,86 @@ async def test_waiting_long_enough_wins_nothing_starves() -> None:
         await asyncio.sleep(0.002)
     await asyncio.gather(*tasks)
     assert served.index("old") <= 2
+
+
+class CoreLedger:
+    """Work that holds a scheduler's slots until told to go, recording the cores it was given
+    and the most cores held at once."""
+
+    def __init__(self, scheduler: DeadlineScheduler) -> None:
+        self.scheduler = scheduler
+        self.held = self.peak = 0
+        self.granted: dict[str, int] = {}
+        self.release: dict[str, asyncio.Event] = {}
+
+    async def work(self, name: str, deadline: float = 0.0) -> None:
+        self.release[name] = asyncio.Event()
+        async with self.scheduler.slot(deadline) as cores:
+            self.granted[name] = cores
+            self.held += cores
+            self.peak = max(self.peak, self.held)
+            await self.release[name].wait()
+            self.held -= cores
+
+
+async def test_a_lone_request_on_an_idle_model_gets_every_core() -> None:
+    ledger = CoreLedger(DeadlineScheduler(2, widen_alone=True))
+    alone = asyncio.create_task(ledger.work("alone"))
+    await asyncio.sleep(0)
+    assert ledger.granted == {"alone": 2}
+    behind = asyncio.create_task(ledger.work("behind"))  # the model is busy: it waits
+    await asyncio.sleep(0)
+    assert "behind" not in ledger.granted
+    ledger.release["alone"].set()
+    await alone
+    await asyncio.sleep(0)
+    assert ledger.granted["behind"] == 2  # alone again once it is served
+    ledger.release["behind"].set()
+    await behind
+    assert ledger.peak == 2
+
+
+async def test_requests_that_wait_together_get_one_core_each() -> None:
+    ledger = CoreLedger(DeadlineScheduler(2, widen_alone=True))
+    first = asyncio.create_task(ledger.work("first"))
+    await asyncio.sleep(0)
+    queued = [asyncio.create_task(ledger.work(name, 1.0)) for name in ("a", "b", "c")]
+    await asyncio.sleep(0)
+    ledger.release["first"].set()
+    await first
+    await asyncio.sleep(0)
+    assert ledger.granted == {"first": 2, "a": 1, "b": 1}  # two single-core runs at once
+    ledger.release["a"].set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    # "b" still runs on one core, so "c" gets the other one, not both.
+    assert ledger.granted["c"] == 1
+    for name in ("b", "c"):
+        ledger.release[name].set()
+    await asyncio.gather(*queued)
+    assert ledger.peak == 2  # never more cores held than there are
+
+
+async def test_without_widening_every_holder_gets_one_slot() -> None:
+    ledger = CoreLedger(DeadlineScheduler(2))
+    task = asyncio.create_task(ledger.work("alone"))
+    await asyncio.sleep(0)
+    assert ledger.granted == {"alone": 1}
+    ledger.release["alone"].set()
+    await task
+
+
+async def test_a_widened_grant_that_meets_a_cancel_passes_every_core_on() -> None:
+    scheduler = DeadlineScheduler(2, widen_alone=True)
+    assert await scheduler._acquire(0.0) == 2
+    doomed = asyncio.create_task(scheduler._acquire(1.0))
+    await asyncio.sleep(0)
+    scheduler._release(2)  # both cores go to ``doomed``, alone in the queue...
+    doomed.cancel()  # ...which is cancelled before it could run
+    with pytest.raises(asyncio.CancelledError):
+        await doomed
+    async with asyncio.timeout(1), scheduler.slot(0.0) as cores:
+        assert cores == 2
 
 
 async def test_the_model_pool_runs_work_in_deadline_order_and_stops_it_on_cancel() -> None:

@@ -176,8 +176,17 @@ class KokoroOnnxBackend:
         self.default_voice = settings.default_voice
         self.default_lang = settings.default_lang
         self._settings = settings
-        self._models = ModelPool(f"kokoro-{name}", settings.max_concurrency, settings.scheduling)
-        self._session: ort.InferenceSession | None = None
+        self._cores = settings.threads or (os.cpu_count() or 1)
+        split = settings.split_when_busy and self._cores > 1
+        self._models = ModelPool(
+            f"kokoro-{name}",
+            self._cores if split else settings.max_concurrency,
+            settings.scheduling,
+            widen_alone=split,
+        )
+        self._split = split
+        self._session: ort.InferenceSession | None = None  # every configured core
+        self._single_thread: ort.InferenceSession | None = None  # one core, shared by the lanes
         self._phonemizer: KokoroPhonemizer | None = None
         self._voices = KokoroVoices(name, {})
         self._load_lock = asyncio.Lock()
@@ -224,8 +233,15 @@ class KokoroOnnxBackend:
         model = resolve_model(self._settings)
         if self._settings.word_timing:
             model, self.native_word_timing = timed_model(model, _cache_dir(self._settings))
+        self._session = self._inference_session(model, self._cores)
+        if self._split:
+            self._single_thread = self._inference_session(model, 1)
+        self._phonemizer = KokoroPhonemizer(DEFAULT_VOCAB)
+        self._voices = KokoroVoices(self.name, self._load_voices())
+
+    def _inference_session(self, model: Path, threads: int) -> ort.InferenceSession:
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self._settings.threads or (os.cpu_count() or 1)
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if not self._settings.spin_wait:
@@ -233,13 +249,11 @@ class KokoroOnnxBackend:
             # time to first audio 1245 ms with spinning, 708 ms without, on 2 cores).
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self._session = ort.InferenceSession(
+            return ort.InferenceSession(
                 str(model), sess_options=options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:
             raise BackendError(f"kokoro: cannot load the model {model}: {exc}") from exc
-        self._phonemizer = KokoroPhonemizer(DEFAULT_VOCAB)
-        self._voices = KokoroVoices(self.name, self._load_voices())
 
     def _load_voices(self) -> dict[str, NDArray[np.float32]]:
         path = (
@@ -282,7 +296,8 @@ class KokoroOnnxBackend:
         align = self.native_word_timing
         deadline = request.deadline
         passes = await self._run(
-            lambda _: phonemizer.passes(request.text, request.lang, align=align), deadline
+            lambda _options, _cores: phonemizer.passes(request.text, request.lang, align=align),
+            deadline,
         )
         for model_pass in passes:
             if not model_pass.tokens:
@@ -299,10 +314,12 @@ class KokoroOnnxBackend:
         voices: NDArray[np.float32],
         speed: float,
         run_options: ort.RunOptions,
+        cores: int,
     ) -> tuple[NDArray[np.float32], NDArray[np.int64] | None]:
-        assert self._session is not None
+        session = self._single_thread if cores == 1 and self._single_thread else self._session
+        assert session is not None
         style = voices[min(len(tokens), len(voices)) - 1].reshape(1, -1)
-        outputs = self._session.run(
+        outputs = session.run(
             None,
             {
                 "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
@@ -315,9 +332,10 @@ class KokoroOnnxBackend:
         durations = np.asarray(outputs[1], dtype=np.int64).ravel() if len(outputs) > 1 else None
         return audio, durations
 
-    async def _run(self, work: Callable[[ort.RunOptions], T], deadline: float | None) -> T:
+    async def _run(self, work: Callable[[ort.RunOptions, int], T], deadline: float | None) -> T:
         """Run blocking work in this backend's model pool, earliest deadline first (a cancel
-        terminates the inference under way)."""
+        terminates the inference under way); ``work`` gets the run options and the cores
+        granted: all of them alone on an idle model, else one (``split_when_busy``)."""
         return await run_onnx(self._models, work, deadline=deadline, label="kokoro")
 
 

@@ -459,7 +459,9 @@ class PiperBackend:
     async def _run(self, work: Callable[[ort.RunOptions], T], deadline: float | None) -> T:
         """Run blocking work in this backend's model pool, earliest deadline first (a cancel
         terminates the inference under way)."""
-        return await run_onnx(self._models, work, deadline=deadline, label="piper")
+        return await run_onnx(
+            self._models, lambda options, _cores: work(options), deadline=deadline, label="piper"
+        )
 
 
 def _ids_with_entries(entries: Sequence[str], id_map: Any) -> tuple[list[int], list[int]]:

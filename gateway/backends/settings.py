@@ -51,6 +51,7 @@ class KokoroOnnxSettings(BackendSettings):
     default_voice: str = "jf_gongitsune"
     default_lang: str = "en-us"
     threads: int = 0
+    split_when_busy: bool = True  # while requests wait, one single-threaded inference per core
     spin_wait: bool = False
     word_timing: bool = True
     scheduling: Policy = Policy.DEADLINE
@@ -60,6 +61,11 @@ class KokoroOnnxSettings(BackendSettings):
         _check_voice_blend(self.default_voice)
         if self.threads < 0:
             raise ValueError("threads: must be 0 (all cores) or a positive number")
+        if self.split_when_busy and self.max_concurrency != 1:
+            raise ValueError(
+                "split_when_busy: needs max_concurrency = 1 (it runs one inference per core "
+                "itself while requests wait); set split_when_busy = false to choose"
+            )
 
 
 def _check_voice_blend(voice: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -69,16 +70,25 @@ class ModelPool:
     out earliest deadline first (or first come, first served) by a
     :class:`~gateway.core.scheduling.DeadlineScheduler`.
 
+    With ``widen_alone`` the slots are cores: work that starts on an idle model with nobody
+    waiting is told it may use all of them, any other work one (see the scheduler).
+
     :meth:`run` is safe to cancel: the work is asked to stop (``stop``) and its thread is
     waited for, so a slot is free again only once its thread really is.
     """
 
     def __init__(
-        self, name: str, slots: int, policy: Policy = Policy.DEADLINE, *, clocked: bool = True
+        self,
+        name: str,
+        slots: int,
+        policy: Policy = Policy.DEADLINE,
+        *,
+        clocked: bool = True,
+        widen_alone: bool = False,
     ) -> None:
         self._clocked = clocked  # runs count on the caller's ComputeClock
         self._executor = ThreadPoolExecutor(max_workers=slots, thread_name_prefix=name)
-        self._scheduler = DeadlineScheduler(slots, policy)
+        self._scheduler = DeadlineScheduler(slots, policy, widen_alone=widen_alone)
         self.jobs_running = 0  # work in the threads right now
         self.terminated_runs = 0  # work stopped early by a cancellation
 
@@ -96,13 +106,26 @@ class ModelPool:
     ) -> T:
         """Run ``work`` in a thread once a slot is granted (``deadline``: ``time.monotonic``
         seconds; None queues it as due now)."""
+        return await self.run_sized(lambda _cores: work(), deadline=deadline, stop=stop)
+
+    async def run_sized(
+        self,
+        work: Callable[[int], T],
+        *,
+        deadline: float | None = None,
+        stop: Callable[[], None] = lambda: None,
+    ) -> T:
+        """As :meth:`run`, for work that sizes itself: ``work(cores)`` gets the slots it holds
+        (1, or all of them when the pool widens lone work)."""
         due = time.monotonic() if deadline is None else deadline
         clock = _CLOCK.get() if self._clocked else None
-        async with self._scheduler.slot(due):
+        async with self._scheduler.slot(due) as cores:
             self.jobs_running += 1
             started = time.perf_counter()
             try:
-                future = asyncio.get_running_loop().run_in_executor(self._executor, work)
+                future = asyncio.get_running_loop().run_in_executor(
+                    self._executor, functools.partial(work, cores)
+                )
                 try:
                     return await asyncio.shield(future)
                 except asyncio.CancelledError:
@@ -128,11 +151,12 @@ class ModelPool:
 
 
 async def run_onnx(
-    models: ModelPool, work: Callable[[Any], T], *, deadline: float | None, label: str
+    models: ModelPool, work: Callable[[Any, int], T], *, deadline: float | None, label: str
 ) -> T:
     """Run ONNX Runtime work on ``models``: ``work`` gets the ``RunOptions`` of its session
     runs, so a cancellation terminates the inference under way (and the pool waits for its
-    thread). A failure other than a :class:`BackendError` is reported as one, for ``label``.
+    thread), and the cores granted (see :meth:`ModelPool.run`). A failure other than a
+    :class:`BackendError` is reported as one, for ``label``.
     """
     import onnxruntime as ort  # only the ONNX backends come here
 
@@ -142,7 +166,9 @@ async def run_onnx(
         run_options.terminate = True
 
     try:
-        return await models.run(lambda: work(run_options), deadline=deadline, stop=stop)
+        return await models.run_sized(
+            lambda cores: work(run_options, cores), deadline=deadline, stop=stop
+        )
     except BackendError:
         raise
     except Exception as exc:

@@ -9,6 +9,10 @@ latency target). Deadlines are absolute times, so a request waiting long enough 
 earliest: nothing starves.
 Waiting is cancellable (a barge-in drops its request from the queue at once).
 
+With ``widen_alone`` the slots are cores: a request granted while the model is idle and nobody
+else waits holds them all (one inference on every core: the lowest latency), any other holds one
+(one single-threaded inference per core: more speech per CPU second, the work of a busy model).
+
 No I/O; the clock is whatever the caller's deadlines are measured on (``time.monotonic``).
 """
 
@@ -36,16 +40,24 @@ class Policy(enum.StrEnum):
 class _Waiter:
     key: float
     order: int
-    granted: asyncio.Future[None] = field(compare=False)
+    granted: asyncio.Future[int] = field(compare=False)  # the slots granted
 
 
 class DeadlineScheduler:
-    """``slots`` concurrent holders at most; waiters are served by ``policy``."""
+    """``slots`` concurrent holders at most; waiters are served by ``policy``.
 
-    def __init__(self, slots: int, policy: Policy = Policy.DEADLINE) -> None:
+    :meth:`slot` tells each holder how many slots it holds: one, or all of them when
+    ``widen_alone`` is set and it was granted with the model idle and nobody else waiting.
+    """
+
+    def __init__(
+        self, slots: int, policy: Policy = Policy.DEADLINE, *, widen_alone: bool = False
+    ) -> None:
         if slots < 1:
             raise ValueError("slots: must be at least 1")
+        self._slots = slots
         self._free = slots
+        self._widen_alone = widen_alone
         self._policy = policy
         self._waiting: list[_Waiter] = []
         self._order = itertools.count()
@@ -56,34 +68,41 @@ class DeadlineScheduler:
         return sum(1 for waiter in self._waiting if not waiter.granted.done())
 
     @contextlib.asynccontextmanager
-    async def slot(self, deadline: float) -> AsyncIterator[None]:
-        """Hold a slot for the body; ``deadline`` orders the wait (earlier goes first)."""
-        await self._acquire(deadline)
+    async def slot(self, deadline: float) -> AsyncIterator[int]:
+        """Hold a slot for the body, which gets the number of slots held; ``deadline`` orders
+        the wait (earlier goes first)."""
+        held = await self._acquire(deadline)
         try:
-            yield
+            yield held
         finally:
-            self._release()
+            self._release(held)
 
-    async def _acquire(self, deadline: float) -> None:
+    async def _acquire(self, deadline: float) -> int:
         order = next(self._order)
         if self._free > 0 and not self.waiting:
-            self._free -= 1
-            return
+            return self._take(others_waiting=False)
         key = deadline if self._policy is Policy.DEADLINE else float(order)
         waiter = _Waiter(key, order, asyncio.get_running_loop().create_future())
         heapq.heappush(self._waiting, waiter)
         try:
-            await waiter.granted
+            return await waiter.granted
         except asyncio.CancelledError:
             if waiter.granted.done() and not waiter.granted.cancelled():
-                self._release()  # granted just as it was cancelled: pass the slot on
+                self._release(waiter.granted.result())  # granted as it was cancelled: pass it on
             raise
 
-    def _release(self) -> None:
-        while self._waiting:
+    def _take(self, *, others_waiting: bool) -> int:
+        """Take the slots of one grant: all of them for a lone request on an idle model
+        (``widen_alone``), else one."""
+        idle = self._free == self._slots
+        held = self._slots if self._widen_alone and idle and not others_waiting else 1
+        self._free -= held
+        return held
+
+    def _release(self, held: int) -> None:
+        self._free += held
+        while self._free > 0 and self._waiting:
             waiter = heapq.heappop(self._waiting)
             if waiter.granted.done():  # cancelled while waiting
                 continue
-            waiter.granted.set_result(None)
-            return
-        self._free += 1
+            waiter.granted.set_result(self._take(others_waiting=self.waiting > 0))
