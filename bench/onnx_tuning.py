@@ -22,7 +22,9 @@ The variants: ONNX Runtime's defaults (``intra_op_num_threads = 0``: its own cho
 on), 1 thread, every core without and with spinning, every core with basic graph optimizations
 only, and two inferences at once on one thread each (throughput: RTF is wall time over the audio
 of both). The configured variant (config.toml: ``threads``, ``spin_wait``, ``max_concurrency``)
-is marked.
+is marked; it is what a request alone gets. With ``split_when_busy`` (the default) a busy model
+runs the last variant instead, one single-threaded inference per core, so that row is the
+throughput of the gateway at saturation.
 """
 
 from __future__ import annotations
