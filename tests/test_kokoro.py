@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.resources
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -143,3 +144,15 @@ def test_splitting_a_busy_model_needs_one_inference_at_a_time() -> None:
     with pytest.raises(ValueError, match="split_when_busy: needs max_concurrency = 1"):
         KokoroOnnxSettings(max_concurrency=2)
     assert KokoroOnnxSettings(max_concurrency=2, split_when_busy=False).max_concurrency == 2
+
+
+async def test_phonemizer_word_count_notices_do_not_flood_the_log(
+    kokoro: KokoroOnnxBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    """phonemizer warns whenever espeak's word count differs from the text's ("quay," here),
+    on every call; words are aligned separately, so that is not news worth a line per segment."""
+    assert kokoro._phonemizer is not None
+    with caplog.at_level(logging.WARNING):
+        passes = kokoro._phonemizer.passes("On the quay,", "en-us")
+    assert [word.speak for word in passes[0].words] == ["On", "the", "quay,"]
+    assert [record.getMessage() for record in caplog.records] == []

@@ -12,6 +12,7 @@ espeak users in the process are not affected).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -113,13 +114,22 @@ def _bare(word: str) -> str:
     return word.strip(".,;:!?\"'()").lower()
 
 
+# phonemizer warns on every call whose phonemized word count differs from the text's (numbers,
+# punctuation kept as words): expected here, where words are aligned to phonemes separately,
+# and at one line per segment it would flood the gateway's log. Its errors still show.
+_PHONEMIZER_LOG = logging.getLogger("gateway.backends.kokoro.phonemizer")
+_PHONEMIZER_LOG.setLevel(logging.ERROR)
+
+
 def _espeak(lang: str) -> Any:
     from kokoro_onnx.tokenizer import Tokenizer  # points phonemizer at the bundled espeak-ng
     from phonemizer.backend import EspeakBackend
 
     Tokenizer()
     try:
-        return EspeakBackend(lang, preserve_punctuation=True, with_stress=True)
+        return EspeakBackend(
+            lang, preserve_punctuation=True, with_stress=True, logger=_PHONEMIZER_LOG
+        )
     except RuntimeError as exc:
         raise BackendError(f"kokoro: espeak-ng cannot phonemize {lang!r}: {exc}") from exc
 
