@@ -111,6 +111,15 @@ def test_fair_call_keeps_every_listener_supplied() -> None:
     assert fair_call_s([], 0.2) == math.inf
 
 
+def test_fair_call_counts_the_calls_a_model_runs_at_once() -> None:
+    # Two lanes: the first two are served by the first round of calls, the next two by the
+    # second; four sessions with 1.2 s each may take half their slack per call, not a quarter.
+    assert fair_call_s([1.2, 1.2, 1.2, 1.2], 0.2, lanes=2) == pytest.approx(0.5)
+    assert fair_call_s([1.2, 1.2, 1.2], 0.2, lanes=2) == pytest.approx(0.5)
+    assert fair_call_s([8.0, 1.0, 2.0], 0.2, lanes=2) == pytest.approx(0.8)
+    assert ModelShare(lanes=2).call_s(1.2, 0.2, member="alone") == pytest.approx(1.0)
+
+
 def test_model_share_counts_only_competing_members() -> None:
     share = ModelShare()
     buffers: dict[str, float | None] = {"a": 1.2, "b": None, "c": 1.2}

@@ -199,6 +199,11 @@ class KokoroOnnxBackend:
         return self._ready
 
     @property
+    def lanes(self) -> int:
+        """Inferences run at once when the model is busy."""
+        return self._cores if self._split else self._settings.max_concurrency
+
+    @property
     def jobs_running(self) -> int:
         """Work in this backend's threads right now."""
         return self._models.jobs_running

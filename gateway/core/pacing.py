@@ -104,28 +104,29 @@ def call_budget_chars(model: SynthesisTimeModel, call_s: float, *, highest: int)
     return max(0, min(highest, int(spare / model.per_char_s)))
 
 
-def fair_call_s(buffered_s: Iterable[float], margin_s: float) -> float:
+def fair_call_s(buffered_s: Iterable[float], margin_s: float, *, lanes: int = 1) -> float:
     """The longest call that keeps every listener supplied if each session sharing the model
-    makes one call that long, the most urgent first.
+    makes one call that long, the most urgent first, on ``lanes`` calls at once.
 
     With the sessions' buffered audio in ascending order ``b1 <= b2 <= ...``, the m-th most
-    urgent one is served after m calls, so each call may last at most ``(bm - margin_s) / m``;
-    the answer is the smallest of these. Listeners with no more than the margin left are left
-    out: they are served first (their deadlines are the earliest) or have already run dry, and
-    shrinking every call for them would only add fixed costs (on an overloaded model, making
-    every listener late).
+    urgent one is served after ``ceil(m / lanes)`` calls, so each call may last at most
+    ``(bm - margin_s) / ceil(m / lanes)``; the answer is the smallest of these. Listeners with
+    no more than the margin left are left out: they are served first (their deadlines are the
+    earliest) or have already run dry, and shrinking every call for them would only add fixed
+    costs (on an overloaded model, making every listener late).
     """
     ordered = sorted(b for b in buffered_s if b > margin_s)
     if not ordered:
         return math.inf
-    return min((b - margin_s) / m for m, b in enumerate(ordered, start=1))
+    return min((b - margin_s) / -(-m // lanes) for m, b in enumerate(ordered, start=1))
 
 
 class ModelShare:
     """The sessions that share one backend's model while they synthesize, each with a way to
     read how much audio its listener has buffered (None: it does not compete for calls now)."""
 
-    def __init__(self) -> None:
+    def __init__(self, lanes: int = 1) -> None:
+        self.lanes = lanes  # calls the model runs at once when busy
         self._members: dict[object, Callable[[], float | None]] = {}
 
     def join(self, member: object, buffered_s: Callable[[], float | None]) -> None:
@@ -147,7 +148,8 @@ class ModelShare:
         """The longest call ``member`` (with ``own_buffered_s`` buffered) should make now:
         :func:`fair_call_s` over it and every other member that competes."""
         others = (read() for key, read in self._members.items() if key is not member)
-        return fair_call_s([own_buffered_s, *(b for b in others if b is not None)], margin_s)
+        buffers = [own_buffered_s, *(b for b in others if b is not None)]
+        return fair_call_s(buffers, margin_s, lanes=self.lanes)
 
 
 def part_end(text: str, budget: int, *, min_chars: int) -> int:

@@ -116,7 +116,10 @@ class Gateway:
 
     def model_share(self, backend: Backend) -> ModelShare:
         """The sessions speaking through ``backend`` now, to size their calls fairly."""
-        return self._model_shares.setdefault(backend.name, ModelShare())
+        share = self._model_shares.get(backend.name)
+        if share is None:
+            share = self._model_shares[backend.name] = ModelShare(getattr(backend, "lanes", 1))
+        return share
 
     def _warms_up(self, name: str) -> bool:
         settings = self.config.backends.get(name)
