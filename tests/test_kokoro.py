@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from gateway.backends.base import BackendError, SynthesisRequest
 from gateway.backends.kokoro_onnx import KokoroOnnxBackend, resolve_model
 from gateway.backends.settings import KokoroOnnxSettings
+from gateway.backends.threads import ComputeClock
 from tests.conftest import timeout
 
 pytestmark = pytest.mark.model
@@ -156,3 +157,12 @@ async def test_phonemizer_word_count_notices_do_not_flood_the_log(
         passes = kokoro._phonemizer.passes("On the quay,", "en-us")
     assert [word.speak for word in passes[0].words] == ["On", "the", "quay,"]
     assert [record.getMessage() for record in caplog.records] == []
+
+
+async def test_phonemizing_takes_no_model_slot(kokoro: KokoroOnnxBackend) -> None:
+    """Text work runs beside the model: only inferences are model runs (one per pass), so a
+    session does not queue for the model twice per call."""
+    request = SynthesisRequest("One short sentence, spoken in one pass.", "jm_kumo", "en-us", 1.0)
+    with ComputeClock() as clock:
+        chunks = [chunk async for chunk in kokoro.synthesize(request)]
+    assert clock.runs == len(chunks) == 1

@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -31,7 +32,7 @@ from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Vo
 from gateway.backends.kokoro_phonemes import KokoroPhonemizer, pass_word_timings
 from gateway.backends.kokoro_voices import KokoroVoices
 from gateway.backends.settings import KokoroOnnxSettings
-from gateway.backends.threads import ModelPool, run_onnx
+from gateway.backends.threads import ModelPool, join, run_onnx
 
 __all__ = ["KokoroOnnxBackend", "resolve_model"]
 
@@ -185,6 +186,7 @@ class KokoroOnnxBackend:
             widen_alone=split,
         )
         self._split = split
+        self._text_thread = ThreadPoolExecutor(1, thread_name_prefix=f"kokoro-{name}-text")
         self._session: ort.InferenceSession | None = None  # every configured core
         self._single_thread: ort.InferenceSession | None = None  # one core, shared by the lanes
         self._phonemizer: KokoroPhonemizer | None = None
@@ -274,6 +276,7 @@ class KokoroOnnxBackend:
 
     async def aclose(self) -> None:
         self._models.shutdown()
+        self._text_thread.shutdown(wait=True, cancel_futures=True)
         self._ready = False
 
     def voices(self) -> list[Voice]:
@@ -300,9 +303,8 @@ class KokoroOnnxBackend:
         style = self._voices.pack(request.voice)
         align = self.native_word_timing
         deadline = request.deadline
-        passes = await self._run(
-            lambda _options, _cores: phonemizer.passes(request.text, request.lang, align=align),
-            deadline,
+        passes = await self._phonemize(
+            functools.partial(phonemizer.passes, request.text, request.lang, align=align)
         )
         for model_pass in passes:
             if not model_pass.tokens:
@@ -336,6 +338,19 @@ class KokoroOnnxBackend:
         audio = np.asarray(outputs[0], dtype=np.float32).ravel()
         durations = np.asarray(outputs[1], dtype=np.int64).ravel() if len(outputs) > 1 else None
         return audio, durations
+
+    async def _phonemize(self, work: Callable[[], T]) -> T:
+        """Run text work (espeak-ng, a few milliseconds) in this backend's text thread, beside
+        the model: it needs no model slot, and queueing it for one would make a session wait
+        for a whole inference twice per call."""
+        work_done = asyncio.get_running_loop().run_in_executor(self._text_thread, work)
+        await join(work_done)  # a cancel waits for the (short) work, then is raised
+        try:
+            return work_done.result()
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"kokoro: cannot phonemize: {exc}") from exc
 
     async def _run(self, work: Callable[[ort.RunOptions, int], T], deadline: float | None) -> T:
         """Run blocking work in this backend's model pool, earliest deadline first (a cancel
