@@ -104,3 +104,36 @@ async def test_a_sentence_too_long_for_the_buffer_is_spoken_in_several_calls(
     assert starts == sorted(starts)
     heard = transcribe(transcript.pcm(), 24000)
     assert word_error_rate(LONG_SENTENCE, heard) < 0.12, heard
+
+
+NO_CLAUSE = (
+    "Good evening. The old harbour master walked slowly along the wall to check that every "
+    "boat was tied up properly before the tide turned and the wind came in from the west "
+    "over the dark water."
+)
+
+
+async def test_a_long_sentence_without_clauses_is_cut_at_a_word_gap_rather_than_run_dry(
+    kokoro: KokoroOnnxBackend,
+) -> None:
+    """With about a second buffered after the first segment and no clause mark to cut at, one
+    call on the whole long sentence would leave the listener in silence; it is cut at word
+    gaps into calls that are ready in time, joined without a pause."""
+    calls = _Calls(kokoro)
+    running = await serve(repo_config(), {"kokoro": cast(Backend, calls)})
+    try:
+        async with connect(running.ws_url) as stream:
+            stream.feed([NO_CLAUSE])
+            transcript = await collect(stream, deadline_s=timeout(120))
+    finally:
+        await running.stop()
+    check_timeline(transcript)
+    check_segments_cover(transcript.of(SegmentStart), NO_CLAUSE)
+    spoken = [text for text in calls.texts if text in NO_CLAUSE]  # not calibration calls
+    assert "".join(spoken) == NO_CLAUSE
+    second = NO_CLAUSE[NO_CLAUSE.index(".") + 1 :]
+    inside = [text for text in spoken if text in second and text != second]
+    assert len(inside) >= 2, spoken  # the second sentence took several calls...
+    assert all(text.endswith(" ") for text in inside[:-1]), spoken  # ...cut at word gaps
+    heard = transcribe(transcript.pcm(), 24000)
+    assert word_error_rate(NO_CLAUSE, heard) < 0.15, heard

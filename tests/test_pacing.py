@@ -14,6 +14,7 @@ from gateway.core.pacing import (
     first_segment_chars,
     merge_budget_chars,
     part_end,
+    word_gap_end,
 )
 
 
@@ -97,6 +98,16 @@ def test_no_cut_inside_numbers_urls_or_too_near_an_end() -> None:
     )
     assert part_end("Go on and on and on, ok", 21, min_chars=3) == len("Go on and on and on, ok")
     assert part_end("一二三四五、六七八九十", 6, min_chars=3) == 6
+
+
+def test_word_gap_end_is_the_last_gap_within_the_budget() -> None:
+    text = "one two three four five six"
+    assert word_gap_end(text, 14, min_chars=3) == len("one two three ")
+    assert word_gap_end(text, 13, min_chars=3) == len("one two ")
+    assert word_gap_end(text, 7, min_chars=3) == len("one ")
+    assert word_gap_end(text, 7, min_chars=4) is None  # "one" is too short to stand alone
+    assert word_gap_end(text, 30, min_chars=8) == len("one two three ")  # "five six" is short
+    assert word_gap_end("unbroken", 5, min_chars=1) is None
 
 
 def test_fair_call_keeps_every_listener_supplied() -> None:

@@ -35,10 +35,12 @@ __all__ = [
     "first_segment_chars",
     "merge_budget_chars",
     "part_end",
+    "word_gap_end",
 ]
 
 # A clause mark with a space after it (so not "3,000" or "http://"), or one that needs none.
 _CLAUSE_GAP = re.compile(r"[,;:\u2013]\s+|[—、，；：]\s*")  # noqa: RUF001
+_WORD_GAP = re.compile(r"\s+")
 
 
 @dataclass(slots=True)
@@ -171,6 +173,19 @@ def part_end(text: str, budget: int, *, min_chars: int) -> int:
     if within:
         return within[-1]
     return fair[0] if fair else len(text)
+
+
+def word_gap_end(text: str, budget: int, *, min_chars: int) -> int | None:
+    """The last word gap of ``text`` within ``budget`` characters that leaves at least
+    ``min_chars`` non-space characters on both sides (the cut is after the gap), or None.
+
+    For a call that cannot wait for a clause mark: a listener about to run dry hears a seam
+    in the middle of a sentence instead of silence.
+    """
+    cuts = [m.end() for m in _WORD_GAP.finditer(text, 0, budget + 1)]
+    fair = [cut for cut in cuts if cut <= budget and _visible(text[:cut]) >= min_chars
+            and _visible(text[cut:]) >= min_chars]  # fmt: skip
+    return fair[-1] if fair else None
 
 
 def _visible(text: str) -> int:

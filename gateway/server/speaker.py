@@ -36,6 +36,7 @@ from gateway.core.pacing import (
     call_budget_chars,
     first_segment_chars,
     part_end,
+    word_gap_end,
 )
 from gateway.core.playback import PlaybackModel
 from gateway.core.protocol import (
@@ -343,6 +344,8 @@ class Speaker:
             # A backend that streams within a segment starts early whatever its length.
             budget = None if backend.streams_within_segment else self._part_budget()
             end = len(rest) if budget is None else part_end(rest, budget, min_chars=_MIN_PART)
+            if budget is not None and end > budget:
+                end = self._rescue_end(rest, end)
             request = SynthesisRequest(rest[:end], self._stream.voice, self._stream.lang,
                                        self._stream.speed, self._deadline(segment),
                                        instructions=self._stream.instructions)  # fmt: skip
@@ -374,6 +377,23 @@ class Speaker:
         first = first_segment_chars(self._timing, self._latency_target_s,
                                     lowest=_MIN_PART, highest=_UNLIMITED)  # fmt: skip
         return max(fits, first)
+
+    def _rescue_end(self, text: str, end: int) -> int:
+        """Where a call that found no clause mark within its budget ends: at ``end`` (the first
+        clause mark beyond it), unless this playing listener would run dry before that much is
+        ready; then at the last word gap that is (a seam in the middle of a sentence rather
+        than silence), if the listener has more than a first segment's time left."""
+        if self._timing is None or not self.playback.playing:
+            return end
+        slack_s = self._buffered_s(time.monotonic()) - self._latency_target_s
+        if self._timing.seconds(end) <= slack_s:
+            return end
+        in_time = call_budget_chars(self._timing, slack_s, highest=end)
+        first = first_segment_chars(self._timing, self._latency_target_s,
+                                    lowest=_MIN_PART, highest=_UNLIMITED)  # fmt: skip
+        if in_time < first:
+            return end
+        return word_gap_end(text, in_time, min_chars=_MIN_PART) or end
 
     def _merge_budget(self) -> int:
         """How much queued text the next call may take (adaptive chunking), 0: none."""
