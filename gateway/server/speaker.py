@@ -380,9 +380,11 @@ class Speaker:
 
     def _rescue_end(self, text: str, end: int) -> int:
         """Where a call that found no clause mark within its budget ends: at ``end`` (the first
-        clause mark beyond it), unless this playing listener would run dry before that much is
-        ready; then at the last word gap that is (a seam in the middle of a sentence rather
-        than silence), if the listener has more than a first segment's time left."""
+        clause mark beyond it), unless this playing listener would run dry (with the latency
+        target to spare) before that much could be ready even if it started now; then at the
+        last word gap that is ready in time (a seam in the middle of a sentence rather than
+        silence), if both sides are at least a first segment long (shorter pieces cost more
+        than they save, and sound choppy)."""
         if self._timing is None or not self.playback.playing:
             return end
         slack_s = self._buffered_s(time.monotonic()) - self._latency_target_s
@@ -391,9 +393,7 @@ class Speaker:
         in_time = call_budget_chars(self._timing, slack_s, highest=end)
         first = first_segment_chars(self._timing, self._latency_target_s,
                                     lowest=_MIN_PART, highest=_UNLIMITED)  # fmt: skip
-        if in_time < first:
-            return end
-        return word_gap_end(text, in_time, min_chars=_MIN_PART) or end
+        return word_gap_end(text, in_time, min_chars=first) or end
 
     def _merge_budget(self) -> int:
         """How much queued text the next call may take (adaptive chunking), 0: none."""
