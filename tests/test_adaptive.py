@@ -12,7 +12,7 @@ from gateway.backends.kokoro_onnx import KokoroOnnxBackend
 from gateway.core.protocol import SegmentStart, Words
 from tests.asr import transcribe, word_error_rate
 from tests.conftest import repo_config, serve, timeout
-from tests.streams import check_segments_cover, check_timeline, collect
+from tests.streams import Transcript, check_segments_cover, check_timeline, collect
 from tts_gateway_client import connect
 from tts_gateway_client.say import llm_tokens
 
@@ -64,6 +64,20 @@ class _Calls:
         return self._backend.synthesize(request)
 
 
+async def _speak_recording_calls(kokoro: KokoroOnnxBackend, text: str) -> tuple[Transcript, _Calls]:
+    """Speak ``text`` in one message through a gateway on the repo's config (adaptive), with
+    the backend calls recorded."""
+    calls = _Calls(kokoro)
+    running = await serve(repo_config(), {"kokoro": cast(Backend, calls)})
+    try:
+        async with connect(running.ws_url) as stream:
+            stream.feed([text])
+            transcript = await collect(stream, deadline_s=timeout(120))
+    finally:
+        await running.stop()
+    return transcript, calls
+
+
 LONG_SENTENCE = (
     "Good evening. The harbour lay quiet in the last of the light, the boats were tied up "
     "along the wall, the nets hung drying on their poles, and somewhere up the hill a dog "
@@ -77,15 +91,7 @@ async def test_a_sentence_too_long_for_the_buffer_is_spoken_in_several_calls(
     """After the short first segment the listener has about a second of audio; the long
     sentence would take longer than that in one call, so it is split at clauses into calls
     that fit, and its words still point at the exact client text."""
-    calls = _Calls(kokoro)
-    backend = cast(Backend, calls)
-    running = await serve(repo_config(), {"kokoro": backend})
-    try:
-        async with connect(running.ws_url) as stream:
-            stream.feed([LONG_SENTENCE])
-            transcript = await collect(stream, deadline_s=timeout(120))
-    finally:
-        await running.stop()
+    transcript, calls = await _speak_recording_calls(kokoro, LONG_SENTENCE)
     check_timeline(transcript)
     segments = transcript.of(SegmentStart)
     check_segments_cover(segments, LONG_SENTENCE)
@@ -119,14 +125,7 @@ async def test_a_long_sentence_without_clauses_is_cut_at_a_word_gap_rather_than_
     """With about a second buffered after the first segment and no clause mark to cut at, one
     call on the whole long sentence would leave the listener in silence; it is cut at word
     gaps into calls that are ready in time, joined without a pause."""
-    calls = _Calls(kokoro)
-    running = await serve(repo_config(), {"kokoro": cast(Backend, calls)})
-    try:
-        async with connect(running.ws_url) as stream:
-            stream.feed([NO_CLAUSE])
-            transcript = await collect(stream, deadline_s=timeout(120))
-    finally:
-        await running.stop()
+    transcript, calls = await _speak_recording_calls(kokoro, NO_CLAUSE)
     check_timeline(transcript)
     check_segments_cover(transcript.of(SegmentStart), NO_CLAUSE)
     spoken = [text for text in calls.texts if text in NO_CLAUSE]  # not calibration calls

@@ -178,14 +178,11 @@ class KokoroOnnxBackend:
         self.default_lang = settings.default_lang
         self._settings = settings
         self._cores = settings.threads or (os.cpu_count() or 1)
-        split = settings.split_when_busy and self._cores > 1
+        self._split = settings.split_when_busy and self._cores > 1
+        self._lanes = self._cores if self._split else settings.max_concurrency
         self._models = ModelPool(
-            f"kokoro-{name}",
-            self._cores if split else settings.max_concurrency,
-            settings.scheduling,
-            widen_alone=split,
+            f"kokoro-{name}", self._lanes, settings.scheduling, widen_alone=self._split
         )
-        self._split = split
         self._text_thread = ThreadPoolExecutor(1, thread_name_prefix=f"kokoro-{name}-text")
         self._session: ort.InferenceSession | None = None  # every configured core
         self._single_thread: ort.InferenceSession | None = None  # one core, shared by the lanes
@@ -203,7 +200,7 @@ class KokoroOnnxBackend:
     @property
     def lanes(self) -> int:
         """Inferences run at once when the model is busy."""
-        return self._cores if self._split else self._settings.max_concurrency
+        return self._lanes
 
     @property
     def jobs_running(self) -> int:

@@ -374,9 +374,13 @@ class Speaker:
         if self._timing is None:
             return None
         fits = call_budget_chars(self._timing, self._call_s(), highest=_UNLIMITED)
-        first = first_segment_chars(self._timing, self._latency_target_s,
-                                    lowest=_MIN_PART, highest=_UNLIMITED)  # fmt: skip
-        return max(fits, first)
+        return max(fits, self._first_part_chars(self._timing))
+
+    def _first_part_chars(self, timing: SynthesisTimeModel) -> int:
+        """The characters one call can synthesize within the latency target (a first
+        segment's length): the shortest part worth a call of its own."""
+        return first_segment_chars(timing, self._latency_target_s,
+                                   lowest=_MIN_PART, highest=_UNLIMITED)  # fmt: skip
 
     def _rescue_end(self, text: str, end: int) -> int:
         """Where a call that found no clause mark within its budget ends: at ``end`` (the first
@@ -391,9 +395,7 @@ class Speaker:
         if self._timing.seconds(end) <= slack_s:
             return end
         in_time = call_budget_chars(self._timing, slack_s, highest=end)
-        first = first_segment_chars(self._timing, self._latency_target_s,
-                                    lowest=_MIN_PART, highest=_UNLIMITED)  # fmt: skip
-        return word_gap_end(text, in_time, min_chars=first) or end
+        return word_gap_end(text, in_time, min_chars=self._first_part_chars(self._timing)) or end
 
     def _merge_budget(self) -> int:
         """How much queued text the next call may take (adaptive chunking), 0: none."""
