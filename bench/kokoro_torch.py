@@ -24,8 +24,9 @@ from pathlib import Path
 
 from bench.backends import PASSAGE
 from gateway.backends.base import SynthesisRequest
-from gateway.backends.kokoro_torch import KokoroTorchBackend, require_module
+from gateway.backends.kokoro_torch import KokoroTorchBackend
 from gateway.backends.settings import KokoroTorchSettings
+from gateway.backends.workers import require_module
 from gateway.core.segmenter import Segmenter
 
 # The Kokoro-82M v1.0 hyper-parameters (as kokoro-onnx ships them in its config.json).

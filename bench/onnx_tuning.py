@@ -49,7 +49,8 @@ from numpy.typing import NDArray
 from bench.machine import cores, describe, machine_info
 from bench.process import REPO
 from bench.report import fmt, markdown_table, percentile, write_results
-from gateway.backends.kokoro_onnx import SAMPLE_RATE, resolve_model, timed_model
+from gateway.backends.kokoro_base import SAMPLE_RATE
+from gateway.backends.kokoro_onnx import resolve_model, timed_model
 from gateway.backends.kokoro_phonemes import KokoroPhonemizer
 from gateway.backends.kokoro_voices import KokoroVoices
 from gateway.backends.settings import KokoroOnnxSettings

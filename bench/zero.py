@@ -22,7 +22,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bench.process import REPO
-from gateway.backends.base import AudioChunk, SynthesisRequest, Voice, WordTiming, listed_voice
+from gateway.backends.base import (
+    AudioChunk,
+    EngineCounters,
+    SynthesisRequest,
+    Voice,
+    WordTiming,
+    listed_voice,
+)
 from gateway.config import load_config
 from gateway.core.alignment import spoken_words
 from gateway.core.segmenter import Boundary
@@ -55,10 +62,15 @@ class ZeroCostBackend:
     default_lang: str = "en-us"
     streams_within_segment = False
     native_word_timing = True
+    kind: str = "zero"
+    model: str | None = None
+    max_input_chars: int | None = None
+    lanes: int = 1
 
     def __init__(self) -> None:
         self._audio = _voice_like(_PRECOMPUTED_S, _RATE)
         self._ready = False
+        self.counters = EngineCounters()
 
     @property
     def ready(self) -> bool:

@@ -20,19 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from gateway.backends import KIND_PATTERNS, kind_for_name
+from gateway.backends.registry import BACKEND_SETTINGS, KIND_PATTERNS, kind_for_name
 from gateway.backends.settings import (
-    AllTalkSettings,
     BackendSettings,
-    ChatterboxSettings,
-    ElevenLabsSettings,
     EspeakSettings,
     KokoroOnnxSettings,
-    KokoroTorchSettings,
-    OpenAISettings,
     PiperSettings,
 )
 from gateway.core.cost import CostSettings
+from gateway.core.errors import ConfigError
 from gateway.core.protocol import OPUS_FRAME_MS, AudioFormat
 from gateway.core.segmenter import SegmenterConfig
 
@@ -55,26 +51,10 @@ ENV_PREFIX: Final = "TTSGW_"
 _LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 CONFIG_ENV: Final = "TTSGW_CONFIG"
 
-# Backend kinds and their settings types: a plain registry, extended by each backend kind.
-BACKEND_SETTINGS: Final[dict[str, type[BackendSettings]]] = {
-    "kokoro_onnx": KokoroOnnxSettings,
-    "kokoro_torch": KokoroTorchSettings,
-    "chatterbox": ChatterboxSettings,
-    "openai": OpenAISettings,
-    "alltalk": AllTalkSettings,
-    "elevenlabs": ElevenLabsSettings,
-    "espeak": EspeakSettings,
-    "piper": PiperSettings,
-}
-
 
 def default_backends() -> dict[str, BackendSettings]:
     """The backends configured when config.toml has no ``[backends]`` table."""
     return {"kokoro": KokoroOnnxSettings(), "espeak": EspeakSettings(), "piper": PiperSettings()}
-
-
-class ConfigError(ValueError):
-    """The configuration cannot be used; the message names the key and the problem."""
 
 
 class OpusVbr(enum.StrEnum):

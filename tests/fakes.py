@@ -11,7 +11,14 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Voice, listed_voice
+from gateway.backends.base import (
+    AudioChunk,
+    BackendError,
+    EngineCounters,
+    SynthesisRequest,
+    Voice,
+    listed_voice,
+)
 from gateway.core.segmenter import Boundary
 
 RAISE_MARKER = "FAILNOW"
@@ -21,10 +28,14 @@ HANG_MARKER = "HANGNOW"
 class ToneBackend:
     """One 120 ms tone per word, in chunks of 40 ms, each word a separate piece."""
 
+    kind = "fake"
+    model: str | None = None
     sample_rate: int = 24000
     languages: tuple[str, ...] = ("en-us",)
     streams_within_segment = True
     native_word_timing = False
+    max_input_chars: int | None = None
+    lanes = 1
     default_voice = "tone"
     default_lang = "en-us"
 
@@ -43,6 +54,7 @@ class ToneBackend:
         self.loaded = False
         self.active = 0  # synthesize() calls currently running
         self.requests: list[SynthesisRequest] = []
+        self.counters = EngineCounters()
 
     @property
     def ready(self) -> bool:

@@ -36,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from gateway.audio.pcmstream import StreamResampler
+from gateway.audio.resample import StreamResampler
 from gateway.backends.base import Backend, BackendError, SynthesisRequest
 
 MAX_INPUT = 4096

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -11,6 +12,8 @@ from typing import TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from gateway.backends.base import AudioChunk, Backend, SynthesisRequest
+from gateway.core.playback import PlaybackModel
 from gateway.core.protocol import (
     Audio,
     Cancelled,
@@ -22,6 +25,8 @@ from gateway.core.protocol import (
     SegmentStart,
     ServerMessage,
 )
+from gateway.speech.chunking import CallPlanner
+from gateway.speech.clock import SYSTEM_CLOCK
 from tts_gateway_client.client import SpeechStream
 from tts_gateway_client.output import AudioCollector
 
@@ -117,3 +122,21 @@ def check_segments_cover(segments: Iterable[SegmentStart], text: str) -> None:
 
 def errors(transcript: Transcript) -> list[Error]:
     return [m for m in transcript.messages if isinstance(m, Error)]
+
+
+async def spoken_in_calls(backend: Backend, request: SynthesisRequest) -> list[AudioChunk]:
+    """The chunks of ``request``'s text as the speaking pipeline asks ``backend`` for them
+    without adaptive chunking: in calls that never exceed the backend's ``max_input_chars``
+    (the pipeline's own planner decides where each call ends)."""
+    planner = CallPlanner(playback=PlaybackModel(24000), clock=SYSTEM_CLOCK, latency_target_s=0.4,
+                          max_merged_chars=0, timing=lambda: None,
+                          share=lambda: None)  # fmt: skip
+    text, offset, chunks = request.text, 0, []
+    while offset < len(text):
+        rest = text[offset:]
+        end = planner.call_end(rest, streams=backend.streams_within_segment,
+                               max_chars=backend.max_input_chars)  # fmt: skip
+        call = dataclasses.replace(request, text=rest[:end])
+        chunks += [chunk async for chunk in backend.synthesize(call)]
+        offset += end
+    return chunks

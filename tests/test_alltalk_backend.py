@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from gateway.audio.resample import ResampledChunks
 from gateway.backends import create_backend
 from gateway.backends.alltalk import AllTalkBackend
 from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest
@@ -24,6 +25,7 @@ from tests.conftest import timeout
 from tests.fakes import ToneBackend
 from tests.openai_compatible_server import alltalk_app
 from tests.servers import Cut, FaultInjector, ServedApp, Status, serve_app, unused_port
+from tests.streams import spoken_in_calls
 
 TEXT = "One two three. Four five."
 SERVER_MAP = {"alloy": "tone", "echo": "tone2", "nova": "tone2"}
@@ -84,11 +86,22 @@ async def backend(url: str, **changes: object) -> AsyncIterator[AllTalkBackend]:
 
 
 async def speak(
-    instance: AllTalkBackend, text: str = TEXT, voice: str = "alloy"
+    instance: AllTalkBackend, text: str = TEXT, voice: str = "alloy", lang: str = "en"
 ) -> list[AudioChunk]:
+    """The backend's chunks as the pipeline plays them: in calls within the provider's limit,
+    at 24 kHz through the one resampler (AllTalk's WAV arrives at the server's rate, which its
+    chunks carry)."""
     async with asyncio.timeout(timeout(20)):
-        request = SynthesisRequest(text, voice, "en", 1.0)
-        return [chunk async for chunk in instance.synthesize(request)]
+        request = SynthesisRequest(text, voice, lang, 1.0)
+        chunks = await spoken_in_calls(instance, request)
+        return [
+            chunk async for chunk in ResampledChunks(_each(chunks), instance.sample_rate, 24000)
+        ]
+
+
+async def _each(chunks: list[AudioChunk]) -> AsyncIterator[AudioChunk]:
+    for chunk in chunks:
+        yield chunk
 
 
 def samples(chunks: list[AudioChunk]) -> int:
@@ -239,8 +252,7 @@ async def test_several_alltalk_servers_side_by_side(tmp_path: object) -> None:
 
 async def _collect(instance: object, voice: str, lang: str) -> list[AudioChunk]:
     assert isinstance(instance, AllTalkBackend)
-    request = SynthesisRequest(TEXT, voice, lang, 1.0)
-    return [chunk async for chunk in instance.synthesize(request)]
+    return await speak(instance, TEXT, voice, lang)
 
 
 async def _no_sleep(_: float) -> None:

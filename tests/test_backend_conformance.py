@@ -7,10 +7,9 @@ of tests/fakes_torch.py. The remote backends talk to loopback servers speaking t
 APIs over real Kokoro.
 
 To add a backend: a session fixture in tests/conftest.py that loads it, and one
-:class:`Case` in :data:`CASES`. The checks read two counters that a backend keeps for them:
-how much engine work runs right now (``jobs_running`` unless the case names another attribute)
-and, if it streams within a segment, how much audio its engine has produced so far
-(``samples_synthesized`` unless named otherwise).
+:class:`Case` in :data:`CASES`. The checks read two of the counters every backend keeps
+(``backend.counters``): how much engine work runs right now (``running``) and how much audio
+its engine has produced so far (``samples``).
 
 A check that needs a capability (streaming within a segment, native word timing) is collected
 only for the cases that declare it, so nothing is skipped; the case's declaration is checked
@@ -58,8 +57,6 @@ class Case:
     reads_aloud: bool = True  # it reports how it read normalized words ("$5": "5 dollars")
     voice_languages: bool = True  # it knows the language of (some of) its voices
     marks: tuple[Any, ...] = field(default=())
-    running: str = "jobs_running"  # its counter of engine work running now
-    produced: str = "samples_synthesized"  # its counter of audio produced by the engine
 
 
 def remote(
@@ -75,8 +72,7 @@ def remote(
     now is its open provider requests, the audio produced is the audio received so far."""
     return Case(name, name, streams=streams, word_timing=word_timing, timings_heard=timings_heard,
                 reads_aloud=reads_aloud, voice_languages=voice_languages,
-                marks=(pytest.mark.model,), running="requests_open",
-                produced="samples_received")  # fmt: skip
+                marks=(pytest.mark.model,))  # fmt: skip
 
 
 CASES = [
@@ -94,7 +90,6 @@ CASES = [
         streams=True,
         word_timing=False,
         speech=False,
-        running="running_workers",
     ),
     remote("openai", streams=True, word_timing=False),
     # AllTalk answers once the whole text is synthesized, and its OpenAI endpoint offers the
@@ -158,15 +153,11 @@ def req(backend: Backend, text: str, speed: float = 1.0) -> SynthesisRequest:
 
 
 def jobs(backend: Backend, case: Case) -> int:
-    running = getattr(backend, case.running, None)
-    assert isinstance(running, int), f"{backend.name} does not count {case.running}"
-    return running
+    return backend.counters.running
 
 
 def produced(backend: Backend, case: Case) -> int:
-    samples = getattr(backend, case.produced, None)
-    assert isinstance(samples, int), f"{backend.name} does not count {case.produced}"
-    return samples
+    return backend.counters.samples
 
 
 async def until(condition: Callable[[], bool], what: str) -> None:
@@ -226,8 +217,7 @@ async def test_first_audio_comes_before_the_segment_is_synthesized(
 
 @over()
 async def test_cancel_stops_the_engine(case: Case, backend: Backend) -> None:
-    measures = hasattr(backend, case.produced)
-    before = produced(backend, case) if measures else 0
+    before = produced(backend, case)
     chunks = stream_of(backend, LONG)
     first = await anext(chunks)
     assert len(first.pcm) > 0
@@ -239,10 +229,9 @@ async def test_cancel_stops_the_engine(case: Case, backend: Backend) -> None:
             await more
         await chunks.aclose()
     assert jobs(backend, case) == 0, "the engine's thread is idle once the stream is closed"
-    if measures:
-        spoken = produced(backend, case) - before
-        whole = len(await pcm_of(backend, LONG))
-        assert spoken < whole / 2, "synthesis stopped, not run to the end"
+    spoken = produced(backend, case) - before
+    whole = len(await pcm_of(backend, LONG))
+    assert spoken < whole / 2, "synthesis stopped, not run to the end"
     # The engine serves the next request normally.
     assert len(await pcm_of(backend, "Still here.")) > 0
     assert jobs(backend, case) == 0
@@ -358,7 +347,15 @@ class _Recorder:
         self.default_lang = inner.default_lang
         self.streams_within_segment = inner.streams_within_segment
         self.native_word_timing = inner.native_word_timing
+        self.kind = inner.kind
+        self.model = inner.model
+        self.max_input_chars = inner.max_input_chars
+        self.counters = inner.counters
         self.calls: list[_Call] = []
+
+    @property
+    def lanes(self) -> int:
+        return self.inner.lanes
 
     @property
     def ready(self) -> bool:
@@ -377,18 +374,16 @@ class _Recorder:
         return self.inner.resolve_voice(name)
 
     async def synthesize(self, request: SynthesisRequest) -> AsyncIterator[AudioChunk]:
-        counted = hasattr(self.inner, self.case.produced)
-        before = produced(self.inner, self.case) if counted else 0
+        before = produced(self.inner, self.case)
         call = _Call(request.text)
         self.calls.append(call)
         inner = cast(AsyncGenerator[AudioChunk, None], self.inner.synthesize(request))
         async with contextlib.aclosing(inner) as chunks:
             async for chunk in chunks:
-                if call.at_first is None and counted:
+                if call.at_first is None:
                     call.at_first = produced(self.inner, self.case) - before
                 yield chunk
-        if counted:
-            call.at_end = produced(self.inner, self.case) - before
+        call.at_end = produced(self.inner, self.case) - before
 
 
 @pytest.fixture(scope="module")

@@ -74,13 +74,13 @@ async def cancel_twice_while_the_thread_runs(
         for _ in range(20):
             await asyncio.sleep(0)
         assert not task.done(), "the request ended while its thread was still running"
-        assert backend.jobs_running == 1
+        assert backend.counters.running == 1
     finally:
         held.release.set()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert held.returned.is_set()
-    assert backend.jobs_running == 0
+    assert backend.counters.running == 0
     await drain(backend)  # the backend serves the next request
 
 

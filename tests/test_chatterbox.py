@@ -190,7 +190,7 @@ async def test_stopping_a_stream_stops_generation_and_ends_the_worker(
             await stream.aclose()
     engine = engines.engine
     # The worker thread has returned, the token loop was stopped mid-way, the model is idle.
-    assert (backend.running_workers, backend.stopped_generations) == (0, 1)
+    assert (backend.counters.running, backend.counters.stopped) == (0, 1)
     assert (engine.generation.active, engine.generation.interrupted) == (0, 1)
     assert engine.tokens_generated <= 15 < engine.tokens_planned
     gate.set()
@@ -213,7 +213,7 @@ async def test_a_slow_listener_holds_the_worker_back(tmp_path: Path) -> None:
         assert len(engines.engine.vocode_calls) <= 2 + QUEUE_CHUNKS
         assert generated < engines.engine.tokens_planned
         await stream.aclose()
-    assert backend.running_workers == 0
+    assert backend.counters.running == 0
     await backend.aclose()
 
 
@@ -279,7 +279,7 @@ async def test_a_failure_in_generation_is_a_backend_error(tmp_path: Path) -> Non
     backend = await loaded_backend(tmp_path, engines)
     with pytest.raises(BackendError, match="synthesis failed: injected failure"):
         await speak(backend)
-    assert backend.running_workers == 0
+    assert backend.counters.running == 0
     engines.engine.fail_after = None
     assert await speak(backend)  # the model is free again
     await backend.aclose()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.backends.registry import settings_price_key as key
 from gateway.backends.settings import (
     AllTalkSettings,
     ElevenLabsSettings,
@@ -35,21 +36,32 @@ def test_lookup_prefers_the_backend_name_then_the_kind_then_a_wildcard() -> None
         "cheap/tts-1": Price(usd_per_million_chars=1.0),
         "openai/*": Price(usd_per_million_chars=7.0),
     }
-    assert find_price(prices, backend="cheap", kind="openai", model="tts-1") == Price(1.0)
-    assert find_price(prices, backend="openai", kind="openai", model="tts-1") == Price(15.0)
-    assert find_price(prices, backend="openai", kind="openai", model="other") == Price(7.0)
+    assert find_price(prices, backend="cheap", kind="openai", model="tts-1", hosted=True) == Price(
+        1.0
+    )
+    assert find_price(prices, backend="openai", kind="openai", model="tts-1", hosted=True) == Price(
+        15.0
+    )
+    assert find_price(prices, backend="openai", kind="openai", model="other", hosted=True) == Price(
+        7.0
+    )
 
 
 def test_hosted_backends_without_a_price_are_unknown_and_local_ones_free() -> None:
-    assert find_price({}, backend="openai", kind="openai", model="kokoro") is None
-    assert find_price({}, backend="el", kind="elevenlabs", model="eleven_flash_v2_5") is None
-    assert find_price({}, backend="kokoro", kind="kokoro_onnx", model=None) == Price()
-    assert find_price({}, backend="alltalk_gpu", kind="alltalk", model=None) == Price()
+    assert find_price({}, backend="openai", kind="openai", model="kokoro", hosted=True) is None
+    assert (
+        find_price({}, backend="el", kind="elevenlabs", model="eleven_flash_v2_5", hosted=True)
+        is None
+    )
+    assert find_price({}, backend="kokoro", kind="kokoro_onnx", model=None, hosted=False) == Price()
+    assert (
+        find_price({}, backend="alltalk_gpu", kind="alltalk", model=None, hosted=False) == Price()
+    )
 
 
 def test_default_prices_cover_the_default_models() -> None:
     for kind, model in (("openai", "gpt-4o-mini-tts"), ("elevenlabs", "eleven_flash_v2_5")):
-        price = find_price(DEFAULT_PRICES, backend=kind, kind=kind, model=model)
+        price = find_price(DEFAULT_PRICES, backend=kind, kind=kind, model=model, hosted=True)
         assert price is not None
         assert price.usd_per_million_chars + price.usd_per_minute > 0
 
@@ -159,13 +171,13 @@ def test_bad_prices_name_the_key(tmp_path: Path, text: str, message: str) -> Non
 
 def test_estimates_and_meters_for_configured_backends() -> None:
     cost = CostSettings()
-    tts1 = estimate_for_backend(cost, "openai", OpenAISettings(model="tts-1"), "x" * 2000)
+    tts1 = estimate_for_backend(cost, key("openai", OpenAISettings(model="tts-1")), "x" * 2000)
     assert tts1.usd == pytest.approx(0.03)
-    minutes = estimate_for_backend(cost, "openai", OpenAISettings(), "x" * 900, speed=1.5)
+    minutes = estimate_for_backend(cost, key("openai", OpenAISettings()), "x" * 900, speed=1.5)
     assert minutes.usd == pytest.approx(0.015 / 1.5)
-    assert estimate_for_backend(cost, "kokoro", KokoroOnnxSettings(), "Hello.").usd == 0.0
+    assert estimate_for_backend(cost, key("kokoro", KokoroOnnxSettings()), "Hello.").usd == 0.0
     local = OpenAISettings(base_url="http://127.0.0.1:8765", model="kokoro")
-    assert estimate_for_backend(cost, "local", local, "Hello.").usd is None
-    assert backend_price(cost, "at", AllTalkSettings()) == Price()
-    meter = CostMeter.for_backend(cost, "el", ElevenLabsSettings())
+    assert estimate_for_backend(cost, key("local", local), "Hello.").usd is None
+    assert backend_price(cost, key("at", AllTalkSettings())) == Price()
+    meter = CostMeter.for_backend(cost, key("el", ElevenLabsSettings()))
     assert meter.add_segment(chars=1000, audio_s=60.0, compute_s=1.0) == pytest.approx(0.05)

@@ -82,7 +82,7 @@ async def test_cancel_terminates_the_running_inference(kokoro: KokoroOnnxBackend
         async for _ in kokoro.synthesize(request):
             pass
 
-    before = kokoro.terminated_runs
+    before = kokoro.counters.stopped
     task = asyncio.create_task(consume())
     await started.wait()
     await asyncio.sleep(0.3)  # inside the first model pass (several seconds of work)
@@ -90,7 +90,7 @@ async def test_cancel_terminates_the_running_inference(kokoro: KokoroOnnxBackend
     with pytest.raises(asyncio.CancelledError):
         await task
     # The pass was stopped, not waited out, and the slot is free for the next request.
-    assert kokoro.terminated_runs == before + 1
+    assert kokoro.counters.stopped == before + 1
     async with asyncio.timeout(timeout(30)):
         short = SynthesisRequest("Still working.", "jf_gongitsune", "en-us", 1.0)
         assert [chunk async for chunk in kokoro.synthesize(short)]

@@ -24,8 +24,9 @@ import pytest
 
 from gateway.backends import create_backend
 from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest
-from gateway.backends.kokoro_torch import Checkpoint, KokoroTorchBackend, resolve_device
+from gateway.backends.kokoro_torch import Checkpoint, KokoroTorchBackend
 from gateway.backends.settings import KokoroTorchSettings
+from gateway.backends.workers import resolve_device
 from gateway.config import load_config
 from gateway.core.segmenter import Boundary
 from tests.conftest import REPO, timeout
@@ -178,7 +179,7 @@ async def test_cancel_stops_the_running_pass(tmp_path: Path) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     activity = models.model.activity
-    assert (backend.terminated_runs, activity.interrupted, activity.active) == (1, 1, 0)
+    assert (backend.counters.stopped, activity.interrupted, activity.active) == (1, 1, 0)
     gate.set()  # the model works again for the next request
     assert await speak(backend, "Still working.")
     await backend.aclose()

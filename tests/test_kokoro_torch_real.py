@@ -151,13 +151,13 @@ async def test_cancel_stops_a_real_pass_at_the_next_layer(backend: KokoroTorchBa
             async for _ in backend.synthesize(request):
                 pass
 
-        before = backend.terminated_runs
+        before = backend.counters.stopped
         task = asyncio.create_task(consume())
         async with asyncio.timeout(timeout(120)):
             await entered.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert backend.terminated_runs == before + 1
+        assert backend.counters.stopped == before + 1
     finally:
         handle.remove()

@@ -36,6 +36,7 @@ from tests.servers import (
     serve_app,
     unused_port,
 )
+from tests.streams import spoken_in_calls
 
 KEY = "sk-test-0123456789abcdef"
 TEXT = "One two three. Four five."
@@ -105,7 +106,7 @@ async def speak(instance: OpenAIBackend, text: str = TEXT, **request: object) ->
     values: dict[str, object] = {"voice": "tone", "lang": "en-us", "speed": 1.0, **request}
     req = SynthesisRequest(text, str(values["voice"]), str(values["lang"]), float(values["speed"]))  # type: ignore[arg-type]
     async with asyncio.timeout(timeout(20)):
-        return [chunk async for chunk in instance.synthesize(req)]
+        return await spoken_in_calls(instance, req)
 
 
 def samples(chunks: list[AudioChunk]) -> int:

@@ -176,6 +176,6 @@ async def test_model_work_is_served_by_the_configured_policy(
             for name in deadlines:  # all queued in one turn of the loop: "later" runs first
                 group.create_task(speak(name))
         assert order == first_audio_order
-        assert backend.jobs_running == 0
+        assert backend.counters.running == 0
     finally:
         await backend.aclose()

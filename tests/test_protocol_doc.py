@@ -59,7 +59,7 @@ TABLE_HOMES: dict[str, str] = {"Key": Words.TYPE, "Event": Progress.TYPE}
 # Config sections whose every setting the document lists (they shape what a client sees).
 COMPLETE_SECTIONS = ("limits", "auth", "session")
 # Settings every configured backend has that the document lists (for the ``kokoro`` backend).
-PER_BACKEND_SETTINGS = ("fallback",)
+PER_BACKEND_SETTINGS = ("fallback", "fallback_recover_s")
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*$")
 _MESSAGE_HEADING = re.compile(r"^`([a-z_]+)`$")

@@ -68,7 +68,7 @@ async def cancel_at_every_step(backend: RemoteBackend, voice: str) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        assert backend.requests_open == 0
+        assert backend.counters.running == 0
         assert await speak(backend, voice) == whole, f"after a cancel at step {step}"
 
 

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.audio.pcmstream import AudioFormatError, Pcm16Reader, StreamResampler, WavReader
+from gateway.audio.pcmstream import AudioFormatError, Pcm16Reader, WavReader
+from gateway.audio.resample import StreamResampler
 from gateway.backends.remote import (
     ChunkCoalescer,
     RemoteError,
@@ -25,10 +26,10 @@ from gateway.backends.remote import (
     connect_error,
     parse_retry_after,
     retrying,
-    split_text,
 )
 from gateway.core.char_alignment import CharAligner, word_spans
-from gateway.core.segmenter import Boundary
+from gateway.core.segmenter import Boundary, TextPart
+from gateway.speech.chunking import split_to_limit as split_text
 from tests.servers import drain_into
 
 SERVICE = Service(
@@ -199,8 +200,6 @@ def test_split_keeps_short_text_whole_and_drops_blank() -> None:
 
 
 def _part(start: int, end: int, boundary: Boundary) -> object:
-    from gateway.backends.remote import TextPart
-
     return TextPart(start, end, boundary)
 
 

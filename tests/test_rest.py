@@ -156,6 +156,11 @@ class GatedBackend:
         self.default_lang = inner.default_lang
         self.streams_within_segment = inner.streams_within_segment
         self.native_word_timing = inner.native_word_timing
+        self.kind = inner.kind
+        self.model = inner.model
+        self.max_input_chars = inner.max_input_chars
+        self.counters = inner.counters
+        self.lanes = inner.lanes
         self.gate = asyncio.Event()
         self.armed = False  # requests before (a gateway's warm-up) pass through
         self.started = 0
@@ -238,10 +243,10 @@ async def test_a_client_that_goes_away_cancels_the_synthesis() -> None:
                 first = await anext(response.aiter_raw())
                 assert first
                 assert tone.active == 1
-                assert len(gateway.gateway.speeches) == 1
+                assert len(gateway.gateway.sessions) == 1
             # Leaving the block closes the connection mid-body.
         await eventually(lambda: tone.active == 0, deadline_s=timeout(10))
-        await eventually(lambda: not gateway.gateway.speeches, deadline_s=timeout(10))
+        await eventually(lambda: not gateway.gateway.sessions, deadline_s=timeout(10))
         assert len(tone.requests) < len(sentences), "synthesis stopped early"
     finally:
         await gateway.stop()
@@ -494,7 +499,7 @@ async def test_shutdown_ends_a_speech_under_way(caplog: pytest.LogCaptureFixture
                 await stopping
                 stopped = True
         assert tone.active == 0
-        assert not gateway.gateway.speeches
+        assert not gateway.gateway.sessions
         assert any("ended early" in r.getMessage() and "shutting down" in r.getMessage()
                    for r in caplog.records)  # fmt: skip
     finally:

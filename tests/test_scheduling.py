@@ -211,9 +211,9 @@ async def test_a_widened_grant_that_meets_a_cancel_passes_every_core_on() -> Non
 async def test_the_model_pool_runs_work_in_deadline_order_and_stops_it_on_cancel() -> None:
     import threading
 
-    from gateway.backends.threads import ModelPool
+    from gateway.backends.threads import WorkerPool
 
-    pool = ModelPool("test", 1)
+    pool = WorkerPool("test", 1)
     gate = threading.Event()
     order: list[str] = []
 
@@ -227,7 +227,7 @@ async def test_the_model_pool_runs_work_in_deadline_order_and_stops_it_on_cancel
     late = asyncio.create_task(pool.run(lambda: blocking("late"), deadline=10.0))
     soon = asyncio.create_task(pool.run(lambda: blocking("soon"), deadline=5.0))
     await asyncio.sleep(0.01)
-    assert (pool.jobs_running, pool.waiting) == (1, 2)
+    assert (pool.counters.running, pool.waiting) == (1, 2)
     gate.set()
     assert list(await asyncio.gather(first, late, soon)) == ["first", "late", "soon"]
     assert order == ["first", "soon", "late"]
@@ -239,17 +239,17 @@ async def test_the_model_pool_runs_work_in_deadline_order_and_stops_it_on_cancel
     with pytest.raises(asyncio.CancelledError):
         await running
     assert stopped.is_set()  # the work was told to stop...
-    assert pool.jobs_running == 0  # ...and its thread was waited for
+    assert pool.counters.running == 0  # ...and its thread was waited for
     pool.shutdown()
 
 
 async def test_the_compute_clock_counts_model_time_not_the_wait_for_a_slot() -> None:
     import threading
 
-    from gateway.backends.threads import ComputeClock, ModelPool
+    from gateway.backends.threads import ComputeClock, WorkerPool
 
-    pool = ModelPool("test", 1)
-    unclocked = ModelPool("encode", 1, clocked=False)
+    pool = WorkerPool("test", 1)
+    unclocked = WorkerPool("encode", 1, clocked=False)
     gate = threading.Event()
     holder = asyncio.create_task(pool.run(lambda: gate.wait(5), deadline=0.0))
     await asyncio.sleep(0.01)

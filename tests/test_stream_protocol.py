@@ -259,7 +259,7 @@ async def test_client_that_leaves_mid_stream_is_cleaned_up(
         await stream.flush()
         await asyncio.sleep(0.2)
         assert tone.active == 1
-    await eventually(lambda: not tone.active and not server.gateway.connections)
+    await eventually(lambda: not tone.active and not server.gateway.sessions)
 
 
 async def test_shutdown_closes_live_sessions_with_1001() -> None:

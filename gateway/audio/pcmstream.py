@@ -3,8 +3,8 @@
 :class:`Pcm16Reader` turns raw signed 16-bit little-endian mono bytes into float32 samples,
 keeping an odd trailing byte for the next chunk. :class:`WavReader` does the same for a RIFF/WAVE
 stream (PCM 16/24/32-bit or IEEE float, any channel count, mixed down to mono), reading the
-header as it arrives and checking at the end that the data chunk was complete.
-:class:`StreamResampler` converts a stream to another sample rate (PyAV's libswresample).
+header as it arrives and checking at the end that the data chunk was complete. Neither
+resamples: the audio keeps its own rate (:mod:`gateway.audio.resample` is the one resampler).
 """
 
 from __future__ import annotations
@@ -12,20 +12,17 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-import av
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["AudioFormatError", "Pcm16Reader", "StreamResampler", "WavReader"]
+from gateway.core.errors import AudioFormatError
+
+__all__ = ["AudioFormatError", "Pcm16Reader", "WavReader"]
 
 Pcm = NDArray[np.float32]
 _EMPTY: Final = np.zeros(0, dtype=np.float32)
 _MAX_HEADER: Final = 1 << 16  # a WAV header larger than this is not one we can stream
 _UNKNOWN_SIZES: Final = (0, 0xFFFFFFFF)  # data sizes that streaming writers use for "unknown"
-
-
-class AudioFormatError(ValueError):
-    """The bytes are not audio in the expected format, or the stream ended mid-way."""
 
 
 class Pcm16Reader:
@@ -155,32 +152,3 @@ class WavReader:
         value = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
         value = np.where(value >= 1 << 23, value - (1 << 24), value)
         return (value / float(1 << 23)).astype(np.float32)
-
-
-class StreamResampler:
-    """Mono float32 at ``source_rate`` -> mono float32 at ``target_rate``, chunk by chunk."""
-
-    def __init__(self, source_rate: int, target_rate: int) -> None:
-        self.source_rate = source_rate
-        self.target_rate = target_rate
-        self._resampler = av.AudioResampler(format="flt", layout="mono", rate=target_rate)
-
-    def push(self, pcm: Pcm) -> Pcm:
-        if not len(pcm):
-            return _EMPTY
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(pcm, dtype=np.float32).reshape(1, -1), format="flt", layout="mono"
-        )
-        frame.sample_rate = self.source_rate
-        return self._joined(self._resampler.resample(frame))
-
-    def flush(self) -> Pcm:
-        """The samples the resampler still holds, at the end of the stream."""
-        return self._joined(self._resampler.resample(None))
-
-    @staticmethod
-    def _joined(frames: list[av.AudioFrame]) -> Pcm:
-        if not frames:
-            return _EMPTY
-        joined: Pcm = np.concatenate([f.to_ndarray().reshape(-1) for f in frames])
-        return joined.astype(np.float32, copy=False)

@@ -6,13 +6,15 @@ clicks at chunk boundaries. :meth:`StreamResampler.flush` ends a piece (a separa
 synthesized stretch): it drains the filter's delay line and starts afresh, so the piece's output
 length is ``round(n * out_rate / in_rate)`` for ``n`` input samples.
 
-:class:`ResampledChunks` applies it to a backend's :class:`~gateway.backends.base.AudioChunk`
+:class:`ResampledChunks` applies it to a backend's :class:`~gateway.core.chunks.AudioChunk`
 stream: the PCM is converted, pieces are flushed at ``piece_end`` (and at the end of the
-stream), and word timings are scaled to the output rate.
+stream), and word timings are scaled to the output rate. A chunk may name its own rate (a WAV
+stream's, or a fallback backend's); the stream then continues at that rate.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from fractions import Fraction
 from typing import Final
@@ -21,7 +23,7 @@ import numpy as np
 import soxr
 from numpy.typing import NDArray
 
-from gateway.backends.base import AudioChunk, WordTiming
+from gateway.core.chunks import AudioChunk, WordTiming
 
 __all__ = ["ResampledChunks", "StreamResampler"]
 
@@ -79,13 +81,15 @@ class ResampledChunks:
 
     Words keep their piece-relative positions, scaled by the rate ratio, and stay on the chunk
     they came with (the filter delays audio a little, so a word may come before its audio,
-    which :class:`~gateway.backends.base.AudioChunk` allows). If the backend's stream ends
+    which :class:`~gateway.core.chunks.AudioChunk` allows). If the backend's stream ends
     without a ``piece_end`` on its last chunk, the held-back tail is returned as one more
-    chunk.
+    chunk. ``in_rate`` is the rate of chunks that do not name theirs; a chunk with audio at
+    another rate ends the open piece's resampling (its tail goes out first) and switches.
     """
 
     def __init__(self, chunks: AsyncIterator[AudioChunk], in_rate: int, out_rate: int) -> None:
         self._chunks = chunks
+        self._out_rate = out_rate
         self._resampler = StreamResampler(in_rate, out_rate)
         self._open_piece = False  # samples pushed since the last flush
         self._finished = False
@@ -108,11 +112,16 @@ class ResampledChunks:
 
     def convert(self, chunk: AudioChunk) -> AudioChunk:
         """Resample one chunk (flushing the piece on ``piece_end``) and scale its words."""
+        tail = self._switch(chunk)
         resampler = self._resampler
-        if resampler.identity:
-            return chunk
+        if resampler.identity and not len(tail):
+            return (
+                chunk if chunk.sample_rate is None else dataclasses.replace(chunk, sample_rate=None)
+            )
         pcm = resampler.push(chunk.pcm)
-        self._open_piece = True
+        if len(tail):
+            pcm = np.concatenate((tail, pcm))
+        self._open_piece = not resampler.identity
         if chunk.piece_end is not None:
             pcm = np.concatenate((pcm, resampler.flush()))
             self._open_piece = False
@@ -127,6 +136,17 @@ class ResampledChunks:
             for w in chunk.words
         )
         return AudioChunk(pcm, piece_end=chunk.piece_end, words=words)
+
+    def _switch(self, chunk: AudioChunk) -> NDArray[np.float32]:
+        """Move to the rate of a chunk with audio at another rate; returns the old filter's
+        tail (the end of the audio before it)."""
+        rate = chunk.sample_rate
+        if rate is None or rate == self._resampler.in_rate or not len(chunk.pcm):
+            return _EMPTY
+        tail = self._resampler.flush()
+        self._resampler = StreamResampler(rate, self._out_rate)
+        self._open_piece = False
+        return tail
 
     async def aclose(self) -> None:
         """Close the backend's generator, so a cancelled segment stops its work."""

@@ -31,15 +31,12 @@ from typing import Any, Final
 
 from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Voice
 from gateway.backends.remote import (
-    AudioDecoder,
-    ChunkCoalescer,
     RemoteBackend,
     RemoteError,
     Service,
     TextPart,
     get_json,
     language_tag,
-    stream_http,
 )
 from gateway.backends.settings import ALLTALK_OPENAI_VOICES, AllTalkSettings
 
@@ -48,7 +45,6 @@ __all__ = ["AllTalkBackend"]
 log = logging.getLogger(__name__)
 
 _READY_POLL_S: Final = 0.5
-_WARMUP_TEXT: Final = "Warming up."
 
 
 class AllTalkBackend(RemoteBackend):
@@ -58,7 +54,8 @@ class AllTalkBackend(RemoteBackend):
     streams_within_segment = False  # AllTalk answers once the whole text is synthesized
 
     def __init__(self, name: str, settings: AllTalkSettings) -> None:
-        super().__init__(name, settings, Service(name, "AllTalk", settings.base_url))
+        service = Service(name, "AllTalk", settings.base_url)
+        super().__init__(name, settings, service, default_voice=settings.default_voice)
         self.settings = settings
         self._alias = {engine: openai for openai, engine in settings.voice_map.items()}
         self.engine_voices: list[str] = []
@@ -101,15 +98,7 @@ class AllTalkBackend(RemoteBackend):
                 )
         if self.settings.push_voice_map:
             await self._push_voice_map()
-        self._ready = True
-        if self.settings.warmup:
-            request = SynthesisRequest(_WARMUP_TEXT, self.default_voice, self.default_lang, 1.0)
-            try:
-                async for _ in self.synthesize(request):
-                    pass
-            except BackendError:
-                self._ready = False
-                raise
+        await self._become_ready()
 
     async def wait_ready(self) -> None:
         """Poll ``/api/ready`` until it says ``Ready``; BackendError after ``ready_timeout_s``."""
@@ -182,24 +171,6 @@ class AllTalkBackend(RemoteBackend):
         http_request = self.client.build_request(
             "POST", f"{self.settings.base_url}/v1/audio/speech", json=self._payload(request, text)
         )
-        decoder = AudioDecoder(self.service, wav=True)
-        coalescer = ChunkCoalescer()
-        async with contextlib.aclosing(
-            stream_http(
-                self.client,
-                http_request,
-                self.service,
-                first_byte_timeout_s=self.settings.first_byte_timeout_s,
-                read_timeout_s=self.settings.read_timeout_s,
-                on_response=decoder.check_response,
-            )
-        ) as body:
-            async for data in body:
-                pcm = coalescer.push(self._received(decoder.feed(data)))
-                if pcm is not None:
-                    yield AudioChunk(pcm)
-        rest = coalescer.flush(self._received(decoder.finish()))
-        if rest is not None:
-            yield AudioChunk(rest)
-        if decoder.samples == 0:
-            raise RemoteError(f"AllTalk ({self.settings.base_url}) sent no audio")
+        async with contextlib.aclosing(self._stream_audio(http_request, wav=True)) as chunks:
+            async for chunk in chunks:
+                yield chunk

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
-import numpy as np
-from numpy.typing import NDArray
-
-from gateway.core.segmenter import Boundary
+from gateway.core.chunks import AudioChunk, WordTiming
+from gateway.core.errors import BackendError, UnknownVoiceError
 
 __all__ = [
+    "WARMUP_TEXT",
     "AudioChunk",
     "Backend",
     "BackendError",
+    "EngineCounters",
     "SynthesisRequest",
     "UnknownVoiceError",
     "Voice",
@@ -28,12 +28,18 @@ __all__ = [
 ]
 
 
-class BackendError(Exception):
-    """A backend could not synthesize; the message is safe to show to the client."""
+# What every backend says once before it reports ready, when its settings ask for a warm-up.
+WARMUP_TEXT: Final = "Warming up the voice."
 
 
-class UnknownVoiceError(BackendError):
-    """A voice name the backend cannot speak with; the message names the bad part."""
+@dataclass(slots=True)
+class EngineCounters:
+    """What an engine is doing, for metrics and tests. Engine threads update them (a lost
+    update under a race only makes a reading a little stale)."""
+
+    running: int = 0  # calls whose engine work (threads, provider requests) runs right now
+    samples: int = 0  # audio made by the engine or received from its provider, all calls
+    stopped: int = 0  # engine work stopped early by a cancellation
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,41 +71,6 @@ class SynthesisRequest:
     instructions: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class WordTiming:
-    """A word of the request text and when it is spoken.
-
-    ``char_start``/``char_end`` are code-point offsets into ``SynthesisRequest.text``;
-    ``sample_start``/``sample_end`` count samples at the backend's ``sample_rate`` from the
-    start of the piece the word belongs to (the audio since the previous ``piece_end``).
-    ``spoken`` is how the word was read where that differs from the text ("$5" -> "5 dollars").
-    """
-
-    char_start: int
-    char_end: int
-    sample_start: int
-    sample_end: int
-    spoken: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AudioChunk:
-    """Audio from a backend: mono float32 in [-1, 1] at the backend's ``sample_rate``.
-
-    ``piece_end`` is set on the last chunk of a separately synthesized stretch (a model pass)
-    to the kind of text boundary it ends on; the gateway trims silence and places a pause of
-    that kind there. ``None`` means more of the same stretch follows.
-
-    ``words`` are the timings of words of this piece that the backend knows (native timing);
-    they may come with any chunk of the piece, but no later than the chunk whose audio holds
-    them. Backends without native timing leave it empty and the gateway estimates.
-    """
-
-    pcm: NDArray[np.float32]
-    piece_end: Boundary | None = None
-    words: tuple[WordTiming, ...] = ()
-
-
 class Backend(Protocol):
     """A TTS engine. One instance per process serves every session.
 
@@ -108,12 +79,22 @@ class Backend(Protocol):
     """
 
     name: str
+    kind: str  # the registry's kind (gateway.backends.registry); prices are looked up by it
+    model: str | None  # the provider's model it bills as (None: a local engine)
     sample_rate: int
     languages: tuple[str, ...]
     default_voice: str
     default_lang: str
     streams_within_segment: bool  # yields audio before the whole segment is synthesized
     native_word_timing: bool  # fills AudioChunk.words
+    max_input_chars: int | None  # the longest text one call takes (None: any length)
+    counters: EngineCounters
+
+    @property
+    def lanes(self) -> int:
+        """How many calls the engine runs at once when busy (its concurrency): sessions
+        sharing it size their calls by it."""
+        ...
 
     @property
     def ready(self) -> bool:

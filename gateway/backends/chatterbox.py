@@ -33,7 +33,6 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -42,7 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Voice, listed_voice
-from gateway.backends.kokoro_torch import require_module, resolve_device
+from gateway.backends.local import LocalBackend
 from gateway.backends.settings import ChatterboxSettings
 from gateway.backends.workers import (
     ChunkBridge,
@@ -50,9 +49,12 @@ from gateway.backends.workers import (
     checkpoint,
     install_interrupt_hooks,
     interruptible,
+    require_module,
+    resolve_device,
 )
 from gateway.core.crossfade import OverlapJoiner
 from gateway.core.normalize import speakable
+from gateway.core.scheduling import Policy
 from gateway.core.segmenter import Boundary
 
 __all__ = [
@@ -76,7 +78,6 @@ CHECKPOINT_FILES: Final = (
 BUILTIN_VOICE_FILE: Final = "conds.pt"
 BUILTIN_VOICE: Final = "default"
 QUEUE_CHUNKS: Final = 2  # chunks the worker may run ahead of the listener
-_WARMUP_TEXT: Final = "Warming up."
 _VALID_TOKENS: Final = 6561  # S3 speech tokens are 0..6560; above are start/stop markers
 
 
@@ -278,9 +279,10 @@ class _Audio:
     last: bool
 
 
-class ChatterboxBackend:
+class ChatterboxBackend(LocalBackend):
     """Chatterbox TTS: streams each segment in crossfaded chunks as it is generated."""
 
+    kind = "chatterbox"
     sample_rate: int = SAMPLE_RATE
     languages: tuple[str, ...] = LANGUAGES
     streams_within_segment = True
@@ -294,46 +296,26 @@ class ChatterboxBackend:
         engine_factory: EngineFactory = TorchChatterboxEngine,
     ) -> None:
         """``engine_factory(checkpoint_dir, device)`` builds the engine: the seam for stand-ins."""
-        self.name = name
-        self.default_voice = settings.default_voice
-        self.default_lang = settings.default_lang
         if settings.default_lang not in LANGUAGES:
             raise BackendError(
                 f"language {settings.default_lang!r} is not supported by {name!r}; use one of "
                 + ", ".join(LANGUAGES)
             )
+        # One lane: the model is only ever touched by one worker, a request at a time, in
+        # arrival order.
+        super().__init__(name, settings, lanes=1, policy=Policy.FIFO)
         self._settings = settings
         self._engine_factory = engine_factory
-        # One thread: the model is only ever touched by it, one request at a time.
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"chatterbox-{name}")
-        self._generation = asyncio.Lock()
-        self._load_lock = asyncio.Lock()
         self._engine: ChatterboxEngine | None = None
         self._voices: dict[str, Any] = {}
-        self._ready = False
-        self.running_workers = 0  # generations whose worker thread has not returned yet
-        self.stopped_generations = 0  # generations ended early by a cancellation
-        self.samples_synthesized = 0  # audio rendered by the worker, all requests together
 
-    @property
-    def ready(self) -> bool:
-        return self._ready
-
-    async def load(self) -> None:
-        async with self._load_lock:
-            if self._ready:
-                return
-            await asyncio.get_running_loop().run_in_executor(self._pool, self._load_blocking)
-            if self.default_voice not in self._voices:
-                raise BackendError(
-                    f"chatterbox: default_voice {self.default_voice!r} is not available "
-                    f"(voices: {', '.join(sorted(self._voices)) or 'none'})"
-                )
-            if self._settings.warmup:
-                request = SynthesisRequest(_WARMUP_TEXT, self.default_voice, self.default_lang, 1.0)
-                async for _ in self.synthesize(request):
-                    pass
-            self._ready = True
+    async def _load(self) -> None:
+        await self._models.run_unscheduled(self._load_blocking)
+        if self.default_voice not in self._voices:
+            raise BackendError(
+                f"chatterbox: default_voice {self.default_voice!r} is not available "
+                f"(voices: {', '.join(sorted(self._voices)) or 'none'})"
+            )
 
     def _load_blocking(self) -> None:
         directory, wavs = find_voices(self._settings)
@@ -354,17 +336,13 @@ class ChatterboxBackend:
         self._voices = voices
         self._engine = engine
 
-    async def aclose(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._ready = False
-
     def voices(self) -> list[Voice]:
         return [Voice(id=name, name=name, language="en-us") for name in sorted(self._voices)]
 
     def resolve_voice(self, name: str) -> str:
         return listed_voice(self, name)
 
-    async def synthesize(self, request: SynthesisRequest) -> AsyncGenerator[AudioChunk, None]:
+    async def _synthesize(self, request: SynthesisRequest) -> AsyncGenerator[AudioChunk, None]:
         """Stream one segment. Requests wait their turn for the model, in arrival order.
 
         Safe to cancel or close at any point: the worker thread is stopped and awaited before
@@ -379,28 +357,34 @@ class ChatterboxBackend:
         if not text:
             return
         boundary = _boundary_of(text)
-        async with self._generation:
-            bridge: ChunkBridge[_Audio | BaseException] = ChunkBridge(QUEUE_CHUNKS)
-            stop = threading.Event()
-            worker = asyncio.get_running_loop().run_in_executor(
-                self._pool, self._generate, text, voice, bridge, stop
-            )
-            try:
-                while True:
-                    item = await bridge.get()
-                    if isinstance(item, BaseException):
-                        if isinstance(item, BackendError):
-                            raise item
-                        raise BackendError(f"chatterbox: synthesis failed: {item}") from item
-                    yield AudioChunk(item.pcm, piece_end=boundary if item.last else None)
-                    if item.last:
-                        break
-            finally:
-                stop.set()
-                bridge.close()
-                await asyncio.wait([worker])  # the thread has returned: the model is idle
-                if isinstance(worker.exception(), Exception):
-                    log.warning("chatterbox worker failed: %s", worker.exception())
+        bridge: ChunkBridge[_Audio | BaseException] = ChunkBridge(QUEUE_CHUNKS)
+        stop = threading.Event()
+        worker = asyncio.create_task(
+            self._models.run(
+                lambda: self._generate(text, voice, bridge, stop),
+                deadline=request.deadline,
+                stop=stop.set,
+            ),
+            name=f"chatterbox-{self.name}",
+        )
+        try:
+            while True:
+                item = await _next_from(bridge, worker)
+                if isinstance(item, BaseException):
+                    if isinstance(item, BackendError):
+                        raise item
+                    raise BackendError(f"chatterbox: synthesis failed: {item}") from item
+                yield AudioChunk(item.pcm, piece_end=boundary if item.last else None)
+                if item.last:
+                    break
+        finally:
+            stop.set()
+            bridge.close()
+            # The thread has returned (or never started): the model is idle.
+            worker.cancel()
+            await asyncio.wait([worker])
+            if not worker.cancelled() and isinstance(worker.exception(), Exception):
+                log.warning("chatterbox worker failed: %s", worker.exception())
 
     def _generate(
         self,
@@ -410,16 +394,13 @@ class ChatterboxBackend:
         stop: threading.Event,
     ) -> None:
         """The worker: generate tokens, vocode and join chunks, hand them over (one thread)."""
-        self.running_workers += 1
         try:
             with interruptible(stop):
                 self._stream_chunks(text, voice, bridge)
         except Interrupted:
-            self.stopped_generations += 1
+            self.counters.stopped += 1
         except Exception as exc:
             bridge.put(exc)
-        finally:
-            self.running_workers -= 1
 
     def _stream_chunks(
         self, text: str, voice: Any, bridge: ChunkBridge[_Audio | BaseException]
@@ -444,7 +425,7 @@ class ChatterboxBackend:
                 if len(pending) < wanted:
                     continue
                 audio = self._render(engine, voice, done, pending, joiner)
-                self.samples_synthesized += len(audio)  # only the worker thread writes it
+                self.counters.samples += len(audio)  # only the worker thread writes it
                 done += pending
                 pending = []
                 wanted = settings.chunk_tokens
@@ -455,7 +436,7 @@ class ChatterboxBackend:
             if close is not None:
                 close()  # stops the generation loop where it is
         last = self._render(engine, voice, done, pending, joiner) if pending else np.zeros(0)
-        self.samples_synthesized += len(last)
+        self.counters.samples += len(last)
         bridge.put(_Audio(np.concatenate([last, joiner.finish()]).astype(np.float32), last=True))
 
     def _render(
@@ -483,3 +464,20 @@ def _boundary_of(text: str) -> Boundary:
     if last in ",;:":
         return Boundary.CLAUSE
     return Boundary.WORD
+
+
+async def _next_from(
+    bridge: ChunkBridge[_Audio | BaseException], worker: asyncio.Task[None]
+) -> _Audio | BaseException:
+    """The worker's next item, or the error that kept the worker from running at all (its
+    pool was shut down). A worker that returned has handed over its last item already."""
+    get = asyncio.ensure_future(bridge.get())
+    try:
+        await asyncio.wait([get, worker], return_when=asyncio.FIRST_COMPLETED)
+        if not get.done() and not worker.cancelled() and worker.exception() is not None:
+            return worker.exception() or BackendError("chatterbox: the worker failed")
+        return await get
+    finally:
+        if not get.done():
+            get.cancel()
+            await asyncio.wait([get])

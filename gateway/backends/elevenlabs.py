@@ -48,8 +48,8 @@ from gateway.backends.remote import (
     classify_status,
     connect_error,
     get_json,
+    keyed_service,
     language_tag,
-    resolve_api_key,
     stream_http,
 )
 from gateway.backends.settings import ElevenLabsSettings, ElevenLabsTransport
@@ -81,16 +81,10 @@ class ElevenLabsBackend(RemoteBackend):
     native_word_timing = True
 
     def __init__(self, name: str, settings: ElevenLabsSettings) -> None:
-        key, source = resolve_api_key(settings.api_key, settings.api_key_env, name)
-        hint = (
-            f"set {settings.api_key_env} or backends.{name}.api_key"
-            if settings.api_key_env
-            else f"set backends.{name}.api_key"
-        )
-        super().__init__(
-            name, settings, Service(name, "ElevenLabs", settings.base_url, key, source, hint)
-        )
+        service = keyed_service(name, "ElevenLabs", settings)
+        super().__init__(name, settings, service, default_voice=settings.default_voice)
         self.settings = settings
+        self.model = settings.billed_model
         self.use_http = settings.transport is ElevenLabsTransport.HTTP
         voices = dict.fromkeys([settings.default_voice, *settings.voices])
         self._voices = [Voice(v, v) for v in voices]

@@ -26,13 +26,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import logging
 import math
 import shutil
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -48,6 +48,7 @@ from gateway.backends.base import (
     WordTiming,
     listed_voice,
 )
+from gateway.backends.local import LocalBackend
 from gateway.backends.settings import EspeakSettings
 from gateway.backends.threads import join
 from gateway.backends.wordmap import SpokenText, text_boundary
@@ -58,7 +59,6 @@ log = logging.getLogger(__name__)
 
 AUTO_VOICE: Final = "auto"  # the voice of the session's language
 CHUNK_MS: Final = 50
-_WARMUP_TEXT: Final = "Warming up the voice."
 _SILENCE: Final = 0.01  # a word's end is its last sample above this level (-40 dBFS)
 
 # speak_lib.h
@@ -387,56 +387,42 @@ class _Queued:
     credit: bool  # took a credit, to be given back when the consumer takes the chunk
 
 
-class EspeakBackend:
-    """espeak-ng. A request is one piece; audio streams in 50 ms buffers with word timings."""
+class EspeakBackend(LocalBackend):
+    """espeak-ng. A request is one piece; audio streams in 50 ms buffers with word timings.
 
+    Each of its ``max_concurrency`` engines (a lane) is a private copy of the library; a
+    request takes one for as long as its thread synthesizes.
+    """
+
+    kind = "espeak"
     languages: tuple[str, ...] = ()
     streams_within_segment = True
     native_word_timing = True
 
     def __init__(self, name: str, settings: EspeakSettings) -> None:
-        self.name = name
-        self.default_voice = settings.default_voice
-        self.default_lang = settings.default_lang
+        super().__init__(name, settings, lanes=settings.max_concurrency)
         self.sample_rate = 22050  # espeak-ng's rate; confirmed by the engines at load
         self._settings = settings
-        self._pool = ThreadPoolExecutor(
-            max_workers=settings.max_concurrency, thread_name_prefix=f"espeak-{name}"
-        )
         self._engines: asyncio.Queue[EspeakEngine] = asyncio.Queue(settings.max_concurrency)
         self._identifiers: dict[str, str] = {}  # language code -> voice file identifier
         self._voices: list[Voice] = []
         self._credits = math.ceil(settings.max_buffered_s * 1000 / CHUNK_MS)
         self._jobs: set[_Job] = set()
-        self._load_lock = asyncio.Lock()
-        self._ready = False
-        self.jobs_running = 0  # syntheses in this backend's threads right now
-        self.samples_synthesized = 0  # audio produced by espeak-ng, all requests together
         self._stats_lock = threading.Lock()
 
-    @property
-    def ready(self) -> bool:
-        return self._ready
+    async def _load(self) -> None:
+        engines = [
+            await self._models.run_unscheduled(EspeakEngine)
+            for _ in range(self._settings.max_concurrency)
+        ]
+        self.sample_rate = engines[0].sample_rate
+        self._catalogue(engines[0])
+        for engine in engines:
+            self._engines.put_nowait(engine)
 
-    async def load(self) -> None:
-        async with self._load_lock:
-            if self._ready:
-                return
-            loop = asyncio.get_running_loop()
-            engines = [
-                await loop.run_in_executor(self._pool, EspeakEngine)
-                for _ in range(self._settings.max_concurrency)
-            ]
-            self.sample_rate = engines[0].sample_rate
-            self._catalogue(engines[0])
-            for engine in engines:
-                self._engines.put_nowait(engine)
-            if self._settings.warmup:
-                request = SynthesisRequest(_WARMUP_TEXT, self.default_voice, self.default_lang, 1.0)
-                for _ in engines:  # each engine loads its language data on first use
-                    async for _chunk in self.synthesize(request, _warming=True):
-                        pass
-            self._ready = True
+    async def _warm_up(self) -> None:
+        for _ in range(self._settings.max_concurrency):  # each engine loads its data on first use
+            await super()._warm_up()
 
     def _catalogue(self, engine: EspeakEngine) -> None:
         best: dict[str, tuple[int, EspeakVoice]] = {}
@@ -471,8 +457,7 @@ class EspeakBackend:
     async def aclose(self) -> None:
         for job in list(self._jobs):  # a stream never closed must not hold a thread forever
             job.cancel()
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._ready = False
+        await super().aclose()
 
     def voices(self) -> list[Voice]:
         return list(self._voices)
@@ -491,19 +476,17 @@ class EspeakBackend:
     def _rate_wpm(self, speed: float) -> int:
         return max(80, min(450, round(self._settings.rate_wpm * speed)))
 
-    async def synthesize(
-        self, request: SynthesisRequest, *, _warming: bool = False
-    ) -> AsyncIterator[AudioChunk]:
-        if not (self._ready or _warming):
-            raise BackendError(f"backend {self.name!r} is not loaded")
+    async def _synthesize(self, request: SynthesisRequest) -> AsyncGenerator[AudioChunk, None]:
         voice = self._voice_name(request)
         spoken = SpokenText(request.text)
         loop = asyncio.get_running_loop()
         engine = await self._engines.get()
         try:
             job = _Job(loop, self._credits)
-            worker = loop.run_in_executor(
-                self._pool, self._work, engine, job, spoken, voice, self._rate_wpm(request.speed)
+            worker = self._models.submit(
+                functools.partial(
+                    self._work, engine, job, spoken, voice, self._rate_wpm(request.speed)
+                )
             )
         except BaseException:
             self._engines.put_nowait(engine)
@@ -511,7 +494,7 @@ class EspeakBackend:
         # The engine is free as soon as its thread is done, not when this consumer has taken
         # every chunk: a session paced to its listener must not hold it for seconds.
         worker.add_done_callback(lambda _: self._engines.put_nowait(engine))
-        self.jobs_running += 1
+        self.counters.running += 1
         self._jobs.add(job)
         try:
             while True:
@@ -531,7 +514,7 @@ class EspeakBackend:
             try:
                 await join(worker)  # the engine is idle before it is reused
             finally:
-                self.jobs_running -= 1
+                self.counters.running -= 1
                 self._jobs.discard(job)
 
     def _work(
@@ -544,7 +527,7 @@ class EspeakBackend:
             if not job.take_credit():
                 return False
             with self._stats_lock:
-                self.samples_synthesized += len(pcm)
+                self.counters.samples += len(pcm)
             chunk = tracker.feed(pcm, events)
             if chunk is None:
                 job.credits.release()

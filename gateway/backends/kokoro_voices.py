@@ -1,6 +1,7 @@
-"""The voices of a Kokoro backend: its style packs, and weighted blends of them.
+"""The voices of a Kokoro backend: its style packs, weighted blends of them, and what a voice's
+name says of it (language and gender), in one place for both Kokoro backends (ONNX, PyTorch).
 
-Shared by the Kokoro backends (ONNX and PyTorch). A voice name is one of the packs, or a blend
+A voice name is one of the packs, or a blend
 (:mod:`gateway.core.voice_blend`: ``jf_alpha(2)+jm_kumo(1)``) whose pack is the weighted mean
 of its voices' packs, row by row: every row (the style for a given number of phonemes) is the
 same convex combination. Blended packs are computed once and kept in a small LRU cache.
@@ -18,12 +19,38 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-from gateway.backends.base import UnknownVoiceError
+from gateway.backends.base import UnknownVoiceError, Voice
 from gateway.core.voice_blend import Blend, VoiceBlendError, resolve_blend
 
-__all__ = ["BLEND_CACHE_SIZE", "KokoroVoices"]
+__all__ = ["BLEND_CACHE_SIZE", "LANGUAGES", "KokoroVoices", "voice_gender", "voice_language"]
 
 BLEND_CACHE_SIZE: Final = 16  # blended packs kept (a Kokoro pack is about 0.5 MB)
+# The languages a Kokoro backend reads text in (its espeak-ng front end's codes).
+LANGUAGES: Final = ("en-us", "en-gb", "es", "fr-fr", "hi", "it", "pt-br")
+# A Kokoro voice name starts with its language and gender: af_heart is American English, female.
+_LANGUAGE_OF_PREFIX: Final = {
+    "a": "en-us",
+    "b": "en-gb",
+    "e": "es",
+    "f": "fr-fr",
+    "h": "hi",
+    "i": "it",
+    "j": "ja",
+    "p": "pt-br",
+    "z": "zh",
+}
+_GENDER_OF_PREFIX: Final = {"f": "female", "m": "male"}
+
+
+def voice_language(name: str) -> str | None:
+    """The language a Kokoro voice was made for, from its name (None: unknown)."""
+    return _LANGUAGE_OF_PREFIX.get(name[:1])
+
+
+def voice_gender(name: str) -> str | None:
+    """The gender of a Kokoro voice, from its name (None: unknown)."""
+    return _GENDER_OF_PREFIX.get(name[1:2])
+
 
 Pack = NDArray[np.float32]
 
@@ -43,6 +70,10 @@ class KokoroVoices:
     def names(self) -> list[str]:
         """The voices of the packs, sorted."""
         return sorted(self._packs)
+
+    def listed(self) -> list[Voice]:
+        """The voices of the packs, as a backend lists them."""
+        return [Voice(n, n, voice_language(n), voice_gender(n)) for n in self.names()]
 
     def __contains__(self, name: object) -> bool:
         return name in self._packs

@@ -22,23 +22,16 @@ from typing import Any
 
 from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, Voice
 from gateway.backends.remote import (
-    AudioDecoder,
-    ChunkCoalescer,
     RemoteBackend,
-    RemoteError,
-    Service,
     TextPart,
     get_json,
-    resolve_api_key,
-    stream_http,
+    keyed_service,
 )
 from gateway.backends.settings import OpenAISettings, takes_instructions
 
 __all__ = ["OpenAIBackend"]
 
 log = logging.getLogger(__name__)
-
-_WARMUP_TEXT = "Warming up."
 
 
 class OpenAIBackend(RemoteBackend):
@@ -47,15 +40,10 @@ class OpenAIBackend(RemoteBackend):
     provider = "OpenAI"
 
     def __init__(self, name: str, settings: OpenAISettings) -> None:
-        key, source = resolve_api_key(settings.api_key, settings.api_key_env, name)
-        hint = (
-            f"set {settings.api_key_env} or backends.{name}.api_key"
-            if settings.api_key_env
-            else f"set backends.{name}.api_key"
-        )
-        service = Service(name, "OpenAI", settings.base_url, key, source, hint)
-        super().__init__(name, settings, service)
+        service = keyed_service(name, "OpenAI", settings)
+        super().__init__(name, settings, service, default_voice=settings.default_voice)
         self.settings = settings
+        self.model = settings.billed_model
         self._voices = [Voice(v, v) for v in settings.voices]
 
     def _headers(self) -> dict[str, str]:
@@ -73,15 +61,7 @@ class OpenAIBackend(RemoteBackend):
                     f"{self.name}: default_voice {self.default_voice!r} is not offered by "
                     f"{self.settings.base_url} (voices: {', '.join(v.id for v in self._voices)})"
                 )
-        self._ready = True
-        if self.settings.warmup:
-            request = SynthesisRequest(_WARMUP_TEXT, self.default_voice, self.default_lang, 1.0)
-            try:
-                async for _ in self.synthesize(request):
-                    pass
-            except BackendError:
-                self._ready = False
-                raise
+        await self._become_ready()
 
     async def _list_voices(self) -> list[Voice]:
         """``GET {base_url}/v1/audio/voices?model=...``: a list of names, or of objects with an
@@ -139,24 +119,6 @@ class OpenAIBackend(RemoteBackend):
             json=self._payload(request, text),
             headers=self._headers(),
         )
-        decoder = AudioDecoder(self.service, wav=False)
-        coalescer = ChunkCoalescer()
-        async with contextlib.aclosing(
-            stream_http(
-                self.client,
-                http_request,
-                self.service,
-                first_byte_timeout_s=self.settings.first_byte_timeout_s,
-                read_timeout_s=self.settings.read_timeout_s,
-                on_response=decoder.check_response,
-            )
-        ) as body:
-            async for data in body:
-                pcm = coalescer.push(self._received(decoder.feed(data)))
-                if pcm is not None:
-                    yield AudioChunk(pcm)
-        rest = coalescer.flush(self._received(decoder.finish()))
-        if rest is not None:
-            yield AudioChunk(rest)
-        if decoder.samples == 0:
-            raise RemoteError(f"{self.provider} ({self.settings.base_url}) sent no audio")
+        async with contextlib.aclosing(self._stream_audio(http_request, wav=False)) as chunks:
+            async for chunk in chunks:
+                yield chunk

@@ -25,7 +25,6 @@ inference is told to terminate.
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import functools
 import json
@@ -34,7 +33,7 @@ import os
 import re
 import threading
 import unicodedata
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -51,8 +50,9 @@ from gateway.backends.base import (
     WordTiming,
     listed_voice,
 )
+from gateway.backends.local import LocalBackend
 from gateway.backends.settings import PiperSettings
-from gateway.backends.threads import ModelPool, run_onnx
+from gateway.backends.threads import run_onnx
 from gateway.backends.wordmap import SpokenText, text_boundary
 from gateway.core.segmenter import Boundary
 
@@ -60,7 +60,6 @@ __all__ = ["PiperBackend", "VoiceFiles", "assign_phonemes", "find_voices"]
 
 log = logging.getLogger(__name__)
 
-_WARMUP_TEXT: Final = "Warming up the voice."
 _PEAK: Final = 0.9  # piper scales each sentence to full range; keep headroom for resampling
 _STRESS: Final = frozenset("ˈˌ")
 T = TypeVar("T")
@@ -238,57 +237,37 @@ def _word_timings(
     return tuple(timings)
 
 
-class PiperBackend:
-    """Piper. Each sentence of a segment is one model pass and one piece of audio."""
+class PiperBackend(LocalBackend):
+    """Piper. Each sentence of a segment is one model pass and one piece of audio; the text is
+    phonemized in the text thread, beside the model."""
 
+    kind = "piper"
     streams_within_segment = True  # a segment of several sentences streams sentence by sentence
 
     def __init__(self, name: str, settings: PiperSettings) -> None:
-        self.name = name
-        self.default_voice = settings.default_voice
-        self.default_lang = settings.default_lang
+        super().__init__(
+            name,
+            settings,
+            lanes=settings.max_concurrency,
+            policy=settings.scheduling,
+            text_thread=True,
+        )
         self.sample_rate = 22050  # confirmed from the voices at load
         self.languages: tuple[str, ...] = (settings.default_lang,)
         self.native_word_timing = settings.word_timing  # confirmed from the voices at load
         self._settings = settings
-        self._models = ModelPool(f"piper-{name}", settings.max_concurrency, settings.scheduling)
         self._voices: dict[str, _LoadedVoice] = {}
-        self._load_lock = asyncio.Lock()
-        self._ready = False
         self._stats_lock = threading.Lock()
-        self.samples_synthesized = 0  # audio produced by the model, all requests together
 
-    @property
-    def ready(self) -> bool:
-        return self._ready
-
-    @property
-    def jobs_running(self) -> int:
-        """Inferences and phonemizations in this backend's threads right now."""
-        return self._models.jobs_running
-
-    @property
-    def terminated_runs(self) -> int:
-        """Inferences stopped early by a cancellation."""
-        return self._models.terminated_runs
-
-    async def load(self) -> None:
-        async with self._load_lock:
-            if self._ready:
-                return
-            settings = self._settings
-            files = await self._models.run_unscheduled(lambda: find_voices(settings))
-            for voice_files in files:
-                loaded = await self._models.run_unscheduled(
-                    functools.partial(self._load_voice, voice_files)
-                )
-                self._voices[voice_files.id] = loaded
-            self._check_voices()
-            if self._settings.warmup:
-                request = SynthesisRequest(_WARMUP_TEXT, self.default_voice, self.default_lang, 1.0)
-                async for _ in self._synthesize(request):
-                    pass
-            self._ready = True
+    async def _load(self) -> None:
+        settings = self._settings
+        files = await self._models.run_unscheduled(lambda: find_voices(settings))
+        for voice_files in files:
+            loaded = await self._models.run_unscheduled(
+                functools.partial(self._load_voice, voice_files)
+            )
+            self._voices[voice_files.id] = loaded
+        self._check_voices()
 
     def _check_voices(self) -> None:
         default = self._voices.get(self.default_voice)
@@ -363,10 +342,6 @@ class PiperBackend:
             return data, False
         return model.SerializeToString(), True
 
-    async def aclose(self) -> None:
-        self._models.shutdown()
-        self._ready = False
-
     def voices(self) -> list[Voice]:
         return [
             Voice(id=voice_id, name=voice_id, language=loaded.language)
@@ -376,19 +351,14 @@ class PiperBackend:
     def resolve_voice(self, name: str) -> str:
         return listed_voice(self, name)
 
-    def synthesize(self, request: SynthesisRequest) -> AsyncIterator[AudioChunk]:
-        if not self._ready:
-            raise BackendError(f"backend {self.name!r} is not loaded")
-        return self._synthesize(request)
-
-    async def _synthesize(self, request: SynthesisRequest) -> AsyncIterator[AudioChunk]:
+    async def _synthesize(self, request: SynthesisRequest) -> AsyncGenerator[AudioChunk, None]:
         loaded = self._voices.get(request.voice)
         if loaded is None:
             raise BackendError(f"piper: unknown voice {request.voice!r}")
         spoken = SpokenText(request.text)
         timed = loaded.timed and self._settings.word_timing
         deadline = request.deadline
-        sentences = await self._run(lambda _: self._plan(loaded, spoken, timed), deadline)
+        sentences = await self._in_text_thread(lambda: self._plan(loaded, spoken, timed))
         timed_up_to = -1
         for sentence in sentences:
             audio, durations = await self._run(
@@ -453,7 +423,7 @@ class PiperBackend:
         if len(outputs) > 1:
             durations = (np.asarray(outputs[1]).ravel() * config.hop_length).astype(np.int64)
         with self._stats_lock:
-            self.samples_synthesized += len(audio)
+            self.counters.samples += len(audio)
         return audio, durations
 
     async def _run(self, work: Callable[[ort.RunOptions], T], deadline: float | None) -> T:

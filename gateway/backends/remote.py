@@ -1,22 +1,11 @@
-"""What every remote backend shares: failure classification, the retry policy, HTTP streaming.
+"""The base of the remote backends (OpenAI, AllTalk, ElevenLabs): the HTTP client, the
+concurrency limit, the retry loop (:mod:`gateway.backends.remote_http`), decoding the audio
+that arrives, and the end of each call's piece.
 
-One place decides what is retried and how long to wait:
-
-- 401/403: never retried; the message says the API key is wrong or missing and names where it
-  comes from (the environment variable or the config key). The key itself is never logged or
-  shown (it is removed from provider messages too).
-- 429 (except "quota exhausted"), 408 and 5xx: retried with exponential backoff and jitter,
-  honouring Retry-After (up to ``max_retry_after_s``); at most ``max_attempts`` attempts.
-- A connection dropped before any audio: retried like a 5xx. A connection refused: not retried
-  ("AllTalk is not running at ..."). Connect and first-byte timeouts: not retried, so a
-  session learns quickly that the service is unusable.
-- Retries happen only before any audio of the attempt reached the caller, so audio is never
-  duplicated; a stream cut after that is an error, never silently short audio.
-
-:class:`RemoteBackend` is the base of the HTTP/WebSocket backends: it owns the HTTP client, the
-concurrency limit and the retry loop, splits text longer than the provider accepts at segment
-boundaries, and marks the end of each separately synthesized part. A provider implements
-:meth:`RemoteBackend._attempt` (one request, streaming its audio) and :meth:`RemoteBackend.load`.
+A call is one provider request: the speaking pipeline never sends more than
+``max_input_chars`` (the provider's limit) in one call, so a backend does not cut text itself.
+A provider implements :meth:`RemoteBackend._attempt` (one request, streaming its audio) and
+:meth:`RemoteBackend.load`.
 """
 
 from __future__ import annotations
@@ -24,36 +13,45 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-import email.utils
-import json
 import logging
-import math
-import os
 import random
-import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Final
 
-import anyio
 import httpx
 import numpy as np
 from numpy.typing import NDArray
 
-from gateway.audio.pcmstream import AudioFormatError, Pcm16Reader, StreamResampler, WavReader
+from gateway.audio.pcmstream import AudioFormatError, Pcm16Reader, WavReader
 from gateway.backends.base import (
+    WARMUP_TEXT,
     AudioChunk,
     BackendError,
+    EngineCounters,
     SynthesisRequest,
     Voice,
     WordTiming,
     listed_voice,
 )
+from gateway.backends.remote_http import (
+    RemoteError,
+    RetryPolicy,
+    Service,
+    classify_status,
+    connect_error,
+    get_json,
+    keyed_service,
+    parse_retry_after,
+    reason,
+    resolve_api_key,
+    retrying,
+    stream_http,
+)
 from gateway.backends.settings import RemoteSettings
-from gateway.backends.threads import join
-from gateway.core.segmenter import Boundary, Segmenter, SegmenterConfig
+from gateway.core.segmenter import TextPart, final_boundary
 
 __all__ = [
+    "SAMPLE_RATE",
     "AudioDecoder",
     "ChunkCoalescer",
     "RemoteBackend",
@@ -62,438 +60,29 @@ __all__ = [
     "Service",
     "TextPart",
     "classify_status",
+    "connect_error",
+    "get_json",
+    "keyed_service",
+    "language_tag",
     "parse_retry_after",
+    "resolve_api_key",
     "retrying",
-    "split_text",
     "stream_http",
 ]
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 Pcm = NDArray[np.float32]
-SAMPLE_RATE: Final = 24000
+SAMPLE_RATE: Final = 24000  # what the providers are asked for, where they take a rate
 _MIN_CHUNK_S: Final = 0.04  # network chunks are joined to at least this much audio
-_MAX_ERROR_BODY: Final = 4096
-_MAX_SHOWN_MESSAGE: Final = 300
-
-
-class RemoteError(BackendError):
-    """A remote backend failed. ``retryable`` failures may succeed if the request is repeated."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        retryable: bool = False,
-        retry_after_s: float | None = None,
-        status: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after_s = retry_after_s
-        self.status = status
-
-
-@dataclass(frozen=True, slots=True)
-class Service:
-    """How to name a remote service in messages, and where its API key comes from."""
-
-    backend: str  # the configured backend name
-    provider: str  # "OpenAI", "AllTalk", "ElevenLabs"
-    base_url: str
-    api_key: str = ""
-    key_source: str = ""  # e.g. "$OPENAI_API_KEY" or "backends.openai.api_key"
-    key_hint: str = ""  # where a key can be set, e.g. "set OPENAI_API_KEY"
-
-    def redact(self, text: str) -> str:
-        """``text`` without the API key (providers sometimes echo part of a bad key)."""
-        if self.api_key and len(self.api_key) >= 4:
-            text = text.replace(self.api_key, "[redacted]")
-        return text
-
-
-def resolve_api_key(settings_key: str, env_name: str, backend: str) -> tuple[str, str]:
-    """The API key and a description of its source (never the key itself)."""
-    if settings_key:
-        return settings_key, f"backends.{backend}.api_key"
-    if env_name and os.environ.get(env_name):
-        return os.environ[env_name], f"${env_name}"
-    return "", ""
-
-
-# -- retry policy ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Bounded exponential backoff with jitter, honouring Retry-After."""
-
-    max_attempts: int = 3
-    base_delay_s: float = 0.5
-    max_delay_s: float = 8.0
-    max_retry_after_s: float = 10.0
-
-    @classmethod
-    def from_settings(cls, settings: RemoteSettings) -> RetryPolicy:
-        return cls(
-            max_attempts=settings.max_attempts,
-            base_delay_s=settings.backoff_base_s,
-            max_delay_s=settings.backoff_max_s,
-            max_retry_after_s=settings.max_retry_after_s,
-        )
-
-    def delay(self, attempt: int, retry_after_s: float | None, rng: random.Random) -> float | None:
-        """Seconds to wait after failed attempt ``attempt`` (1-based); None: give up.
-
-        Without Retry-After: a uniformly random wait between half and all of
-        ``base * 2**(attempt-1)``, capped at ``max_delay_s``. With it: the server's wait plus up
-        to 10 % jitter, unless it exceeds ``max_retry_after_s``.
-        """
-        if attempt >= self.max_attempts:
-            return None
-        if retry_after_s is not None:
-            if retry_after_s > self.max_retry_after_s:
-                return None
-            return retry_after_s + rng.uniform(0, 0.1 * retry_after_s)
-        cap = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
-        return rng.uniform(cap / 2, cap)
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None if absent
-    or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
-
-
-async def retrying(
-    attempt: Callable[[], AsyncGenerator[T, None]],
-    policy: RetryPolicy,
-    *,
-    what: str,
-    rng: random.Random | None = None,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> AsyncGenerator[T, None]:
-    """Run ``attempt()`` and yield its items; repeat it after a retryable RemoteError that came
-    before its first item, as ``policy`` allows. Safe to cancel: the running attempt is closed.
-    """
-    rng = rng or random.Random()
-    number = 0
-    while True:
-        number += 1
-        stream = attempt()
-        delivered = False
-        try:
-            async with contextlib.aclosing(stream):
-                async for item in stream:
-                    delivered = True
-                    yield item
-            return
-        except RemoteError as error:
-            if delivered or not error.retryable:
-                raise
-            wait = policy.delay(number, error.retry_after_s, rng)
-            if wait is None:
-                if (
-                    error.retry_after_s is not None
-                    and error.retry_after_s > policy.max_retry_after_s
-                ):
-                    raise RemoteError(
-                        f"{error} (the service asks to retry after {error.retry_after_s:.0f} s)",
-                        status=error.status,
-                    ) from error
-                if number > 1:
-                    raise RemoteError(
-                        f"{error} (gave up after {number} attempts)", status=error.status
-                    ) from error
-                raise
-            log.warning("%s failed (%s); attempt %d in %.2f s", what, error, number + 1, wait)
-            await sleep(wait)
-
-
-# -- HTTP --------------------------------------------------------------------------------------
-
-
-def provider_message(body: bytes) -> tuple[str, str]:
-    """(message, code) from an error body: OpenAI, ElevenLabs and AllTalk shapes, or text."""
-    text = body[:_MAX_ERROR_BODY].decode("utf-8", "replace").strip()
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return _shown(text), ""
-    message, code = "", ""
-    if isinstance(data, dict):
-        error = data.get("error", data.get("detail", data))
-        if isinstance(error, dict):
-            message = str(error.get("message") or error.get("msg") or "")
-            code = str(error.get("code") or error.get("status") or error.get("type") or "")
-        elif isinstance(error, str):
-            message = error
-            if isinstance(data.get("message"), str):
-                message = f"{error}: {data['message']}" if error != data["message"] else error
-        elif isinstance(error, list) and error and isinstance(error[0], dict):
-            message = str(error[0].get("msg", ""))
-    return _shown(message or text), code
-
-
-def _shown(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MAX_SHOWN_MESSAGE else text[: _MAX_SHOWN_MESSAGE - 3] + "..."
-
-
-def classify_status(
-    service: Service, status: int, body: bytes, retry_after: str | None
-) -> RemoteError:
-    """The error for an HTTP error status, with a message safe to show the client."""
-    message, code = provider_message(body)
-    message = service.redact(message)
-    said = f": {message}" if message else ""
-    where = f"{service.provider} ({service.base_url})"
-    if code in ("insufficient_quota", "quota_exceeded"):
-        return RemoteError(f"{where} quota is exhausted (HTTP {status}){said}", status=status)
-    if status in (401, 403):
-        if service.api_key:
-            hint = f"the API key from {service.key_source} was refused; check it"
-        else:
-            hint = f"no API key is configured; {service.key_hint}"
-        return RemoteError(
-            f"{where} rejected the request with HTTP {status}{said} ({hint})", status=status
-        )
-    if status == 429:
-        return RemoteError(
-            f"{where} is rate limiting (HTTP 429){said}",
-            retryable=True,
-            retry_after_s=parse_retry_after(retry_after),
-            status=status,
-        )
-    if status == 408 or status >= 500:
-        return RemoteError(
-            f"{where} failed with HTTP {status}{said}",
-            retryable=True,
-            retry_after_s=parse_retry_after(retry_after),
-            status=status,
-        )
-    return RemoteError(f"{where} refused the request with HTTP {status}{said}", status=status)
-
-
-def connect_error(service: Service, exc: Exception) -> RemoteError:
-    """The error for a connection that could not be made."""
-    if isinstance(exc, httpx.ConnectTimeout | TimeoutError):
-        return RemoteError(f"timed out connecting to {service.provider} at {service.base_url}")
-    if service.provider == "AllTalk":
-        return RemoteError(f"AllTalk is not running at {service.base_url} ({_reason(exc)})")
-    return RemoteError(
-        f"cannot connect to {service.provider} at {service.base_url} ({_reason(exc)})"
-    )
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return _shown(text)
-
-
-async def stream_http(
-    client: httpx.AsyncClient,
-    request: httpx.Request,
-    service: Service,
-    *,
-    first_byte_timeout_s: float,
-    read_timeout_s: float,
-    on_response: Callable[[httpx.Response], None] | None = None,
-) -> AsyncGenerator[bytes, None]:
-    """Send ``request`` and yield its body as it arrives; classified RemoteErrors on failure.
-
-    The first chunk must arrive within ``first_byte_timeout_s`` of sending, every later one
-    within ``read_timeout_s`` of the previous. Closing the generator closes the response.
-
-    Safe to cancel at any point. The exchange runs in a task of its own, which a cancellation
-    stops through an anyio cancel scope: httpx's pool (httpcore 1.0) shields its bookkeeping
-    from anyio cancellation but not from asyncio's ``Task.cancel()``, and a ``Task.cancel()``
-    that lands while the pool closes a response loses that connection for good
-    (encode/httpcore#830, #1093): after ``max_concurrency`` such cancels, every request would
-    wait for a connection forever. The task reads at most one chunk ahead of the caller.
-    """
-    handoff: asyncio.Queue[bytes | Exception | None] = asyncio.Queue(maxsize=1)
-    scope = anyio.CancelScope()
-
-    async def exchange() -> None:
-        with scope:
-            try:
-                await _exchange(client, request, service, handoff, first_byte_timeout_s,
-                                read_timeout_s, on_response)  # fmt: skip
-            except Exception as exc:
-                await handoff.put(exc)
-
-    task = asyncio.create_task(exchange(), name=f"http-{service.backend}")
-    try:
-        while (item := await handoff.get()) is not None:
-            if isinstance(item, Exception):
-                raise item
-            yield item
-    finally:
-        scope.cancel()
-        await join(task)  # the response is closed and its connection back in the pool
-
-
-async def _exchange(
-    client: httpx.AsyncClient,
-    request: httpx.Request,
-    service: Service,
-    handoff: asyncio.Queue[bytes | Exception | None],
-    first_byte_timeout_s: float,
-    read_timeout_s: float,
-    on_response: Callable[[httpx.Response], None] | None,
-) -> None:
-    """:func:`stream_http`'s request, its body into ``handoff`` and then None."""
-    response: httpx.Response | None = None
-    try:
-        try:
-            async with asyncio.timeout(first_byte_timeout_s):
-                response = await client.send(request, stream=True)
-                if response.status_code >= 400:
-                    body = await _read_some(response)
-                    raise classify_status(
-                        service, response.status_code, body, response.headers.get("retry-after")
-                    )
-                if on_response is not None:
-                    on_response(response)
-                chunks = response.aiter_bytes()
-                chunk = await anext(chunks, None)
-        except TimeoutError:
-            raise RemoteError(
-                f"{service.provider} ({service.base_url}) sent no audio within "
-                f"{first_byte_timeout_s:g} s"
-            ) from None
-        while chunk is not None:
-            await handoff.put(chunk)
-            try:
-                async with asyncio.timeout(read_timeout_s):
-                    chunk = await anext(chunks, None)
-            except TimeoutError:
-                raise RemoteError(
-                    f"{service.provider} ({service.base_url}) stalled: no audio for "
-                    f"{read_timeout_s:g} s in the middle of the stream"
-                ) from None
-        await handoff.put(None)
-    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-        raise connect_error(service, exc) from None
-    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-        raise RemoteError(
-            f"{service.provider} ({service.base_url}) closed the connection in the middle of "
-            f"the response ({_reason(exc)})",
-            retryable=True,
-        ) from None
-    except httpx.TimeoutException as exc:
-        raise RemoteError(f"{service.provider} ({service.base_url}) timed out ({exc!r})") from None
-    finally:
-        if response is not None:
-            with anyio.CancelScope(shield=True):
-                await response.aclose()
-
-
-async def _read_some(response: httpx.Response) -> bytes:
-    body = b""
-    async for chunk in response.aiter_bytes():
-        body += chunk
-        if len(body) >= _MAX_ERROR_BODY:
-            break
-    return body
-
-
-async def get_json(
-    client: httpx.AsyncClient,
-    service: Service,
-    url: str,
-    *,
-    headers: Mapping[str, str] | None = None,
-    timeout_s: float,
-) -> Any:
-    """GET a JSON document (or plain text, returned as str); classified RemoteErrors."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            response = await client.get(url, headers=headers)
-    except TimeoutError:
-        raise RemoteError(
-            f"{service.provider} ({url}) did not answer within {timeout_s:g} s"
-        ) from None
-    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-        raise connect_error(service, exc) from None
-    except httpx.HTTPError as exc:
-        raise RemoteError(
-            f"{service.provider} ({url}) failed: {_reason(exc)}", retryable=True
-        ) from None
-    if response.status_code >= 400:
-        raise classify_status(
-            service, response.status_code, response.content, response.headers.get("retry-after")
-        )
-    if "json" in response.headers.get("content-type", ""):
-        try:
-            return response.json()
-        except ValueError:
-            raise RemoteError(f"{service.provider} ({url}) sent invalid JSON") from None
-    return response.text
 
 
 # -- text --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class TextPart:
-    """``text[start:end]`` of a request, sent as one provider request; ends at ``boundary``."""
-
-    start: int
-    end: int
-    boundary: Boundary
-
-
-def split_text(text: str, max_chars: int) -> list[TextPart]:
-    """Cut ``text`` into parts of at most ``max_chars`` code points, at the best boundaries.
-
-    Sentences are kept together as far as the limit allows; a sentence longer than the limit
-    is cut at a clause, then at a word gap (the segmenter's rules). Blank parts are dropped.
-    """
-    if len(text) <= max_chars:
-        return [TextPart(0, len(text), _final_boundary(text))] if text.strip() else []
-    segmenter = Segmenter(
-        SegmenterConfig(
-            max_chars=max_chars,
-            short_first_segment=False,
-            first_segment_min_chars=1,
-            first_segment_max_chars=max_chars,
-        )
-    )
-    segments = [s for s in [*segmenter.push(text), *segmenter.finish()] if not s.blank]
-    parts: list[TextPart] = []
-    start = end = 0
-    boundary = Boundary.WORD
-    for segment in segments:
-        if segment.end - start > max_chars and end > start:
-            parts.append(TextPart(start, end, boundary))
-            start = end
-        end, boundary = segment.end, segment.boundary
-    if end > start:
-        parts.append(TextPart(start, end, boundary))
-    return [part for part in parts if text[part.start : part.end].strip()]
-
-
-def _final_boundary(text: str) -> Boundary:
-    segmenter = Segmenter(SegmenterConfig(short_first_segment=False))
-    segments = [*segmenter.push(text), *segmenter.finish()]
-    non_blank = [s for s in segments if not s.blank]
-    return non_blank[-1].boundary if non_blank else Boundary.WORD
+def whole_text(text: str) -> TextPart:
+    """A call's text as one provider request, with the boundary it ends on."""
+    return TextPart(0, len(text), final_boundary(text))
 
 
 def language_tag(lang: str) -> str:
@@ -548,7 +137,8 @@ _NOT_AUDIO: Final = (
 
 
 class AudioDecoder:
-    """An HTTP body of raw 24 kHz s16le PCM, or of WAV (at any rate: resampled to 24 kHz).
+    """An HTTP body of raw 24 kHz s16le PCM, or of WAV at its own rate (:attr:`sample_rate`
+    once the header is read; the pipeline resamples it, in the one place it resamples).
 
     With ``wav=False`` the body is raw PCM unless the response's content type says WAV; a
     content type that is clearly not PCM (JSON, text, MP3...) is an error, never noise.
@@ -558,8 +148,13 @@ class AudioDecoder:
         self._service = service
         self._wav: WavReader | None = WavReader() if wav else None
         self._pcm = Pcm16Reader()
-        self._resampler: StreamResampler | None = None
         self.samples = 0
+
+    @property
+    def sample_rate(self) -> int:
+        """The rate of the audio decoded so far."""
+        wav = self._wav
+        return wav.sample_rate if wav is not None and wav.header_done else SAMPLE_RATE
 
     def check_response(self, response: httpx.Response) -> None:
         """Pick the decoder from the response's content type (pass as ``on_response``)."""
@@ -574,21 +169,14 @@ class AudioDecoder:
 
     def feed(self, data: bytes) -> Pcm:
         try:
-            if self._wav is None:
-                pcm = self._pcm.feed(data)
-            else:
-                pcm = self._wav.feed(data)
-                if self._wav.header_done and self._wav.sample_rate != SAMPLE_RATE:
-                    if self._resampler is None:
-                        self._resampler = StreamResampler(self._wav.sample_rate, SAMPLE_RATE)
-                    pcm = self._resampler.push(pcm)
+            pcm = self._pcm.feed(data) if self._wav is None else self._wav.feed(data)
         except AudioFormatError as exc:
             raise RemoteError(f"{self._service.provider} sent unreadable audio: {exc}") from None
         self.samples += len(pcm)
         return pcm
 
-    def finish(self) -> Pcm:
-        """The body ended: raises if it was cut short; returns the resampler's tail."""
+    def finish(self) -> None:
+        """The body ended: raises if it was cut short."""
         try:
             if self._wav is None:
                 self._pcm.finish()
@@ -598,11 +186,6 @@ class AudioDecoder:
             raise RemoteError(
                 f"{self._service.provider} ({self._service.base_url}) cut the audio short: {exc}"
             ) from None
-        if self._resampler is None:
-            return np.zeros(0, np.float32)
-        tail = self._resampler.flush()
-        self.samples += len(tail)
-        return tail
 
 
 # -- the base backend --------------------------------------------------------------------------
@@ -615,11 +198,16 @@ class RemoteBackend(abc.ABC):
     streams_within_segment = True
     native_word_timing = False
     provider: str = "remote"
+    model: str | None = None
 
-    def __init__(self, name: str, settings: RemoteSettings, service: Service) -> None:
+    def __init__(
+        self, name: str, settings: RemoteSettings, service: Service, *, default_voice: str
+    ) -> None:
         self.name = name
-        self.default_voice: str = getattr(settings, "default_voice", "")
+        self.kind = settings.kind
+        self.default_voice = default_voice
         self.default_lang = settings.default_lang
+        self.max_input_chars: int | None = settings.max_input_chars
         self.languages: tuple[str, ...] = settings.languages
         self._settings = settings
         self.service = service
@@ -630,8 +218,14 @@ class RemoteBackend(abc.ABC):
         self._client: httpx.AsyncClient | None = None
         self._ready = False
         self._voices: list[Voice] = []
-        self.requests_open = 0  # provider requests (HTTP or WebSocket) open right now
-        self.samples_received = 0  # audio decoded from the provider's answers, all requests
+        # Provider requests (HTTP or WebSocket) open right now; audio decoded from the
+        # provider's answers, all requests.
+        self.counters = EngineCounters()
+
+    @property
+    def lanes(self) -> int:
+        """Provider requests open at once at most."""
+        return self._settings.max_concurrency
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -674,38 +268,53 @@ class RemoteBackend(abc.ABC):
     async def load(self) -> None:
         """Check the service (and list voices where it can); raises BackendError."""
 
+    async def _become_ready(self) -> None:
+        """The service checked out: ready, after one short request if ``warmup`` is set (a
+        failing warm-up leaves the backend not ready)."""
+        self._ready = True
+        if not self._settings.warmup:
+            return
+        request = SynthesisRequest(WARMUP_TEXT, self.default_voice, self.default_lang, 1.0)
+        try:
+            async for _ in self.synthesize(request):
+                pass
+        except BackendError:
+            self._ready = False
+            raise
+
     # -- synthesis -----------------------------------------------------------------------------
 
     async def synthesize(self, request: SynthesisRequest) -> AsyncGenerator[AudioChunk, None]:
-        """Stream one segment; text over the provider's limit goes out as several requests,
-        each a piece of its own."""
+        """Stream one call: one provider request (retried as the policy allows), one piece."""
         self._check(request)
-        for part in split_text(request.text, self._settings.max_input_chars):
-            words: list[WordTiming] = []
+        if not request.text.strip():
+            return
+        part = whole_text(request.text)
+        words: list[WordTiming] = []
 
-            def attempt(part: TextPart = part) -> AsyncGenerator[AudioChunk, None]:
-                return self._guarded_attempt(request, part)
+        def attempt() -> AsyncGenerator[AudioChunk, None]:
+            return self._guarded_attempt(request, part)
 
-            async with (
-                self._slots,
-                contextlib.aclosing(
-                    retrying(attempt, self.policy, what=self.name, rng=self._rng, sleep=self.sleep)
-                ) as chunks,
-            ):
-                async for chunk in chunks:
-                    if chunk.piece_end is not None:  # only the attempt's final words
-                        words.extend(chunk.words)
-                        if not len(chunk.pcm):
-                            continue
-                        chunk = AudioChunk(chunk.pcm, words=())
-                    yield chunk
-            yield AudioChunk(np.zeros(0, np.float32), piece_end=part.boundary, words=tuple(words))
+        async with (
+            self._slots,
+            contextlib.aclosing(
+                retrying(attempt, self.policy, what=self.name, rng=self._rng, sleep=self.sleep)
+            ) as chunks,
+        ):
+            async for chunk in chunks:
+                if chunk.piece_end is not None:  # only the attempt's final words
+                    words.extend(chunk.words)
+                    if not len(chunk.pcm):
+                        continue
+                    chunk = AudioChunk(chunk.pcm, words=(), sample_rate=chunk.sample_rate)
+                yield chunk
+        yield AudioChunk(np.zeros(0, np.float32), piece_end=part.boundary, words=tuple(words))
 
     async def _guarded_attempt(
         self, request: SynthesisRequest, part: TextPart
     ) -> AsyncGenerator[AudioChunk, None]:
         """One attempt; anything unexpected becomes a BackendError that names the provider."""
-        self.requests_open += 1
+        self.counters.running += 1
         try:
             async with contextlib.aclosing(self._attempt(request, part)) as chunks:
                 async for chunk in chunks:
@@ -713,13 +322,42 @@ class RemoteBackend(abc.ABC):
         except BackendError:
             raise
         except (httpx.HTTPError, OSError, ValueError) as exc:
-            raise RemoteError(f"{self.provider} ({self.service.base_url}): {_reason(exc)}") from exc
+            raise RemoteError(f"{self.provider} ({self.service.base_url}): {reason(exc)}") from exc
         finally:
-            self.requests_open -= 1
+            self.counters.running -= 1
+
+    async def _stream_audio(
+        self, http_request: httpx.Request, *, wav: bool
+    ) -> AsyncGenerator[AudioChunk, None]:
+        """One HTTP request whose body is the audio (raw PCM, or WAV with ``wav``), as chunks
+        of at least 40 ms; RemoteError if it holds no audio."""
+        settings = self._settings
+        decoder = AudioDecoder(self.service, wav=wav)
+        coalescer = ChunkCoalescer()
+        async with contextlib.aclosing(
+            stream_http(
+                self.client,
+                http_request,
+                self.service,
+                first_byte_timeout_s=settings.first_byte_timeout_s,
+                read_timeout_s=settings.read_timeout_s,
+                on_response=decoder.check_response,
+            )
+        ) as body:
+            async for data in body:
+                pcm = coalescer.push(self._received(decoder.feed(data)))
+                if pcm is not None:
+                    yield AudioChunk(pcm, sample_rate=decoder.sample_rate)
+        decoder.finish()
+        rest = coalescer.drain()
+        if rest is not None:
+            yield AudioChunk(rest, sample_rate=decoder.sample_rate)
+        if decoder.samples == 0:
+            raise RemoteError(f"{self.provider} ({self.service.base_url}) sent no audio")
 
     def _received(self, pcm: Pcm) -> Pcm:
         """Count audio as it is decoded from the provider's answer (before any buffering)."""
-        self.samples_received += len(pcm)
+        self.counters.samples += len(pcm)
         return pcm
 
     def _check(self, request: SynthesisRequest) -> None:

@@ -34,10 +34,18 @@ class BackendSettings:
     max_concurrency: int = 1
     warmup: bool = True
     fallback: str = ""  # another backend to switch to when this one fails
+    fallback_recover_s: float = 0.0  # try this backend again after that long (0: never)
+
+    @property
+    def billed_model(self) -> str | None:
+        """The provider's model this backend bills as (None: a local engine)."""
+        return None
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
             raise ValueError("max_concurrency: must be at least 1")
+        if not self.fallback_recover_s >= 0:
+            raise ValueError("fallback_recover_s: must be 0 (never) or a number of seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +263,10 @@ class OpenAISettings(RemoteSettings):
     instructions: str = ""
     languages: tuple[str, ...] = OPENAI_LANGUAGES
 
+    @property
+    def billed_model(self) -> str | None:
+        return self.model
+
     def __post_init__(self) -> None:
         RemoteSettings.__post_init__(self)
         _check_api_key_env(self.api_key_env)
@@ -338,6 +350,10 @@ class ElevenLabsSettings(RemoteSettings):
     send_language: bool = False
     max_input_chars: int = 5000
     languages: tuple[str, ...] = ELEVENLABS_LANGUAGES
+
+    @property
+    def billed_model(self) -> str | None:
+        return self.model
 
     def __post_init__(self) -> None:
         RemoteSettings.__post_init__(self)

@@ -1,4 +1,5 @@
-"""Running a backend's blocking model work in threads, scheduled and safe under cancellation."""
+"""Running blocking work in threads, scheduled by deadline and safe under cancellation: an
+engine's model passes, and the gateway's audio encoding."""
 
 from __future__ import annotations
 
@@ -10,16 +11,17 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from gateway.backends.base import BackendError
+from gateway.backends.base import EngineCounters
+from gateway.core.errors import BackendError
 from gateway.core.scheduling import DeadlineScheduler, Policy
 
-__all__ = ["ComputeClock", "ModelPool", "join", "run_onnx"]
+__all__ = ["ComputeClock", "WorkerPool", "join", "run_onnx"]
 
 T = TypeVar("T")
 
 
 class ComputeClock:
-    """Adds up the time model work spends in a :class:`ModelPool`'s threads for the code that
+    """Adds up the time model work spends in a :class:`WorkerPool`'s threads for the code that
     opened it, not the waits for a slot: what a call would take on an idle model.
 
     ``with ComputeClock() as clock:`` around a backend call; runs in the same task (the
@@ -65,16 +67,19 @@ async def join(work: asyncio.Future[Any]) -> None:
         raise asyncio.CancelledError
 
 
-class ModelPool:
-    """Where a local backend runs its model: ``slots`` threads, shared by every session, handed
-    out earliest deadline first (or first come, first served) by a
-    :class:`~gateway.core.scheduling.DeadlineScheduler`.
+class WorkerPool:
+    """``slots`` threads shared by every session, handed out earliest deadline first (or first
+    come, first served) by a :class:`~gateway.core.scheduling.DeadlineScheduler`: where a local
+    engine runs its model, and where the gateway encodes audio.
 
     With ``widen_alone`` the slots are cores: work that starts on an idle model with nobody
     waiting is told it may use all of them, any other work one (see the scheduler).
 
     :meth:`run` is safe to cancel: the work is asked to stop (``stop``) and its thread is
     waited for, so a slot is free again only once its thread really is.
+
+    ``clocked``: runs count on the caller's :class:`ComputeClock` (model work); ``counters``
+    (an engine's) count the work running and the work stopped by a cancel.
     """
 
     def __init__(
@@ -85,12 +90,12 @@ class ModelPool:
         *,
         clocked: bool = True,
         widen_alone: bool = False,
+        counters: EngineCounters | None = None,
     ) -> None:
-        self._clocked = clocked  # runs count on the caller's ComputeClock
+        self._clocked = clocked
         self._executor = ThreadPoolExecutor(max_workers=slots, thread_name_prefix=name)
         self._scheduler = DeadlineScheduler(slots, policy, widen_alone=widen_alone)
-        self.jobs_running = 0  # work in the threads right now
-        self.terminated_runs = 0  # work stopped early by a cancellation
+        self.counters = EngineCounters() if counters is None else counters
 
     @property
     def waiting(self) -> int:
@@ -120,7 +125,7 @@ class ModelPool:
         due = time.monotonic() if deadline is None else deadline
         clock = _CLOCK.get() if self._clocked else None
         async with self._scheduler.slot(due) as cores:
-            self.jobs_running += 1
+            self.counters.running += 1
             started = time.perf_counter()
             try:
                 future = asyncio.get_running_loop().run_in_executor(
@@ -134,28 +139,33 @@ class ModelPool:
                         await join(future)
                     finally:
                         if future.exception() is not None:
-                            self.terminated_runs += 1
+                            self.counters.stopped += 1
                     raise
             finally:
-                self.jobs_running -= 1
+                self.counters.running -= 1
                 if clock is not None:
                     clock.seconds += time.perf_counter() - started
                     clock.runs += 1
 
     async def run_unscheduled(self, work: Callable[[], T]) -> T:
         """Run ``work`` in a thread of the pool without waiting for a slot (loading)."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+        return await self.submit(work)
+
+    def submit(self, work: Callable[[], T]) -> asyncio.Future[T]:
+        """Start ``work`` in a thread of the pool now, without a slot: for engines that hand
+        out their own (espeak-ng's engines). The caller owns the future."""
+        return asyncio.get_running_loop().run_in_executor(self._executor, work)
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
 async def run_onnx(
-    models: ModelPool, work: Callable[[Any, int], T], *, deadline: float | None, label: str
+    models: WorkerPool, work: Callable[[Any, int], T], *, deadline: float | None, label: str
 ) -> T:
     """Run ONNX Runtime work on ``models``: ``work`` gets the ``RunOptions`` of its session
     runs, so a cancellation terminates the inference under way (and the pool waits for its
-    thread), and the cores granted (see :meth:`ModelPool.run`). A failure other than a
+    thread), and the cores granted (see :meth:`WorkerPool.run`). A failure other than a
     :class:`BackendError` is reported as one, for ``label``.
     """
     import onnxruntime as ort  # only the ONNX backends come here

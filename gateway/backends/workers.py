@@ -1,6 +1,6 @@
 """Blocking model work in threads: stopping it from the event loop, and handing results back.
 
-Two tools for backends whose engine is a blocking library call (PyTorch models):
+Tools for backends whose engine is a blocking library call (PyTorch models):
 
 - :func:`interruptible` / :func:`checkpoint`: a worker thread runs under a stop event; the
   engine calls :func:`checkpoint` at safe points (between generated tokens, and, through
@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
+from types import ModuleType
 from typing import Any, Generic, TypeVar
+
+from gateway.core.errors import BackendError
 
 __all__ = [
     "ChunkBridge",
@@ -29,6 +33,8 @@ __all__ = [
     "checkpoint",
     "install_interrupt_hooks",
     "interruptible",
+    "require_module",
+    "resolve_device",
     "stopping",
 ]
 
@@ -137,3 +143,28 @@ class ChunkBridge(Generic[T]):
     def _wake(self, callback: Callable[[], None]) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
             self._loop.call_soon_threadsafe(callback)
+
+
+def require_module(name: str, backend: str, extra: str) -> ModuleType:
+    """Import an optional dependency, or raise a BackendError that says how to install it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        missing = exc.name or name
+        raise BackendError(
+            f"{backend}: the Python package {missing!r} is not installed; install the optional "
+            f"extra with `pip install 'tts-gateway[{extra}]'`"
+        ) from None
+
+
+def resolve_device(torch: Any, device: str, backend: str) -> str:
+    """``auto`` -> ``cuda`` when PyTorch sees a GPU, else ``cpu``; ``cuda`` must be usable."""
+    has_cuda = bool(torch.cuda.is_available())
+    if device == "auto":
+        return "cuda" if has_cuda else "cpu"
+    if device.startswith("cuda") and not has_cuda:
+        raise BackendError(
+            f"{backend}: device {device!r} is configured but PyTorch {torch.__version__} sees no "
+            'CUDA device; set device = "cpu" or "auto", or install a CUDA build of torch'
+        )
+    return device

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from gateway.backends.base import WordTiming
+from gateway.core.chunks import WordTiming
 
 __all__ = ["CharAligner", "word_spans"]
 

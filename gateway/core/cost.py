@@ -4,8 +4,8 @@ Hosted providers bill per character of input text (OpenAI ``tts-1``, ElevenLabs)
 of audio produced (OpenAI ``gpt-4o-mini-tts``, whose token price works out to an advertised
 per-minute figure). A :class:`Price` holds both rates, so a mixed price is the sum of the two.
 Prices are looked up by ``"<backend name>/<model>"``, then ``"<kind>/<model>"``, then
-``"<kind>/*"``; local engines (every kind not in :data:`HOSTED_KINDS`) cost nothing in money and
-are reported with the seconds of compute they used.
+``"<kind>/*"`` (a :class:`PriceKey`); local engines (kinds that are not hosted) cost nothing in
+money and are reported with the seconds of compute they used.
 
 A price that cannot be found for a hosted backend is *unknown* (``None``), never a silent 0.
 """
@@ -17,15 +17,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from gateway.backends.settings import BackendSettings
-
 __all__ = [
     "DEFAULT_PRICES",
-    "HOSTED_KINDS",
+    "FREE",
     "CostEstimate",
     "CostMeter",
     "CostSettings",
     "Price",
+    "PriceKey",
     "backend_price",
     "billable_chars",
     "combined_snapshot",
@@ -33,9 +32,6 @@ __all__ = [
     "estimate_for_backend",
     "find_price",
 ]
-
-# Kinds that bill per use. AllTalk is hosted by the user (free); so is any local engine.
-HOSTED_KINDS: Final = frozenset({"openai", "elevenlabs"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +92,24 @@ class CostSettings:
                 )
 
 
+@dataclass(frozen=True, slots=True)
+class PriceKey:
+    """What a backend's price is looked up by: its name, its kind and the provider's model it
+    bills as (None for a local engine); ``hosted``: its kind bills per use (a price must be
+    known), else it is free unless the table says otherwise."""
+
+    backend: str
+    kind: str
+    model: str | None = None
+    hosted: bool = False
+
+
 def find_price(
-    prices: Mapping[str, Price], *, backend: str, kind: str, model: str | None
+    prices: Mapping[str, Price], *, backend: str, kind: str, model: str | None, hosted: bool
 ) -> Price | None:
     """The price of a backend: by name and model, by kind and model, by kind; None if unknown.
 
-    Local kinds are free unless the table says otherwise.
+    A kind that is not ``hosted`` is free unless the table says otherwise.
     """
     candidates = [f"{backend}/*", f"{kind}/*"]
     if model:
@@ -109,17 +117,13 @@ def find_price(
     for key in candidates:
         if key in prices:
             return prices[key]
-    return None if kind in HOSTED_KINDS else FREE
+    return None if hosted else FREE
 
 
-def backend_price(cost: CostSettings, name: str, settings: BackendSettings) -> Price | None:
-    """The price of the backend configured as ``[backends.<name>]`` (None: unknown)."""
-    model = getattr(settings, "model", None)
+def backend_price(cost: CostSettings, key: PriceKey) -> Price | None:
+    """The price of the backend ``key`` names (None: unknown)."""
     return find_price(
-        cost.prices,
-        backend=name,
-        kind=settings.kind,
-        model=model if isinstance(model, str) and model else None,
+        cost.prices, backend=key.backend, kind=key.kind, model=key.model or None, hosted=key.hosted
     )
 
 
@@ -161,10 +165,10 @@ def estimate_cost(
 
 
 def estimate_for_backend(
-    cost: CostSettings, name: str, settings: BackendSettings, text: str, *, speed: float = 1.0
+    cost: CostSettings, key: PriceKey, text: str, *, speed: float = 1.0
 ) -> CostEstimate:
-    """What speaking ``text`` on backend ``name`` would cost (the ``estimate`` request)."""
-    price = backend_price(cost, name, settings)
+    """What speaking ``text`` on the backend ``key`` names would cost (``estimate``)."""
+    price = backend_price(cost, key)
     return estimate_cost(text, price, speed=speed, chars_per_minute=cost.speech_chars_per_minute)
 
 
@@ -184,8 +188,8 @@ class CostMeter:
     segments: int = 0
 
     @classmethod
-    def for_backend(cls, cost: CostSettings, name: str, settings: BackendSettings) -> CostMeter:
-        return cls(backend_price(cost, name, settings))
+    def for_backend(cls, cost: CostSettings, key: PriceKey) -> CostMeter:
+        return cls(backend_price(cost, key))
 
     def add_segment(self, *, chars: int, audio_s: float, compute_s: float) -> float | None:
         """Account for one segment; returns its cost (None if the price is unknown)."""

@@ -16,6 +16,8 @@ from typing import Any, ClassVar, Final
 
 import msgpack
 
+from gateway.core.errors import ErrorCode, ProtocolError
+
 __all__ = [
     "PROTOCOL_VERSION",
     "Audio",
@@ -60,50 +62,6 @@ class AudioFormat(enum.StrEnum):
 
     OPUS = "opus"
     PCM16 = "pcm16"
-
-
-class ErrorCode(enum.StrEnum):
-    """Machine-readable error codes sent in ``error`` messages (see docs/protocol.md)."""
-
-    INVALID_MESSAGE = "invalid_message"
-    UNKNOWN_TYPE = "unknown_type"
-    INVALID_FIELD = "invalid_field"
-    NOT_STARTED = "not_started"
-    ALREADY_STARTED = "already_started"
-    ENDED = "ended"
-    UNKNOWN_BACKEND = "unknown_backend"
-    UNKNOWN_VOICE = "unknown_voice"
-    UNSUPPORTED_LANGUAGE = "unsupported_language"
-    PENDING_TEXT_LIMIT = "pending_text_limit"
-    RATE_LIMITED = "rate_limited"
-    UNAUTHORIZED = "unauthorized"
-    TOO_MANY_SESSIONS = "too_many_sessions"
-    HANDSHAKE_TIMEOUT = "handshake_timeout"
-    IDLE_TIMEOUT = "idle_timeout"
-    SHUTTING_DOWN = "shutting_down"
-    BACKEND_UNAVAILABLE = "backend_unavailable"
-    BACKEND_ERROR = "backend_error"
-    INTERNAL_ERROR = "internal_error"
-
-
-class ProtocolError(Exception):
-    """A client message that cannot be accepted; becomes an ``error`` message."""
-
-    def __init__(
-        self,
-        code: ErrorCode,
-        message: str,
-        *,
-        fatal: bool = False,
-        ref: str | None = None,
-        close_code: int = 1008,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.fatal = fatal
-        self.ref = ref  # the type of the client message at fault, when it is known
-        self.close_code = close_code  # for a fatal error: the WebSocket close code
 
 
 # --- client -> server ----------------------------------------------------------------------
@@ -445,7 +403,6 @@ def _unpack(frame: bytes) -> dict[str, Any]:
             ErrorCode.INVALID_MESSAGE,
             "a msgpack string is not valid UTF-8",
             fatal=True,
-            close_code=1007,
         ) from None
     except Exception as exc:  # msgpack raises several unrelated types for bad input
         raise ProtocolError(

@@ -4,7 +4,7 @@ On few cores the model is the bottleneck. Handing its slots out first come, firs
 session with seconds of audio buffered hold up one about to run dry. The
 :class:`DeadlineScheduler` grants a free slot to the waiting request with the earliest
 deadline (the moment its listener would run out of audio; the callers set it, see
-``gateway.server.speaker.Speaker._deadline``: a new turn's first segment is due within the
+``gateway.speech.chunking.CallPlanner.deadline``: a new turn's first segment is due within the
 latency target). Deadlines are absolute times, so a request waiting long enough becomes the
 earliest: nothing starves.
 Waiting is cancellable (a barge-in drops its request from the queue at once).

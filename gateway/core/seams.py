@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from gateway.backends.base import WordTiming
+from gateway.core.chunks import WordTiming
 from gateway.core.segmenter import Boundary
 
 __all__ = ["SeamConfig", "SeamShaper", "Shaped"]

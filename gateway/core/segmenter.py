@@ -17,7 +17,7 @@ import enum
 import unicodedata
 from dataclasses import dataclass
 
-__all__ = ["Boundary", "Segment", "Segmenter", "SegmenterConfig"]
+__all__ = ["Boundary", "Segment", "Segmenter", "SegmenterConfig", "TextPart", "final_boundary"]
 
 
 class Boundary(enum.StrEnum):
@@ -53,6 +53,15 @@ class Segment:
         the limit (``max_chars`` wins over non-blankness).
         """
         return not self.text.strip()
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    """``text[start:end]`` of a longer text (one backend call's text), ending at ``boundary``."""
+
+    start: int
+    end: int
+    boundary: Boundary
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -581,3 +590,11 @@ def _classify(text: str) -> Boundary:
     if last and last in _CLAUSE_MARKS:
         return Boundary.CLAUSE
     return Boundary.WORD
+
+
+def final_boundary(text: str) -> Boundary:
+    """The kind of boundary ``text`` ends on, as the segmenter would judge it at its end."""
+    segmenter = Segmenter(SegmenterConfig(short_first_segment=False))
+    segments = [*segmenter.push(text), *segmenter.finish()]
+    non_blank = [s for s in segments if not s.blank]
+    return non_blank[-1].boundary if non_blank else Boundary.WORD

@@ -19,14 +19,12 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Final
 
+from gateway.core.errors import VoiceBlendError
+
 __all__ = ["Blend", "VoiceBlendError", "parse_blend", "resolve_blend"]
 
 _PART: Final = re.compile(r"\s*([^\s()+]+)\s*(?:\(\s*([^()]*?)\s*\))?\s*")
 _WEIGHT: Final = re.compile(r"\d+(?:\.\d*)?|\.\d+")
-
-
-class VoiceBlendError(ValueError):
-    """A voice name that is not a valid blend; the message names the bad part."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 A :class:`Connection` owns two activities: the reader (the handler coroutine itself), which
 decodes client messages and drives the pure :class:`~gateway.core.session.Session`, and the
-speaker task, which runs :meth:`~gateway.server.speaker.Speaker.run`: it takes work from the
+speaker task, which runs :meth:`~gateway.speech.speaker.Speaker.run`: it takes work from the
 session in order, runs the backend, shapes and encodes the audio and sends it. The connection
 creates, cancels and awaits the speaker task; a cancel stops it before ``cancelled`` is sent, so
 no audio of cancelled text can follow the acknowledgement.
@@ -16,13 +16,10 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
-from gateway.audio.codecs import FrameEncoder, OpusEncoder, OpusOptions, Pcm16Encoder
-from gateway.audio.framing import AudioOut
-from gateway.backends.base import UnknownVoiceError
+from gateway.core.errors import close_code
 from gateway.core.metrics import SessionMetrics
 from gateway.core.protocol import (
     PROTOCOL_VERSION,
@@ -42,21 +39,20 @@ from gateway.core.protocol import (
     Start,
     Text,
     decode_client_message,
-    encode_server_message,
 )
+from gateway.core.ratelimit import TokenBucket
 from gateway.core.session import Session, SessionState
-from gateway.server.speaker import Speaker, StreamSettings, session_segmenter, session_speaker
-
-if TYPE_CHECKING:
-    from gateway.server.app import Gateway
+from gateway.server.gateway import Gateway
+from gateway.server.opening import frame_encoder, open_speaker, resolve_stream
+from gateway.server.outbox import Closed, Outbox
+from gateway.server.tasks import cancel_and_wait
+from gateway.speech.delivery import MessageSink
+from gateway.speech.speaker import Speaker
+from gateway.speech.synthesis import StreamSettings
 
 __all__ = ["Connection"]
 
 log = logging.getLogger(__name__)
-
-
-class _Closed(Exception):
-    """The socket is gone; the session ends."""
 
 
 class Connection:
@@ -85,19 +81,16 @@ class Connection:
             max_pending_flushes=limits.max_pending_flushes,
             max_heard_chars=limits.max_heard_chars,
         )
-        self._send_lock = asyncio.Lock()
+        self._outbox = Outbox(websocket)
         self._work_ready = asyncio.Event()
         self._speaker: Speaker | None = None
         self._speaker_task: asyncio.Task[bool] | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
-        self._closed = False
         self._metrics = SessionMetrics(sample_rate=24000, started_at=time.monotonic())
         self._opened_at = time.monotonic()
         self._last_message_at = self._opened_at
-        self._rate = _TokenBucket(limits.max_messages_per_s, limits.max_message_burst)
+        self._rate = TokenBucket(limits.max_messages_per_s, limits.max_message_burst)
         self._watchdog: asyncio.Task[None] | None = None
-        self._given_up = asyncio.Event()
-        self._send_blocked_since: float | None = None  # a send under way since then
         self._start_received = False
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -108,20 +101,20 @@ class Connection:
         self._log.info("session opened (key %s)", self.key_id or "none")
         self._watchdog = asyncio.create_task(self._watch(), name=f"watchdog-{self.id}")
         reader = asyncio.create_task(self._read_loop(), name=f"reader-{self.id}")
-        given_up = asyncio.create_task(self._given_up.wait(), name=f"give-up-{self.id}")
+        given_up = asyncio.create_task(self._outbox.gave_up.wait(), name=f"give-up-{self.id}")
         try:
             await asyncio.wait({reader, given_up}, return_when=asyncio.FIRST_COMPLETED)
             if reader.done():
                 reader.result()
-        except _Closed:
+        except Closed:
             pass
         except Exception:
             self._log.exception("session failed")
             await self._fail("internal error; the session is closed")
         finally:
-            await _cancelled(reader)
-            await _cancelled(given_up)
-            await _cancelled(self._watchdog)
+            await cancel_and_wait(reader)
+            await cancel_and_wait(given_up)
+            await cancel_and_wait(self._watchdog)
             await self._stop_speaker()
             self._cancel_idle_timer()
             self._session.close()
@@ -129,62 +122,61 @@ class Connection:
 
     async def shut_down(self, finish_within_s: float) -> None:
         """The gateway is stopping: let the current segment finish (for at most
-        ``finish_within_s``), report what will not be spoken, close with 1001 (going away)."""
+        ``finish_within_s``), report what will not be spoken, close (going away)."""
         speaker, task = self._speaker, self._speaker_task
         if speaker is not None and task is not None:
             speaker.draining = True
             self._work_ready.set()
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError, _Closed):
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError, Closed):
                 async with asyncio.timeout(finish_within_s):
                     await asyncio.shield(task)
                 if task.done() and not task.cancelled():
                     await speaker.push_out()  # the finished segment's last samples
         await self._end_session(
-            1001, ErrorCode.SHUTTING_DOWN, "the gateway is shutting down", "going away"
+            ErrorCode.SHUTTING_DOWN, "the gateway is shutting down", "going away"
         )
 
-    async def _end_session(
-        self, close_code: int, error: ErrorCode, message: str, reason: str
-    ) -> None:
+    async def _end_session(self, error: ErrorCode, message: str, reason: str) -> None:
         """Close the session early: stop speaking, report the text that will not be spoken
-        (a fatal error with its character range), close."""
+        (a fatal error with its character range), close with the error's close code."""
         await self._stop_speaker()
         start, end = self._session.unsettled_range()
-        with contextlib.suppress(_Closed):
+        with contextlib.suppress(Closed):
             await self._send(
                 Error(error, message, fatal=True, char_start=start if end > start else None,
                       char_end=end if end > start else None)
             )  # fmt: skip
-        await self._close(close_code, reason)
+        await self._close(close_code(error), reason)
 
     async def _watch(self) -> None:
         """Deadlines: a `start` (and credentials) soon after the upgrade, and the idle timeout."""
         limits = self._config.limits
         grace = limits.slow_client_grace_s
-        while not self._closed:
+        while not self._outbox.closed:
             now = time.monotonic()
-            blocked_since = self._send_blocked_since
+            blocked_since = self._outbox.blocked_since
             if blocked_since is not None and now - blocked_since >= grace:
-                self._give_up_on_reader()
+                self._outbox.give_up()
+                self._log.warning("gave up on a client that does not read")
                 return
             if not self._authenticated:
                 deadline = self._opened_at + self._config.auth.first_message_timeout_s
                 if now >= deadline:
-                    await self._end_session(1008, ErrorCode.UNAUTHORIZED,
-                                            "no credentials in time", "unauthorized")  # fmt: skip
+                    await self._end_session(ErrorCode.UNAUTHORIZED, "no credentials in time",
+                                            "unauthorized")  # fmt: skip
                     return
             elif self._session.state is SessionState.AWAITING_START and not self._start_received:
                 deadline = self._opened_at + limits.handshake_timeout_s
                 if now >= deadline:
                     message = f"no valid start within {limits.handshake_timeout_s:g} s"
-                    await self._end_session(1008, ErrorCode.HANDSHAKE_TIMEOUT, message,
+                    await self._end_session(ErrorCode.HANDSHAKE_TIMEOUT, message,
                                             "handshake timeout")  # fmt: skip
                     return
             else:
                 deadline = self._last_message_at + limits.idle_timeout_s
                 if now >= deadline and self._quiet():
                     message = f"no message for {limits.idle_timeout_s:g} s and nothing to speak"
-                    await self._end_session(1008, ErrorCode.IDLE_TIMEOUT, message, "idle timeout")
+                    await self._end_session(ErrorCode.IDLE_TIMEOUT, message, "idle timeout")
                     return
                 deadline = max(deadline, now + 1.0)
             # A blocked send is looked at again within a tenth of the grace period after it.
@@ -199,10 +191,10 @@ class Connection:
         )
 
     async def _read_loop(self) -> None:
-        while not self._closed:
+        while not self._outbox.closed:
             message = await self._ws.receive()
             if message["type"] == "websocket.disconnect":
-                self._closed = True
+                self._outbox.closed = True
                 return
             self._last_message_at = time.monotonic()
             frame = message.get("bytes")
@@ -245,8 +237,7 @@ class Connection:
         if key_id is None:
             raise ProtocolError(ErrorCode.UNAUTHORIZED, "invalid API key or token", fatal=True)
         if (refusal := self._gateway.admission_error(key_id, live=True)) is not None:
-            close_code = 1001 if refusal.code is ErrorCode.SHUTTING_DOWN else 1013
-            raise ProtocolError(refusal.code, refusal.reason, fatal=True, close_code=close_code)
+            raise ProtocolError(refusal.code, refusal.reason, fatal=True)
         self.key_id, self._authenticated = key_id, True
         self._gateway.sessions_per_key[key_id] += 1
         self._log.info("authenticated (key %s)", key_id)
@@ -306,21 +297,19 @@ class Connection:
             stream = await self._negotiate(start)
         finally:
             self._start_received = False
-        segmenter = session_segmenter(
-            self._gateway, stream.backend, short_first_segment=start.short_first_segment
-        )
-        self._session.begin(segmenter)
         rate = self._config.audio.sample_rate  # backends' audio is resampled to it
         self._metrics.sample_rate = rate
-        encoder = self._encoder(stream)
-        self._speaker = session_speaker(
+        encoder = frame_encoder(self._config.audio, stream)
+        self._speaker = open_speaker(
             self._gateway,
-            session=self._session,
-            stream=stream,
-            audio=AudioOut(encoder),
-            metrics=self._metrics,
+            self._session,
+            stream,
+            encoder=encoder,
+            sink=MessageSink(self._send),
             send=self._send,
+            metrics=self._metrics,
             log=self._log,
+            short_first_segment=start.short_first_segment,
         )
         await self._send(
             Ready(
@@ -345,50 +334,18 @@ class Connection:
         self._log.info("started: backend=%s voice=%s", stream.backend.name, stream.voice)
 
     async def _negotiate(self, start: Start) -> StreamSettings:
-        audio = self._config.audio
-        name = start.backend or self._config.session.default_backend
-        backend = await self._gateway.ready_backend(name)
-        try:
-            voice = backend.resolve_voice(start.voice or backend.default_voice)
-        except UnknownVoiceError as error:
-            raise ProtocolError(ErrorCode.UNKNOWN_VOICE, str(error)) from None
-        lang = start.lang or backend.default_lang
-        if lang not in backend.languages:
-            raise ProtocolError(
-                ErrorCode.UNSUPPORTED_LANGUAGE,
-                f"language {lang!r} is not supported by {name!r}; languages: "
-                + ", ".join(backend.languages),
-            )
-        if start.sample_rate is not None and start.sample_rate != audio.sample_rate:
+        rate = self._config.audio.sample_rate
+        stream = await resolve_stream(
+            self._gateway, backend=start.backend, voice=start.voice, lang=start.lang,
+            speed=start.speed, format=start.format, bitrate=start.bitrate,
+            frame_ms=start.frame_ms,
+        )  # fmt: skip
+        if start.sample_rate is not None and start.sample_rate != rate:
             raise ProtocolError(
                 ErrorCode.INVALID_FIELD,
-                f"start.sample_rate: this version streams at {audio.sample_rate} Hz only",
+                f"start.sample_rate: this version streams at {rate} Hz only",
             )
-        return StreamSettings(
-            backend=backend,
-            voice=voice,
-            lang=lang,
-            speed=start.speed if start.speed is not None else 1.0,
-            format=start.format or audio.format,
-            bitrate=start.bitrate or audio.bitrate,
-            frame_ms=start.frame_ms or audio.frame_ms,
-        )
-
-    def _encoder(self, stream: StreamSettings) -> FrameEncoder:
-        rate = self._config.audio.sample_rate
-        if stream.format is AudioFormat.PCM16:
-            return Pcm16Encoder(sample_rate=rate, frame_ms=stream.frame_ms)
-        audio = self._config.audio
-        return OpusEncoder(
-            OpusOptions(
-                sample_rate=rate,
-                frame_ms=stream.frame_ms,
-                bitrate=stream.bitrate,
-                vbr=audio.vbr.value,
-                application=audio.application.value,
-                complexity=audio.complexity,
-            )
-        )
+        return stream
 
     # -- the speaker task and cancel -------------------------------------------------------------
 
@@ -401,7 +358,7 @@ class Connection:
         try:
             if await speaker.run(self._wait_for_work):
                 await self._close(1000, "done")
-        except _Closed:
+        except Closed:
             pass
         except Exception:
             self._log.exception("speaker failed")
@@ -425,7 +382,7 @@ class Connection:
 
     async def _stop_speaker(self) -> None:
         task, self._speaker_task = self._speaker_task, None
-        await _cancelled(task)
+        await cancel_and_wait(task)
 
     # -- idle release ----------------------------------------------------------------------------
 
@@ -448,70 +405,17 @@ class Connection:
     # -- sending -------------------------------------------------------------------------------
 
     async def _send(self, message: ServerMessage) -> None:
-        data = encode_server_message(message)
-        async with self._send_lock:
-            if self._closed:
-                raise _Closed
-            # The watchdog gives up on a send blocked too long (a timer per frame costs more).
-            self._send_blocked_since = time.monotonic()
-            try:
-                await self._ws.send_bytes(data)
-            except (WebSocketDisconnect, RuntimeError, OSError) as exc:
-                self._closed = True
-                raise _Closed from exc
-            finally:
-                self._send_blocked_since = None
-
-    def _give_up_on_reader(self) -> None:
-        """The client stopped reading; its socket is full, so no close frame can reach it
-        either. Give up on it: the session's tasks end, its slot and memory are freed (the
-        connection itself goes when the client does)."""
-        self._closed = True
-        self._given_up.set()
-        self._log.warning("gave up on a client that does not read")
+        await self._outbox.send(message)
 
     async def _close(self, code: int, reason: str) -> None:
-        async with self._send_lock:
-            if self._closed:
-                return
-            self._closed = True
-            with contextlib.suppress(Exception):
-                await self._ws.close(code, reason)
+        await self._outbox.close(code, reason)
 
     async def _fail(self, message: str) -> None:
         start, end = self._session.unsettled_range()
-        with contextlib.suppress(_Closed):
+        with contextlib.suppress(Closed):
             await self._send(
                 Error(ErrorCode.INTERNAL_ERROR, message, fatal=True,
                       char_start=start if end > start else None,
                       char_end=end if end > start else None)
             )  # fmt: skip
-        await self._close(1011, "internal error")
-
-
-async def _cancelled(task: asyncio.Task[Any] | None) -> None:
-    """Cancel a task this connection owns and wait until it has stopped."""
-    if task is None or task.done():
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-class _TokenBucket:
-    """Message rate limit: ``rate`` a second on average, bursts up to ``burst``."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self._rate = rate
-        self._burst = float(burst)
-        self._tokens = float(burst)
-        self._at: float | None = None
-
-    def take(self, now: float) -> bool:
-        if self._at is not None:
-            self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
-        self._at = now
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
-        return True
+        await self._close(close_code(ErrorCode.INTERNAL_ERROR), "internal error")

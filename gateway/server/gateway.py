@@ -1,0 +1,232 @@
+"""The :class:`Gateway`: one server process's backends, their loading and readiness, the
+speaking pipeline's shared state, admission, and the live sessions (held through the small
+:class:`LiveSession` protocol, so the edges that serve sessions are not imported here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from gateway.backends import Backend
+from gateway.backends.registry import price_key
+from gateway.backends.threads import WorkerPool
+from gateway.config import Config
+from gateway.core.cost import CostEstimate, Price, PriceKey, backend_price, estimate_cost
+from gateway.core.errors import ErrorCode, ProtocolError
+from gateway.core.pacing import SynthesisTimeModel
+from gateway.server.auth import Authenticator
+from gateway.speech.shared import SpeechServices, SpeechSettings
+
+__all__ = ["Gateway", "LiveSession", "Refusal"]
+
+log = logging.getLogger(__name__)
+
+
+class LiveSession(Protocol):
+    """A session being served (a WebSocket connection, a REST speech response)."""
+
+    @property
+    def key_id(self) -> str | None:
+        """The API key it was opened with (None: none)."""
+        ...
+
+    async def shut_down(self, finish_within_s: float) -> None:
+        """The gateway is stopping: finish the segment being spoken (within the time), report
+        what will not be spoken, end."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a session is refused: an HTTP status (before the upgrade), a code, a reason."""
+
+    status: int
+    code: ErrorCode
+    reason: str
+
+
+class Gateway:
+    """Backends, their readiness, and the live sessions of one server process."""
+
+    def __init__(
+        self, config: Config, backends: Mapping[str, Backend], *, owns_backends: bool = True
+    ) -> None:
+        self.config = config
+        self.backends = dict(backends)
+        self._owns_backends = owns_backends  # close them on stop (not when lent by the caller)
+        self.sessions: set[LiveSession] = set()
+        self.sessions_per_key: Counter[str] = Counter()
+        self.auth = Authenticator(config)
+        self._loaded: dict[str, asyncio.Future[Backend]] = {}
+        self._loader: asyncio.Task[None] | None = None
+        self.accepting = True
+        # Every session's audio encoding, off the event loop: libopus releases the GIL, so it
+        # runs beside the loop's I/O, and the session closest to running dry goes first.
+        threads = config.audio.encode_threads
+        encoders = WorkerPool("encode", threads, clocked=False) if threads else None
+        self.speech = SpeechServices(
+            SpeechSettings.from_config(config),
+            price=lambda backend: self.price(price_key(backend)),
+            fallback_for=self.fallback_for,
+            recover_after_s=self._recover_after_s,
+            encoders=encoders,
+        )
+
+    # -- backends --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Begin loading every backend in the background (health turns 200 when all are ready)."""
+        loop = asyncio.get_running_loop()
+        self._loaded = {name: loop.create_future() for name in self.backends}
+        self._loader = asyncio.create_task(self._load_all(), name="backend-loader")
+
+    async def _load_all(self) -> None:
+        for name, backend in self.backends.items():
+            try:
+                await backend.load()
+            except Exception as exc:
+                log.error("backend %s failed to load: %s", name, exc)
+                self._loaded[name].set_exception(exc)
+                self._loaded[name].exception()  # retrieved: reported through health and start
+            else:
+                if self._warms_up(name):
+                    await self.speech.calibrate(backend)
+                log.info("backend %s ready", name)
+                self._loaded[name].set_result(backend)
+
+    def _warms_up(self, name: str) -> bool:
+        settings = self.config.backends.get(name)
+        return settings is None or settings.warmup
+
+    async def loaded(self) -> None:
+        """Wait until every backend has loaded or failed to."""
+        await asyncio.gather(*self._loaded.values(), return_exceptions=True)
+
+    def timing_model(self, backend: Backend) -> SynthesisTimeModel:
+        """What a call to ``backend`` costs in time, as learned so far (shared by sessions)."""
+        return self.speech.timing_model(backend)
+
+    def fallback_for(self, backend: Backend) -> Backend | None:
+        """The loaded backend configured as ``backend``'s fallback, if any."""
+        settings = self.config.backends.get(backend.name)
+        name = settings.fallback if settings is not None else ""
+        loaded = self._loaded.get(name)
+        if not name or loaded is None or not loaded.done() or loaded.exception() is not None:
+            return None
+        return loaded.result()
+
+    def _recover_after_s(self, backend: Backend) -> float:
+        settings = self.config.backends.get(backend.name)
+        return settings.fallback_recover_s if settings is not None else 0.0
+
+    async def ready_backend(self, name: str) -> Backend:
+        """The named backend once loaded; raises ProtocolError if unknown or failed to load."""
+        loaded = self._loaded.get(name)
+        if loaded is None:
+            raise self.unknown_backend(name)
+        try:
+            async with asyncio.timeout(self.config.limits.start_timeout_s):
+                return await asyncio.shield(loaded)
+        except TimeoutError:
+            raise ProtocolError(
+                ErrorCode.BACKEND_UNAVAILABLE, f"backend {name!r} is still loading; try again"
+            ) from None
+        except Exception as exc:  # a backend may fail to load in any way; report, don't crash
+            raise ProtocolError(
+                ErrorCode.BACKEND_UNAVAILABLE, f"backend {name!r} failed to load: {exc}"
+            ) from None
+
+    def unknown_backend(self, name: str) -> ProtocolError:
+        return ProtocolError(
+            ErrorCode.UNKNOWN_BACKEND,
+            f"unknown backend {name!r}; available: {', '.join(self.backends)}",
+        )
+
+    def status(self) -> dict[str, str]:
+        """Per backend: ``loading``, ``ready`` or ``failed: <reason>``."""
+        states = {}
+        for name, loaded in self._loaded.items():
+            if not loaded.done():
+                states[name] = "loading"
+            elif loaded.exception() is not None:
+                states[name] = f"failed: {loaded.exception()}"
+            else:
+                states[name] = "ready"
+        return states
+
+    # -- prices ----------------------------------------------------------------------------------
+
+    def price(self, key: PriceKey) -> Price | None:
+        """The price of the backend ``key`` names (None: unknown)."""
+        return backend_price(self.config.cost, key)
+
+    def estimate(self, name: str, text: str, speed: float) -> tuple[CostEstimate, str | None]:
+        """What speaking ``text`` on backend ``name`` would cost, and the backend's model
+        (None if it has none). The backend need not be loaded; ProtocolError if not served."""
+        backend = self.backends.get(name)
+        if backend is None:
+            raise self.unknown_backend(name)
+        estimate = estimate_cost(
+            text,
+            self.price(price_key(backend)),
+            speed=speed,
+            chars_per_minute=self.config.cost.speech_chars_per_minute,
+        )
+        return estimate, backend.model or None
+
+    # -- sessions --------------------------------------------------------------------------------
+
+    def admission_error(self, key_id: str | None, *, live: bool = False) -> Refusal | None:
+        """Why a session (or a speech request) cannot be opened now, or None. ``live``: the
+        session asking is already counted (it authenticated with a first message)."""
+        if not self.accepting:
+            return Refusal(503, ErrorCode.SHUTTING_DOWN, "the gateway is shutting down")
+        others = len(self.sessions) - (1 if live else 0)
+        if others >= self.config.limits.max_sessions:
+            return Refusal(503, ErrorCode.TOO_MANY_SESSIONS,
+                           f"the gateway serves its maximum of {others} sessions")  # fmt: skip
+        limit = self.config.limits.max_sessions_per_key
+        if key_id is not None and self.sessions_per_key[key_id] >= limit:
+            return Refusal(429, ErrorCode.TOO_MANY_SESSIONS,
+                           f"this API key has its maximum of {limit} live sessions")  # fmt: skip
+        return None
+
+    @contextlib.contextmanager
+    def serving(self, session: LiveSession) -> Iterator[None]:
+        """Count ``session`` (and its key, counted at once so two handshakes cannot both slip
+        through) while it is served."""
+        self.sessions.add(session)
+        if session.key_id is not None:
+            self.sessions_per_key[session.key_id] += 1
+        try:
+            yield
+        finally:
+            self.sessions.discard(session)
+            if session.key_id is not None:
+                self.sessions_per_key[session.key_id] -= 1
+
+    async def close_sessions(self) -> None:
+        """Stop taking sessions; live ones finish their segment (within the shutdown timeout)
+        and end."""
+        self.accepting = False
+        deadline = self.config.server.shutdown_timeout_s / 2
+        await asyncio.gather(*(s.shut_down(deadline) for s in list(self.sessions)))
+
+    async def stop(self) -> None:
+        """Close every session, stop loading, release the backends."""
+        await self.close_sessions()
+        if self._loader is not None:
+            self._loader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loader
+        if self._owns_backends:
+            for backend in self.backends.values():
+                await backend.aclose()
+        if self.speech.encoders is not None:
+            self.speech.encoders.shutdown()
