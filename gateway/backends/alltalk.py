@@ -23,7 +23,6 @@ Several AllTalk servers can be configured side by side, one ``[backends.alltalk_
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator
@@ -164,13 +163,10 @@ class AllTalkBackend(RemoteBackend):
             payload["language"] = language_tag(request.lang)
         return payload
 
-    async def _attempt(
+    def _attempt(
         self, request: SynthesisRequest, part: TextPart
     ) -> AsyncGenerator[AudioChunk, None]:
         text = request.text[part.start : part.end].strip()
-        http_request = self.client.build_request(
-            "POST", f"{self.settings.base_url}/v1/audio/speech", json=self._payload(request, text)
+        return self._post_for_audio(
+            "/v1/audio/speech", self._payload(request, text), wav=True, headers={}
         )
-        async with contextlib.aclosing(self._stream_audio(http_request, wav=True)) as chunks:
-            async for chunk in chunks:
-                yield chunk

@@ -14,7 +14,6 @@ A server that answers with WAV instead of raw PCM (some OpenAI-compatible server
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import urllib.parse
 from collections.abc import AsyncGenerator
@@ -109,16 +108,10 @@ class OpenAIBackend(RemoteBackend):
             payload["instructions"] = instructions
         return payload
 
-    async def _attempt(
+    def _attempt(
         self, request: SynthesisRequest, part: TextPart
     ) -> AsyncGenerator[AudioChunk, None]:
         text = request.text[part.start : part.end].strip()
-        http_request = self.client.build_request(
-            "POST",
-            f"{self.settings.base_url}/v1/audio/speech",
-            json=self._payload(request, text),
-            headers=self._headers(),
+        return self._post_for_audio(
+            "/v1/audio/speech", self._payload(request, text), wav=False, headers=self._headers()
         )
-        async with contextlib.aclosing(self._stream_audio(http_request, wav=False)) as chunks:
-            async for chunk in chunks:
-                yield chunk

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Final
+from typing import Any, Final
 
 import httpx
 import numpy as np
@@ -326,12 +326,16 @@ class RemoteBackend(abc.ABC):
         finally:
             self.counters.running -= 1
 
-    async def _stream_audio(
-        self, http_request: httpx.Request, *, wav: bool
+    async def _post_for_audio(
+        self, path: str, payload: dict[str, Any], *, wav: bool, headers: dict[str, str]
     ) -> AsyncGenerator[AudioChunk, None]:
-        """One HTTP request whose body is the audio (raw PCM, or WAV with ``wav``), as chunks
-        of at least 40 ms; RemoteError if it holds no audio."""
+        """POST ``payload`` (JSON) to ``path`` of the service; its answer is the audio (raw
+        PCM, or WAV with ``wav``), streamed as chunks of at least 40 ms; RemoteError if it
+        holds no audio."""
         settings = self._settings
+        http_request = self.client.build_request(
+            "POST", f"{settings.base_url}{path}", json=payload, headers=headers
+        )
         decoder = AudioDecoder(self.service, wav=wav)
         coalescer = ChunkCoalescer()
         async with contextlib.aclosing(

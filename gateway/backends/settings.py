@@ -18,6 +18,7 @@ __all__ = [
     "ElevenLabsSettings",
     "ElevenLabsTransport",
     "EspeakSettings",
+    "HostedSettings",
     "KokoroOnnxSettings",
     "KokoroTorchSettings",
     "OpenAISettings",
@@ -249,19 +250,12 @@ def _check_api_key_env(name: str) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class OpenAISettings(RemoteSettings):
-    """OpenAI's ``POST /v1/audio/speech`` (raw 24 kHz PCM), or any server that speaks it."""
+class HostedSettings(RemoteSettings):
+    """A provider that takes an API key and bills each request by model."""
 
-    kind: str = "openai"
-    base_url: str = "https://api.openai.com"
     api_key: str = field(default="", repr=False)  # a secret: never in a repr
-    api_key_env: str = "OPENAI_API_KEY"
-    model: str = "gpt-4o-mini-tts"
-    default_voice: str = "alloy"
-    voices: tuple[str, ...] = OPENAI_VOICES
-    list_voices: bool = False
-    instructions: str = ""
-    languages: tuple[str, ...] = OPENAI_LANGUAGES
+    api_key_env: str = ""
+    model: str = ""
 
     @property
     def billed_model(self) -> str | None:
@@ -272,6 +266,24 @@ class OpenAISettings(RemoteSettings):
         _check_api_key_env(self.api_key_env)
         if not self.model:
             raise ValueError("model: must not be empty")
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAISettings(HostedSettings):
+    """OpenAI's ``POST /v1/audio/speech`` (raw 24 kHz PCM), or any server that speaks it."""
+
+    kind: str = "openai"
+    base_url: str = "https://api.openai.com"
+    api_key_env: str = "OPENAI_API_KEY"
+    model: str = "gpt-4o-mini-tts"
+    default_voice: str = "alloy"
+    voices: tuple[str, ...] = OPENAI_VOICES
+    list_voices: bool = False
+    instructions: str = ""
+    languages: tuple[str, ...] = OPENAI_LANGUAGES
+
+    def __post_init__(self) -> None:
+        HostedSettings.__post_init__(self)
         if self.default_voice not in self.voices and not self.list_voices:
             raise ValueError(f"default_voice: {self.default_voice!r} is not in voices")
         if self.instructions and not takes_instructions(self.model):
@@ -329,12 +341,11 @@ class AllTalkSettings(RemoteSettings):
 
 
 @dataclass(frozen=True, slots=True)
-class ElevenLabsSettings(RemoteSettings):
+class ElevenLabsSettings(HostedSettings):
     """ElevenLabs: the stream-input WebSocket, or its HTTP streaming endpoint."""
 
     kind: str = "elevenlabs"
     base_url: str = "https://api.elevenlabs.io"
-    api_key: str = field(default="", repr=False)  # a secret: never in a repr
     api_key_env: str = "ELEVENLABS_API_KEY"
     model: str = "eleven_flash_v2_5"
     default_voice: str = "JBFqnCBsd6RMkjVDRZzb"
@@ -351,15 +362,8 @@ class ElevenLabsSettings(RemoteSettings):
     max_input_chars: int = 5000
     languages: tuple[str, ...] = ELEVENLABS_LANGUAGES
 
-    @property
-    def billed_model(self) -> str | None:
-        return self.model
-
     def __post_init__(self) -> None:
-        RemoteSettings.__post_init__(self)
-        _check_api_key_env(self.api_key_env)
-        if not self.model:
-            raise ValueError("model: must not be empty")
+        HostedSettings.__post_init__(self)
         for name in ("stability", "similarity_boost", "style"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name}: must be between 0 and 1, got {getattr(self, name)}")
