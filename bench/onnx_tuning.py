@@ -46,6 +46,7 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
+from bench import kokoro_precision
 from bench.machine import cores, describe, machine_info
 from bench.process import REPO
 from bench.report import fmt, markdown_table, percentile, write_results
@@ -260,11 +261,14 @@ async def tune(
     ):
         log(f"  onnx tuning: {variant.name}")
         results.append(await _measure(model, variant, passes, warmup, reps))
+    log("  onnx tuning: int8 against float32")
+    precision = await kokoro_precision.precision_figures(text, reps=reps)
     return {
         "text_words": len(text.split()),
         "passes": len(passes),
         "reps": reps,
         "variants": results,
+        "precision": precision,
     }
 
 
@@ -305,7 +309,11 @@ def verdict(result: dict[str, Any]) -> str:
 def report(result: dict[str, Any]) -> str:
     """The variants as a markdown table (the configured one in bold), and the verdict."""
     table = markdown_table(_HEADERS, [_row(v) for v in result["variants"]])
-    return f"{table}\n\n{verdict(result)}"
+    text = f"{table}\n\n{verdict(result)}"
+    if "precision" in result:
+        text += "\n\nModel variant, int8 as shipped or dequantized to float32:\n\n"
+        text += kokoro_precision.report(result["precision"])
+    return text
 
 
 def main() -> None:

@@ -20,6 +20,9 @@
 5. ``memory``: the gateway's RSS per idle and per active Kokoro session (:mod:`bench.memory`).
 6. ``opus``: Opus encoding CPU per stream (:func:`bench.first_audio.opus_cost`).
 7. ``tuning``: ONNX Runtime threads, session options and warm-up (:mod:`bench.onnx_tuning`).
+8. ``streaming``: Kokoro streaming inside a sentence: first audio from the first clause, gapless
+   start, underruns and silences inside clauses, CPU against direct synthesis
+   (:mod:`bench.streaming`).
 
 The gateways under test run as processes of their own (``python -m gateway serve`` on
 config.toml, one per scheduling policy, and ``python -m bench.zero``); the clients and the
@@ -48,7 +51,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench import backends as backends_bench
-from bench import memory, onnx_tuning, overhead, sweep
+from bench import memory, onnx_tuning, overhead, streaming, sweep
 from bench.first_audio import opus_cost
 from bench.machine import cores, describe, machine_info
 from bench.plot import plot_suite
@@ -58,8 +61,12 @@ from gateway.config import Config, load_config
 
 __all__ = ["PARTS", "SuitePlan", "main", "model_cores", "plan_for", "run_suite", "targets"]
 
-PARTS: Final = ("ttfa", "rtf", "overhead", "sweep", "memory", "opus", "tuning")
-TTFA_TARGET_MS: Final = {"kokoro": 400.0, "piper": 120.0, "espeak": 20.0}
+PARTS: Final = ("ttfa", "rtf", "overhead", "sweep", "memory", "opus", "tuning", "streaming")
+TTFA_TARGET_MS: Final = {"kokoro": 250.0, "piper": 120.0, "espeak": 20.0}
+KOKORO_TTFA_P95_MS: Final = 300.0
+CLAUSE_SILENCE_S: Final = 0.25
+GAPLESS_RATIO: Final = 1.25
+STREAMING_CPU_RATIO: Final = 1.10
 OVERHEAD_TARGET: Final = 0.03
 SWEEP_TARGET: Final = 0.8
 ZERO_COMMAND: Final = ("-m", "bench.zero")
@@ -89,6 +96,7 @@ class SuitePlan:
     memory_text: str = _SHORT_SWEEP_TEXT
     opus_seconds: float = 30.0
     tuning_reps: int = 3
+    streaming_runs: int = 10
     quick: bool = False
     sweep: sweep.SweepPlan = field(default_factory=sweep.SweepPlan)
 
@@ -109,6 +117,7 @@ def plan_for(*, quick: bool, runs: int | None = None) -> SuitePlan:
         memory_active=2,
         opus_seconds=5.0,
         tuning_reps=1,
+        streaming_runs=2,
         quick=True,
         sweep=small_sweep,
     )
@@ -229,6 +238,14 @@ async def _opus(run: _Run) -> dict[str, Any]:
     }
 
 
+async def _streaming(run: _Run) -> dict[str, Any]:
+    run.log(f"part 8: Kokoro streaming inside a sentence ({run.plan.streaming_runs} runs each)")
+    runs = run.plan.streaming_runs
+    return await streaming.streaming_figures(
+        run.gateways["deadline"], runs=runs, reps=max(1, runs // 3)
+    )
+
+
 async def _tuning(run: _Run) -> dict[str, Any]:
     run.log("ONNX Runtime tuning")
     return await onnx_tuning.tune(reps=run.plan.tuning_reps, quick=run.plan.quick, log=run.log)
@@ -242,6 +259,7 @@ _RUNNERS: Final[dict[str, Callable[[_Run], Awaitable[dict[str, Any]]]]] = {
     "memory": _memory,
     "opus": _opus,
     "tuning": _tuning,
+    "streaming": _streaming,
     "sweep": _sweep,
 }
 
@@ -257,7 +275,7 @@ async def _gateways(
 ) -> dict[str, GatewayProcess]:
     """The gateway processes the chosen parts need, started one after another."""
     wanted: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {}
-    if parts & {"ttfa", "memory", "sweep"}:
+    if parts & {"ttfa", "memory", "sweep", "streaming"}:
         wanted["deadline"] = (GATEWAY_COMMAND, {})
     if "sweep" in parts:
         wanted["fifo"] = (GATEWAY_COMMAND, _fifo_env(plan.sweep.backends))
@@ -316,6 +334,7 @@ def targets(result: dict[str, Any]) -> list[Target]:
                     TTFA_TARGET_MS[name],
                 )
             )
+    found += _streaming_targets(_figures(result, "streaming"))
     ratios = _figures(result, "overhead").get("ratio_to_synthesis", {})
     if "kokoro" in ratios:
         found.append(
@@ -339,6 +358,31 @@ def targets(result: dict[str, Any]) -> list[Target]:
                 1.0,
             )
         )
+    return found
+
+
+def _streaming_targets(figures: dict[str, Any]) -> list[Target]:
+    found: list[Target] = []
+    for key, r in figures.items():
+        if key == "cpu":
+            found.append(Target("Kokoro gateway CPU / direct whole-sentence synthesis CPU",
+                                r["ratio"], "<=", STREAMING_CPU_RATIO))  # fmt: skip
+            continue
+        if key.endswith("/tokens"):
+            found += [
+                Target(f"kokoro {key}: median TTFA from the first clause, ms",
+                       r["ttfa_ms"]["median"], "<=", TTFA_TARGET_MS["kokoro"]),
+                Target(f"kokoro {key}: p95 TTFA, ms", r["ttfa_ms"]["p95"], "<=",
+                       KOKORO_TTFA_P95_MS),
+            ]  # fmt: skip
+        else:
+            found.append(Target(f"kokoro {key}: gapless start / first audio",
+                                r["gapless_over_first_audio"], "<=", GAPLESS_RATIO))  # fmt: skip
+        found += [
+            Target(f"kokoro {key}: underruns", r["underruns"], "<=", 0),
+            Target(f"kokoro {key}: longest silence inside a clause, s",
+                   r["longest_clause_silence_s"], "<=", CLAUSE_SILENCE_S),
+        ]  # fmt: skip
     return found
 
 
@@ -432,6 +476,7 @@ _SECTIONS: Final = (
     ("memory", "5. Memory per session (gateway RSS)"),
     ("opus", "6. Opus encoding cost per stream"),
     ("tuning", "ONNX Runtime tuning (Kokoro)"),
+    ("streaming", "8. Kokoro streaming inside a sentence"),
 )
 
 
@@ -444,6 +489,7 @@ def _section_table(part: str, result: dict[str, Any]) -> str:
         "memory": lambda: memory.report(result["memory"]),
         "opus": lambda: _opus_table(result["opus"]),
         "tuning": lambda: onnx_tuning.report(result["tuning"]),
+        "streaming": lambda: streaming.report(result["streaming"]),
     }
     return tables[part]()
 

@@ -109,6 +109,15 @@ async def kokoro() -> KokoroOnnxBackend:
 
 
 @pytest.fixture(scope="session")
+async def kokoro_whole() -> KokoroOnnxBackend:
+    """The real Kokoro backend decoding each model pass whole (``windowed = false``): a backend
+    that synthesizes a call completely before its first audio (adaptive chunking's case)."""
+    backend = KokoroOnnxBackend("kokoro", KokoroOnnxSettings(windowed=False))
+    await backend.load()
+    return backend
+
+
+@pytest.fixture(scope="session")
 async def espeak() -> AsyncIterator[EspeakBackend]:
     """The real espeak-ng backend (library and data from espeakng-loader on PyPI).
 

@@ -1,4 +1,6 @@
-"""Adaptive chunking with the real Kokoro model: a short first segment, larger calls later."""
+"""Adaptive chunking with the real Kokoro model decoding each pass whole (``windowed = false``,
+a backend that synthesizes a call before its first audio): a short first segment, larger
+calls later."""
 
 from __future__ import annotations
 
@@ -19,18 +21,18 @@ from tts_gateway_client.say import llm_tokens
 pytestmark = pytest.mark.model
 
 TEXT = (
-    "The harbour was quiet when the fishing boats came back in the early evening light. "
+    "The harbour was quiet, and the fishing boats came back in the early evening light. "
     "Gulls followed them. Nets were hung to dry. Children ran along the pier. "
     "Somebody started to sing. The lamps came on one by one."
 )
 
 
 async def test_first_segment_fits_the_latency_target_and_later_calls_grow(
-    kokoro: KokoroOnnxBackend,
+    kokoro_whole: KokoroOnnxBackend,
 ) -> None:
-    running = await serve(repo_config(), {"kokoro": kokoro})  # config.toml: adaptive on
+    running = await serve(repo_config(), {"kokoro": kokoro_whole})  # config.toml: adaptive on
     try:
-        model = running.gateway.timing_model(kokoro)
+        model = running.gateway.timing_model(kokoro_whole)
         assert model.fixed_s > 0  # calibrated at load
         async with connect(running.ws_url) as stream:
             stream.feed(llm_tokens(TEXT))
@@ -40,8 +42,10 @@ async def test_first_segment_fits_the_latency_target_and_later_calls_grow(
     check_timeline(transcript)
     check_segments_cover(transcript.segments, TEXT)
     first, *rest = transcript.of(SegmentStart)
-    # The first segment was cut short so that it could be ready within the target...
-    assert len(first.text) < TEXT.index(".")
+    # The first segment was cut short, at the clause mark, so that it could be ready within the
+    # target (never at a bare word gap: without a clause mark in time it is the sentence)...
+    assert first.text == "The harbour was quiet,", first.text
+    assert first.boundary == "clause"
     assert model.seconds(len(first.text)) <= 0.4 + model.per_char_s * 15  # a word's slack
     # ...and later, with audio buffered, several sentences went into one call.
     assert any(segment.text.count(".") >= 2 for segment in rest), [s.text for s in rest]
@@ -86,12 +90,12 @@ LONG_SENTENCE = (
 
 
 async def test_a_sentence_too_long_for_the_buffer_is_spoken_in_several_calls(
-    kokoro: KokoroOnnxBackend,
+    kokoro_whole: KokoroOnnxBackend,
 ) -> None:
     """After the short first segment the listener has about a second of audio; the long
     sentence would take longer than that in one call, so it is split at clauses into calls
     that fit, and its words still point at the exact client text."""
-    transcript, calls = await _speak_recording_calls(kokoro, LONG_SENTENCE)
+    transcript, calls = await _speak_recording_calls(kokoro_whole, LONG_SENTENCE)
     check_timeline(transcript)
     segments = transcript.of(SegmentStart)
     check_segments_cover(segments, LONG_SENTENCE)
@@ -120,12 +124,12 @@ NO_CLAUSE = (
 
 
 async def test_a_long_sentence_without_clauses_is_cut_at_a_word_gap_rather_than_run_dry(
-    kokoro: KokoroOnnxBackend,
+    kokoro_whole: KokoroOnnxBackend,
 ) -> None:
     """With about a second buffered after the first segment and no clause mark to cut at, one
     call on the whole long sentence would leave the listener in silence; it is cut at word
     gaps into calls that are ready in time, joined without a pause."""
-    transcript, calls = await _speak_recording_calls(kokoro, NO_CLAUSE)
+    transcript, calls = await _speak_recording_calls(kokoro_whole, NO_CLAUSE)
     check_timeline(transcript)
     check_segments_cover(transcript.of(SegmentStart), NO_CLAUSE)
     spoken = [text for text in calls.texts if text in NO_CLAUSE]  # not calibration calls

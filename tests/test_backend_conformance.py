@@ -76,7 +76,7 @@ def remote(
 
 
 CASES = [
-    Case("kokoro", "kokoro_onnx", streams=False, word_timing=True, marks=(pytest.mark.model,)),
+    Case("kokoro", "kokoro_onnx", streams=True, word_timing=True, marks=(pytest.mark.model,)),
     # Whisper base mishears espeak's formant voice more often (wig/wick, diet/tonight).
     Case("espeak", "espeak", streams=True, word_timing=True, max_wer=0.25),
     # Piper samples noise in its model, so each rendering differs; Whisper base sometimes hears

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from bench import onnx_tuning, suite
@@ -19,6 +20,7 @@ from bench.plot import plot_suite
 from bench.process import REPO
 from bench.procstat import cpu_seconds, parse_cpu_seconds, parse_rss_bytes, rss_bytes
 from bench.report import Target, fmt, markdown_table, summary, write_results
+from bench.streaming import Trace, clause_silences, gapless_start_s, heard_audio
 from bench.sweep import (
     compute_bound,
     largest_clean_load,
@@ -31,6 +33,8 @@ from bench.sweep import (
     stagger_s,
 )
 from bench.zero import ZeroCostBackend
+from gateway.audio.codecs import OpusEncoder, OpusOptions
+from gateway.audio.framing import AudioOut
 from gateway.backends.base import SynthesisRequest
 from gateway.backends.settings import KokoroOnnxSettings
 from gateway.config import load_config
@@ -317,3 +321,62 @@ def test_tuning_report_names_the_fastest_and_the_configured() -> None:
     assert "| **mine** | 0.30 s | 600 / - / 500 | 0.200 |" in text
     assert "Fastest (RTF): other (0.100)" in text
     assert "2.00x the fastest" in text
+
+
+# -- streaming inside a sentence: the gap detector ---------------------------------------------
+
+
+def _streaming_trace(
+    text: str, words: list[tuple[str, float, float]], *, late_s: float, late_from_s: float
+) -> Trace:
+    """A trace of ``text`` spoken as a tone per word (``words``: text, start, end in seconds),
+    its 20 ms Opus frames arriving in real time from 0, except that frames from ``late_from_s``
+    on arrive ``late_s`` late (a listener that started at the first frame waits for them)."""
+    duration = max(end for _, _, end in words) + 0.3
+    pcm = np.zeros(int(duration * RATE), np.float32)
+    timed, position = {}, 0
+    for word, start, end in words:
+        char = text.index(word, position)
+        position = char + len(word)
+        a, b = int(start * RATE), int(end * RATE)
+        pcm[a:b] = 0.3 * np.sin(np.arange(b - a) * 0.2)
+        timed[char] = {"text": word, "char_start": char, "char_end": position,
+                       "sample_start": a, "sample_end": b}  # fmt: skip
+    out = AudioOut(OpusEncoder(OpusOptions()))
+    frames = out.write(pcm) + out.drain()
+    trace = Trace(text, 0.0, 0.0, RATE, FRAME)
+    for frame in frames:
+        at = frame.sample_start / RATE + (late_s if frame.sample_start >= late_from_s * RATE else 0)
+        trace.arrivals.append((at + 0.3, frame.sample_start, frame.data))
+    trace.words = timed
+    return trace
+
+
+def test_the_clause_silence_detector_catches_a_first_fragment_waiting_for_the_rest() -> None:
+    """Today's gap: "The quick" was a first segment of its own, and "brown fox" came 0.8 s
+    after the listener ran out: silence inside a clause, heard."""
+    text = "The quick brown fox jumps, and then it rests."
+    words = [("The", 0.0, 0.2), ("quick", 0.25, 0.55), ("brown", 0.6, 0.9), ("fox", 0.95, 1.2),
+             ("jumps", 1.25, 1.6), ("and", 1.9, 2.1), ("then", 2.15, 2.4), ("it", 2.45, 2.6),
+             ("rests", 2.65, 3.0)]  # fmt: skip
+    late = _streaming_trace(text, words, late_s=0.8, late_from_s=0.58)
+    heard = heard_audio(late)
+    assert heard.underruns == 1
+    silences = {(a, b): s for a, b, s in clause_silences(late, heard)}
+    assert silences[("quick", "brown")] > 0.7
+    assert max(s for pair, s in silences.items() if pair != ("quick", "brown")) < 0.25
+    assert ("jumps", "and") not in silences  # a comma: a pause there belongs to no clause
+    assert gapless_start_s(late) > 0.3 + 0.8 - 0.05  # the player had to start that much later
+    on_time = _streaming_trace(text, words, late_s=0.0, late_from_s=0.0)
+    heard_on_time = heard_audio(on_time)
+    assert heard_on_time.underruns == 0
+    assert max(s for _, _, s in clause_silences(on_time, heard_on_time)) < 0.25
+    assert gapless_start_s(on_time) == pytest.approx(0.3, abs=0.01)
+
+
+def test_the_clause_silence_detector_catches_a_pause_in_the_audio_itself() -> None:
+    text = "Hello over HTTP now."
+    words = [("Hello", 0.0, 0.3), ("over", 0.35, 0.6), ("HTTP", 1.0, 1.4), ("now", 1.45, 1.7)]
+    trace = _streaming_trace(text, words, late_s=0.0, late_from_s=0.0)
+    silences = {(a, b): s for a, b, s in clause_silences(trace, heard_audio(trace))}
+    assert silences[("over", "HTTP")] > 0.3  # 0.4 s of silence between two words of a clause

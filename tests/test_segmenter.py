@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import operator
+import re
 from collections.abc import Iterable, Sequence
 
 import pytest
@@ -378,12 +379,16 @@ def test_the_min_chars_count_non_space_characters_before_the_boundary() -> None:
     assert texts("  Hi  yo, there.", config) == [("  Hi  yo,", CLAUSE), (" there.", SENTENCE)]
 
 
-def test_the_first_segment_is_split_at_a_word_gap_past_its_max() -> None:
+def test_the_first_segment_is_never_cut_at_a_bare_word_gap_to_save_time() -> None:
     text = "word " * 29 + "word."  # 149 characters, no clause
     segments = run([text], SegmenterConfig())
-    assert [(s.text, s.boundary) for s in segments] == [
-        ("word " * 19 + "word", WORD),  # the last gap within 100 characters
-        (" word" * 10 + ".", SENTENCE),
+    assert [(s.text, s.boundary) for s in segments] == [(text, SENTENCE)]  # the whole sentence
+    clauses = "Well then, " + "word " * 25 + "word, and more words."
+    segments = run([clauses], SegmenterConfig(first_segment_min_chars=30))
+    # The last clause mark within first_segment_max_chars (100) ends it, once long enough.
+    assert [s.text for s in segments] == [
+        "Well then, " + "word " * 25 + "word,",
+        " and more words.",
     ]
 
 
@@ -654,8 +659,20 @@ def check_cover(text: str, segments: list[Segment], config: SegmenterConfig) -> 
     for index, segment in enumerate(segments):
         assert segment.text == text[segment.start : segment.end]
         assert 0 < len(segment.text) <= config.max_chars
-        if segment.first_in_turn and config.short_first_segment:
-            assert len(segment.text) <= config.first_segment_max_chars
+        following = segments[index + 1] if index + 1 < len(segments) else None
+        if segment.first_in_turn and following is not None and not following.first_in_turn:
+            # Cut while its sentence goes on: never at a bare word gap within its short limit
+            # when max_chars would have taken the next word too.
+            next_word = re.match(r"\s*\S+", text[segment.end :])
+            longer = len(segment.text) + (next_word.end() if next_word else 0)
+            cut_to_save_time = (
+                next_word is not None
+                and longer <= config.max_chars
+                and len(segment.text) <= config.first_segment_max_chars
+            )
+            assert not (
+                config.short_first_segment and cut_to_save_time and segment.boundary is WORD
+            )
         assert not segment.blank or index == len(segments) - 1
         assert segment.blank or not segment.text[-1].isspace()
 

@@ -201,7 +201,7 @@ def test_without_adaptive_chunking_a_segment_is_one_call_due_at_once() -> None:
     clock = HandClock()
     plan = planner(clock, listening(clock, 0.5), None)
     assert plan.call_end(LONG, streams=False, max_chars=None) == len(LONG)
-    assert plan.merge_budget() == 0
+    assert plan.merge_budget(streams=False) == 0
     first = Segment(0, 10, "Hello you.", Boundary.SENTENCE, first_in_turn=True)
     assert plan.deadline(first) == clock.now()
 
@@ -226,10 +226,12 @@ def test_a_shared_model_makes_calls_shorter() -> None:
     share = ModelShare(lanes=1)
     alone = planner(clock, playback, timing, share)
     share.join(alone, lambda: 3.0)
-    budget_alone = alone.merge_budget()
+    budget_alone = alone.merge_budget(streams=False)
     share.join(object(), lambda: 1.0)  # another listener with 1 s left waits on the model
-    assert alone.merge_budget() < budget_alone
-    assert alone.merge_budget() == 50  # (1.0 - 0.4) s for one call of 0.1 s + 0.01 s a char
+    assert alone.merge_budget(streams=False) < budget_alone
+    assert (
+        alone.merge_budget(streams=False) == 50
+    )  # (1.0 - 0.4) s for one call of 0.1 s + 0.01 s a char
 
 
 def test_deadlines_follow_the_listener() -> None:

@@ -125,7 +125,10 @@ async def test_kokoro_word_ends_meet_the_pauses_in_the_audio(server: RunningServ
     for word in before_pauses[:-1]:  # the last one is followed by the end of the audio
         end = word["sample_end"]
         nearest = min(gaps, key=lambda gap: abs(gap[0] - end))
-        assert abs(nearest[0] - end) <= 0.060 * 24000, (word["text"], end, nearest)
+        # Within 60 ms of where the pause begins; a word may also end up to 160 ms into what
+        # this -42 dBFS level calls the pause: a final consonant's release ("stopped,") is
+        # quieter than that, and still the word's sound (the backend ends words at -45 dBFS).
+        assert -0.060 * 24000 <= end - nearest[0] <= 0.160 * 24000, (word["text"], end, nearest)
 
 
 async def test_backends_without_timing_get_estimated_words(server: RunningServer) -> None:
@@ -170,10 +173,14 @@ async def test_cancel_with_the_playback_position_reports_what_was_heard(
         await stream.send_text(text)
         await stream.flush()
         transcript = Transcript(stream.ready)
-        async with asyncio.timeout(timeout(60)):
-            while len(transcript.of(Words)) < 2:
+
+        def second_words() -> list[dict[str, Any]]:
+            return [w for m in transcript.of(Words) if m.segment == 1 for w in m.words]
+
+        async with asyncio.timeout(timeout(60)):  # until the words up to "off" have come
+            while not any(w["text"] == "off" for w in second_words()):
                 transcript.messages.append(await stream.receive())
-        second = transcript.of(Words)[1].words
+        second = second_words()
         # The listener is in the middle of the second sentence: "cut" has ended, "off" has not.
         cut_word = next(w for w in second if w["text"] == "cut")
         off_word = next(w for w in second if w["text"] == "off")

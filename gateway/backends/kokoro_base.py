@@ -10,6 +10,7 @@ A subclass loads its model (:meth:`LocalBackend._load`, setting ``_phonemizer`` 
 from __future__ import annotations
 
 import abc
+import contextlib
 import functools
 from collections.abc import AsyncGenerator
 from typing import Final
@@ -87,13 +88,21 @@ class KokoroBackend(LocalBackend):
             )
         )
         for model_pass in passes:
-            if not model_pass.tokens:
-                continue
-            audio, durations = await self._run_pass(
-                model_pass, pack, request.speed, request.deadline
-            )
-            words = pass_word_timings(model_pass, durations, audio) if durations is not None else ()
-            yield AudioChunk(audio, piece_end=model_pass.boundary, words=words)
+            if model_pass.tokens:
+                async with contextlib.aclosing(
+                    self._pass_chunks(model_pass, pack, request)
+                ) as chunks:
+                    async for chunk in chunks:
+                        yield chunk
+
+    async def _pass_chunks(
+        self, model_pass: ModelPass, pack: Pack, request: SynthesisRequest
+    ) -> AsyncGenerator[AudioChunk, None]:
+        """The audio of one model pass, its last chunk ending the piece (one chunk here;
+        a backend that decodes in windows yields several)."""
+        audio, durations = await self._run_pass(model_pass, pack, request.speed, request.deadline)
+        words = pass_word_timings(model_pass, durations, audio) if durations is not None else ()
+        yield AudioChunk(audio, piece_end=model_pass.boundary, words=words)
 
     @abc.abstractmethod
     async def _run_pass(

@@ -18,18 +18,32 @@ import importlib.resources
 import logging
 import os
 import threading
+import time
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from gateway.backends.kokoro_base import KokoroBackend, Pack, PassAudio
-from gateway.backends.kokoro_phonemes import KokoroPhonemizer, ModelPass
+from gateway.backends.base import SynthesisRequest
+from gateway.backends.kokoro_base import SAMPLE_RATE, KokoroBackend, Pack, PassAudio
+from gateway.backends.kokoro_graphs import HOP, inference_session, save_atomically
+from gateway.backends.kokoro_phonemes import KokoroPhonemizer, ModelPass, PassWords
 from gateway.backends.kokoro_voices import KokoroVoices
+from gateway.backends.kokoro_windows import (
+    CALIBRATION_TEXTS,
+    FrontPass,
+    Joiner,
+    Window,
+    WindowedModel,
+    decode_window,
+    run_front,
+)
 from gateway.backends.settings import KokoroOnnxSettings
 from gateway.backends.threads import run_onnx
+from gateway.core.chunks import AudioChunk
 from gateway.core.errors import BackendError
 
 __all__ = ["KokoroOnnxBackend", "resolve_model"]
@@ -39,6 +53,7 @@ log = logging.getLogger(__name__)
 DURATION_OUTPUT: Final = "duration"
 _MODEL_PARTS: Final = 4
 _MODEL_FILE: Final = "kokoro-v1.0.int8.onnx"
+T = TypeVar("T")
 
 
 def resolve_model(settings: KokoroOnnxSettings) -> Path:
@@ -129,9 +144,7 @@ def timed_model(model: Path, cache: Path) -> tuple[Path, bool]:
     )
     graph_model.graph.output[-1].name = DURATION_OUTPUT
     cache.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
-    onnx.save(graph_model, str(partial))
-    partial.replace(target)
+    save_atomically(target, graph_model)
     log.info("patched %s to output phoneme durations: %s", model.name, target)
     return target, True
 
@@ -159,10 +172,17 @@ def _bundled_voices() -> Path:
 
 
 class KokoroOnnxBackend(KokoroBackend):
-    """Kokoro-82M ONNX. Each model pass (up to 510 phonemes) is one piece of audio.
+    """Kokoro-82M ONNX.
 
-    ``split_when_busy``: while requests wait, the cores run one single-threaded inference each
-    (a second ONNX Runtime session of the same model); alone on an idle model, a request gets
+    ``windowed`` (the default): each model pass (a sentence or more, up to 510 phonemes) runs
+    the front once and decodes its audio window by window (:mod:`.kokoro_windows`): a short
+    first window, then windows as long as the listener's buffered audio allows, each a job of
+    its own in the model pool (earliest deadline first, so sessions sharing the model take
+    turns window by window). The pass is one piece of audio; its words come with the window
+    whose audio ends them. Otherwise a pass is one inference and one chunk.
+
+    ``split_when_busy``: while requests wait, the cores run one single-threaded job each (a
+    second ONNX Runtime session of the same graphs); alone on an idle model, a request gets
     every core.
     """
 
@@ -180,40 +200,54 @@ class KokoroOnnxBackend(KokoroBackend):
             widen_alone=self._split,
         )
         self._settings = settings
-        self._session: ort.InferenceSession | None = None  # every configured core
-        self._single_thread: ort.InferenceSession | None = None  # one core, shared by the lanes
+        # By the cores a job is granted: every configured core, or one (split_when_busy).
+        self._sessions: dict[int, ort.InferenceSession] = {}
+        self._windows: WindowedModel | None = None
+        self.streams_within_segment = settings.windowed
 
     async def _load(self) -> None:
         await self._models.run_unscheduled(self._load_blocking)
         self._check_default_voice("the voices file")
+        if self._windows is not None:
+            packs = self._voices.packs()
+            await self._models.run_unscheduled(lambda: self._windows_stats(packs))
 
     def _load_blocking(self) -> None:
         from kokoro_onnx.config import DEFAULT_VOCAB  # imports espeak-ng; keep import time low
 
-        model = resolve_model(self._settings)
-        if self._settings.word_timing:
-            model, self.native_word_timing = timed_model(model, _cache_dir(self._settings))
-        self._session = self._inference_session(model, self._cores)
-        if self._split:
-            self._single_thread = self._inference_session(model, 1)
+        settings = self._settings
+        model = resolve_model(settings)
         self._phonemizer = KokoroPhonemizer(DEFAULT_VOCAB)
         self._voices = KokoroVoices(self.name, self._load_voices())
-
-    def _inference_session(self, model: Path, threads: int) -> ort.InferenceSession:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if not self._settings.spin_wait:
-            # Spinning threads starve the event loop on few cores (bench/first_audio.py: p95
-            # time to first audio 1245 ms with spinning, 708 ms without, on 2 cores).
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            return ort.InferenceSession(
-                str(model), sess_options=options, providers=["CPUExecutionProvider"]
+        if settings.windowed:
+            self._windows = WindowedModel.load(
+                model,
+                _cache_dir(settings),
+                precision="fp32" if settings.window_precision == "fp32" else "int8",
+                first_window_ms=settings.first_window_ms,
+                thread_counts=self._thread_counts(),
+                spin_wait=settings.spin_wait,
             )
-        except Exception as exc:
-            raise BackendError(f"kokoro: cannot load the model {model}: {exc}") from exc
+            self.native_word_timing = settings.word_timing
+            return
+        if settings.word_timing:
+            model, self.native_word_timing = timed_model(model, _cache_dir(settings))
+        self._sessions = {
+            n: inference_session(model, n, spin_wait=settings.spin_wait)
+            for n in self._thread_counts()
+        }
+
+    def _thread_counts(self) -> list[int]:
+        return [self._cores, 1] if self._split else [self._cores]
+
+    def _windows_stats(self, packs: dict[str, NDArray[np.float32]]) -> None:
+        """Every voice's generator statistics: cached, or calibrated now (seconds of CPU each,
+        once per voice and model)."""
+        windows, phonemizer = self._windows, self._phonemizer
+        assert windows is not None
+        assert phonemizer is not None
+        tokens = [p.tokens for text in CALIBRATION_TEXTS for p in phonemizer.passes(text, "en-us")]
+        windows.calibrate_voices(packs, tokens)
 
     def _load_voices(self) -> dict[str, NDArray[np.float32]]:
         path = (
@@ -227,14 +261,70 @@ class KokoroOnnxBackend(KokoroBackend):
         except (OSError, ValueError) as exc:
             raise BackendError(f"kokoro: cannot read the voices file {path}: {exc}") from exc
 
+    async def _pass_chunks(
+        self, model_pass: ModelPass, pack: Pack, request: SynthesisRequest
+    ) -> AsyncGenerator[AudioChunk, None]:
+        windows = self._windows
+        if windows is None:
+            async for chunk in super()._pass_chunks(model_pass, pack, request):
+                yield chunk
+            return
+        style = self._style(pack, model_pass.tokens)
+        stats = windows.stats.of(self._voices.parts(request.voice))
+        front = await self._run(
+            lambda options, cores: run_front(
+                windows.fronts[cores], model_pass.tokens, style, request.speed, options
+            ),
+            request.deadline,
+        )
+        words = PassWords(model_pass, front.durations, front.samples)
+        joiner = Joiner(windows.crossfade)
+        audio = np.zeros(0, dtype=np.float32)  # the pass so far
+        sent = start = 0  # samples handed out; the next window's first frame
+        while start < front.frames:
+            due = None if request.deadline is None else request.deadline + sent / SAMPLE_RATE
+            end = windows.next_end(start, front.frames, due, busy=self._models.waiting > 0,
+                                   first=start == 0)  # fmt: skip
+            window = Window.of(start, end, front.frames)
+            decoded = await self._decode(windows, front, stats, window, due)
+            last = end == front.frames
+            audio = np.concatenate((audio, joiner.join(window, decoded, last=last).audio))
+            timed = words.ready(audio, final=last)
+            until = len(audio) if last else words.audio_end(len(audio))
+            yield AudioChunk(audio[sent:until], piece_end=model_pass.boundary if last else None,
+                             words=timed)  # fmt: skip
+            sent, start = until, end
+
+    async def _decode(
+        self,
+        windows: WindowedModel,
+        front: FrontPass,
+        stats: NDArray[np.float32],
+        window: Window,
+        due: float | None,
+    ) -> NDArray[np.float32]:
+
+        def decode(options: ort.RunOptions, cores: int) -> NDArray[np.float32]:
+            started = time.perf_counter()
+            decoded = decode_window(windows.generators[cores], front, stats, window, options)
+            windows.observe(window, time.perf_counter() - started, cores)
+            self.counters.samples += (window.end - window.start) * HOP
+            return decoded
+
+        return await self._run(decode, due)
+
     async def _run_pass(
         self, model_pass: ModelPass, pack: Pack, speed: float, deadline: float | None
     ) -> PassAudio:
-        """One inference in the model pool, earliest deadline first (a cancel terminates it);
-        it gets every core alone on an idle model, else one (``split_when_busy``)."""
-        work = functools.partial(
-            self._infer, model_pass.tokens, self._style(pack, model_pass.tokens), speed
+        """One whole inference in the model pool (without windows)."""
+        style = self._style(pack, model_pass.tokens)
+        return await self._run(
+            functools.partial(self._infer, model_pass.tokens, style, speed), deadline
         )
+
+    async def _run(self, work: Callable[[ort.RunOptions, int], T], deadline: float | None) -> T:
+        """Run ONNX work in the model pool, earliest deadline first (a cancel terminates it);
+        it gets every core alone on an idle model, else one (``split_when_busy``)."""
         return await run_onnx(self._models, work, deadline=deadline, label="kokoro")
 
     def _infer(
@@ -245,8 +335,7 @@ class KokoroOnnxBackend(KokoroBackend):
         run_options: ort.RunOptions,
         cores: int,
     ) -> tuple[NDArray[np.float32], NDArray[np.int64] | None]:
-        session = self._single_thread if cores == 1 and self._single_thread else self._session
-        assert session is not None
+        session = self._sessions.get(cores) or self._sessions[self._cores]
         outputs = session.run(
             None,
             {

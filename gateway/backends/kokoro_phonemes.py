@@ -25,7 +25,7 @@ from gateway.backends.base import BackendError, WordTiming
 from gateway.core.alignment import SpokenWord, phoneme_owners, spoken_words, word_spans
 from gateway.core.segmenter import Boundary
 
-__all__ = ["MAX_PHONEMES", "KokoroPhonemizer", "ModelPass", "pass_word_timings"]
+__all__ = ["MAX_PHONEMES", "KokoroPhonemizer", "ModelPass", "PassWords", "pass_word_timings"]
 
 MAX_PHONEMES: Final = 510
 _SENTENCE_END: Final = ".!?…"
@@ -157,26 +157,57 @@ def _groups(words: list[SpokenWord], alone: list[str]) -> list[tuple[int, int, l
 def pass_word_timings(
     model_pass: ModelPass, durations: NDArray[np.int64], audio: NDArray[np.float32]
 ) -> tuple[WordTiming, ...]:
-    """Word timings of one pass from the model's per-token durations (pads included).
+    """Word timings of one pass from the model's per-token durations (pads included), its
+    audio whole (see :class:`PassWords`)."""
+    return PassWords(model_pass, durations, len(audio)).ready(audio, final=True)
+
+
+class PassWords:
+    """The words of one pass, timed from the model's per-token durations (pads included) as
+    the pass's audio arrives (``samples``: its whole length).
 
     Sample edges are scaled so that the durations cover exactly the audio. The model often
     gives the pause before a comma or full stop to the word's last phoneme (a long, silent
-    length mark), so each word's end is then drawn back to the end of its audible sound.
+    length mark), so each word's end is drawn back to the end of its audible sound; its start
+    moves back to where its sound begins. Both need only the audio up to the word's end, so a
+    word is ready as soon as that audio is.
     """
-    frames = np.concatenate([[0], np.cumsum(durations)])
-    edges = np.round(frames * (len(audio) / frames[-1])).astype(np.int64)
-    # Token i of the pass is model input i + 1 (after the leading pad).
-    phoneme_edges: Sequence[int] = edges[1 : len(model_pass.phonemes) + 2].tolist()
-    spans = word_spans(model_pass.phonemes, model_pass.owners, phoneme_edges,
-                       len(model_pass.words))  # fmt: skip
-    timings = []
-    floor = 0
-    for word, span in zip(model_pass.words, spans, strict=True):
-        start = _audible_start(audio, span.sample_start, floor)
-        end = max(start, _audible_end(audio, span.sample_start, span.sample_end))
-        timings.append(WordTiming(word.char_start, word.char_end, start, end, word.spoken))
-        floor = end
-    return tuple(timings)
+
+    def __init__(self, model_pass: ModelPass, durations: NDArray[np.int64], samples: int) -> None:
+        frames = np.concatenate([[0], np.cumsum(durations)])
+        edges = np.round(frames * (samples / frames[-1])).astype(np.int64)
+        # Token i of the pass is model input i + 1 (after the leading pad).
+        phoneme_edges: Sequence[int] = edges[1 : len(model_pass.phonemes) + 2].tolist()
+        self._words = model_pass.words
+        self._spans = word_spans(model_pass.phonemes, model_pass.owners, phoneme_edges,
+                                 len(model_pass.words))  # fmt: skip
+        self._next = 0  # the first word not handed out yet
+        self._floor = 0  # where the last word handed out ends
+
+    def audio_end(self, available: int) -> int:
+        """How much of the pass's first ``available`` samples may be sent now: all of it once
+        every word is out; else up to where the next word's sound may begin (its start moves
+        back at most 150 ms), so no audio of a word goes out before the word does."""
+        if self._next >= len(self._words):
+            return available
+        earliest = self._spans[self._next].sample_start - _ONSET_REACH
+        return min(available, max(self._floor, earliest))
+
+    def ready(self, audio: NDArray[np.float32], *, final: bool = False) -> tuple[WordTiming, ...]:
+        """The words not handed out yet whose sound ends within ``audio`` (the pass's audio so
+        far; ``final``: all of it, every remaining word)."""
+        timings = []
+        while self._next < len(self._words):
+            span = self._spans[self._next]
+            if not final and span.sample_end > len(audio):
+                break
+            word = self._words[self._next]
+            start = _audible_start(audio, span.sample_start, self._floor)
+            end = max(start, _audible_end(audio, span.sample_start, span.sample_end))
+            timings.append(WordTiming(word.char_start, word.char_end, start, end, word.spoken))
+            self._floor = end
+            self._next += 1
+        return tuple(timings)
 
 
 def _audible_start(audio: NDArray[np.float32], start: int, floor: int) -> int:

@@ -83,6 +83,14 @@ class KokoroVoices:
         without spaces. UnknownVoiceError names the bad part and the voices there are."""
         return self._blend(name).name
 
+    def parts(self, name: str) -> list[tuple[str, float]]:
+        """The voices of a voice or blend with their weights (summing to 1)."""
+        return list(self._blend(name).parts)
+
+    def packs(self) -> dict[str, Pack]:
+        """Every voice's style pack, by name."""
+        return dict(self._packs)
+
     def pack(self, name: str) -> Pack:
         """The style pack of a voice or blend (blends from the cache when they were used)."""
         blend = self._blend(name)

@@ -64,12 +64,21 @@ class KokoroOnnxSettings(BackendSettings):
     spin_wait: bool = False
     word_timing: bool = True
     scheduling: Policy = Policy.DEADLINE
+    windowed: bool = True  # prosody per sentence, audio decoded window by window
+    window_precision: str = "int8"  # the windowed generator: "int8" (as shipped) or "fp32"
+    first_window_ms: int = 400  # audio of a turn's first window
 
     def __post_init__(self) -> None:
         BackendSettings.__post_init__(self)
         _check_voice_blend(self.default_voice)
         if self.threads < 0:
             raise ValueError("threads: must be 0 (all cores) or a positive number")
+        if self.window_precision not in ("int8", "fp32"):
+            raise ValueError(
+                f"window_precision: must be int8 or fp32, got {self.window_precision!r}"
+            )
+        if not 100 <= self.first_window_ms <= 2000:
+            raise ValueError(f"first_window_ms: must be 100 to 2000, got {self.first_window_ms}")
         if self.split_when_busy and self.max_concurrency != 1:
             raise ValueError(
                 "split_when_busy: needs max_concurrency = 1 (it runs one inference per core "

@@ -70,8 +70,9 @@ class SegmenterConfig:
 
     ``max_chars`` bounds every segment. With ``short_first_segment`` the first segment of a
     turn may also end at a clause boundary once it has ``first_segment_min_chars`` non-space
-    characters, and is split at a word gap past ``first_segment_max_chars``, so that speech
-    starts sooner.
+    characters, or at the last clause mark within ``first_segment_max_chars``, so that speech
+    starts sooner; never at a bare word gap (without a clause mark in time the first segment
+    runs to its sentence's end, as any segment).
     """
 
     max_chars: int = 300
@@ -337,7 +338,10 @@ class Segmenter:
         i = self._scan_from
         while i < len(text):
             if i > limit:
-                return self._split_long_run(limit)
+                if (cut := self._outgrown(limit)) is not None:
+                    return cut
+                limit = self._config.max_chars
+                continue
             if text[i] in _LINE_BREAKS:
                 if _has_content(text, i):
                     # Whitespace before the break goes with it, as after a sentence.
@@ -348,7 +352,9 @@ class Segmenter:
             if mark is None:
                 i += 1
             elif mark.cut > limit:  # the segment would be too long
-                return self._split_long_run(limit)
+                if (cut := self._outgrown(limit)) is not None:
+                    return cut
+                limit = self._config.max_chars
             elif mark.verdict is _Verdict.WAIT:
                 self._scan_from = i
                 return None
@@ -359,7 +365,19 @@ class Segmenter:
         self._scan_from = i
         # Only split a long run once more than the limit is known, so that a boundary right
         # at the limit is never missed.
-        return self._split_long_run(limit) if len(text) > limit else None
+        if len(text) > limit and (cut := self._outgrown(limit)) is not None:
+            return cut
+        max_chars = self._config.max_chars
+        return self._split_long_run(max_chars) if len(text) > max_chars else None
+
+    def _outgrown(self, limit: int) -> _Cut | None:
+        """The cut of a segment that outgrew ``limit``. A short first segment's limit is cut at
+        its last clause mark, never at a bare word gap to save time (a model reads the piece as
+        an utterance): without such a mark, None, and the segment goes on like any other."""
+        if limit >= self._config.max_chars:
+            return self._split_long_run(limit)
+        clause = self._last_clause_cut(limit)
+        return clause if clause is not None and self._long_enough_first(clause.end) else None
 
     def _judge_mark(self, i: int, eof: bool) -> _Mark | None:
         char = self._pending[i]
@@ -412,14 +430,17 @@ class Segmenter:
             return _Mark(_Verdict.WAIT, cut)
         return _Mark(_Verdict.GO_ON if following.islower() else _Verdict.END, cut)
 
+    def _long_enough_first(self, cut: int) -> bool:
+        """Whether a first segment ending at ``cut`` has ``first_segment_min_chars``."""
+        return _visible_count(self._pending[:cut]) >= self._config.first_segment_min_chars
+
     def _judge_short_first_clause(self, i: int, eof: bool) -> _Mark:
         text = self._pending
         run_end = _skip(text, i, _CLAUSE_MARKS)
         cut = _skip(text, run_end, _CLOSERS)
         if cut == len(text) and not eof:
             return _Mark(_Verdict.WAIT, cut)
-        long_enough = _visible_count(text[:cut]) >= self._config.first_segment_min_chars
-        if long_enough and self._is_clause_boundary(i, run_end, cut):
+        if self._long_enough_first(cut) and self._is_clause_boundary(i, run_end, cut):
             return _Mark(_Verdict.END, cut, Boundary.CLAUSE)
         return _Mark(_Verdict.GO_ON, cut)
 

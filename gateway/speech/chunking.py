@@ -99,11 +99,15 @@ class CallPlanner:
             end = limit_end(rest[:end], max_chars)
         return end
 
-    def merge_budget(self) -> int:
-        """How much queued text the next call may take by joining segments (0: none)."""
+    def merge_budget(self, *, streams: bool) -> int:
+        """How much queued text the next call may take by joining segments (0: none). A
+        backend that ``streams`` within a call starts as early whatever its length: it takes
+        what is queued, up to ``max_merged_chars``."""
         timing = self._timing()
         if timing is None:
             return 0
+        if streams:
+            return self._max_merged_chars
         return call_budget_chars(timing, self._call_s(), highest=self._max_merged_chars)
 
     def _first_part_chars(self, timing: SynthesisTimeModel) -> int:
@@ -185,10 +189,13 @@ def first_segment_rules(
     short_first_segment: bool | None = None,
 ) -> SegmenterConfig:
     """The segmenting rules of a new session: ``rules``, with the first segment sized to the
-    latency target when adaptive chunking is on (``timing`` set), and longer when ``competing``
-    sessions are playing on the same model: each makes the new one wait a call before its
-    second segment, so its first one must last that much longer (and it waits for its turn
-    anyway, so the longer first call costs little of its time to first audio)."""
+    latency target when adaptive chunking is on (``timing`` set: the backend synthesizes a
+    call whole before its first audio), and longer when ``competing`` sessions are playing on
+    the same model: each makes the new one wait a call before its second segment, so its first
+    one must last that much longer (and it waits for its turn anyway, so the longer first call
+    costs little of its time to first audio). A first segment is cut at a clause mark, never at
+    a bare word gap. For a backend that streams within a call, ``timing`` is None: the latency
+    target is met by its first audio, and the first segment is a whole clause or sentence."""
     if short_first_segment is not None:
         rules = dataclasses.replace(rules, short_first_segment=short_first_segment)
     if timing is None:

@@ -120,11 +120,12 @@ class SpeechServices:
         :func:`~gateway.speech.chunking.first_segment_rules`)."""
         s = self.settings
         adaptive = s.adaptive_chunking
+        sized = adaptive and not backend.streams_within_segment
         return first_segment_rules(
             s.segmenter,
-            timing=self.timing_model(backend) if adaptive else None,
+            timing=self.timing_model(backend) if sized else None,
             latency_target_s=s.latency_target_s,
-            competing=self.model_share(backend).competing() if adaptive else 0,
+            competing=self.model_share(backend).competing() if sized else 0,
             short_first_segment=short_first_segment,
         )
 

@@ -138,7 +138,8 @@ class Speaker:
         while True:
             if self.draining:
                 return False
-            work = self._session.next_work(merge_chars=self._planner.merge_budget())
+            streams = self.stream.backend.streams_within_segment
+            work = self._session.next_work(merge_chars=self._planner.merge_budget(streams=streams))
             if work is None:
                 self.playback.idle()
                 await work_ready()
