@@ -7,9 +7,9 @@ releasing its concurrency slot earlier would give the engine to the next request
 old one still runs, and would let ``jobs_running`` say the engine is idle when it is not.
 
 To hold the thread at a known place for as long as the test needs, the model call is wrapped
-(fault injection): the ONNX test wraps the real Kokoro inference, the PyTorch test uses the
-stand-in model (no .pth weights can be installed here) with a pass that ignores the stop until
-it is released.
+(fault injection): the ONNX test wraps each real Kokoro model run (a front pass or a window),
+the PyTorch test uses the stand-in model (no .pth weights can be installed here) with a pass
+that ignores the stop until it is released.
 """
 
 from __future__ import annotations
@@ -89,15 +89,12 @@ async def test_kokoro_onnx_waits_for_its_thread_through_a_second_cancel(
     kokoro: KokoroOnnxBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     held = Held()
-    infer = kokoro._infer
+    run = kokoro._run
 
-    def held_infer(*args: Any) -> tuple[NDArray[np.float32], NDArray[np.int64] | None]:
-        result: tuple[NDArray[np.float32], NDArray[np.int64] | None] = held.around(
-            lambda: infer(*args)
-        )
-        return result
+    async def held_run(work: Callable[[Any, int], Any], deadline: float | None) -> Any:
+        return await run(lambda options, cores: held.around(lambda: work(options, cores)), deadline)
 
-    monkeypatch.setattr(kokoro, "_infer", held_infer)
+    monkeypatch.setattr(kokoro, "_run", held_run)
     await cancel_twice_while_the_thread_runs(kokoro, held)
 
 

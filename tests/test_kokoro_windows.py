@@ -21,14 +21,16 @@ from gateway.backends.kokoro_onnx import KokoroOnnxBackend, timed_model
 from gateway.backends.kokoro_windows import (
     FrontPass,
     Joiner,
+    ListenerClock,
     NormStats,
     Window,
     WindowedModel,
     decode_window,
     run_front,
+    snapped_end,
 )
 from gateway.backends.settings import KokoroOnnxSettings
-from tests.asr import transcribe, word_error_rate
+from tests.asr import transcribe, word_error_rate, words
 from tests.seam_quality import score_seams
 
 SENTENCE = (
@@ -42,6 +44,10 @@ PARAGRAPHS = [
     "celebrated with music and a long dinner.",
     "Please remember to buy milk, eggs, and fresh bread on your way home. The store closes "
     "early on Sundays, so do not be late.",
+    "The old lighthouse keeper climbed the stairs every evening. He lit the lamp, checked the "
+    "weather, and wrote a few lines in his journal before sleeping.",
+    "Our train left the station twenty minutes late, but the driver made up most of the time "
+    "before we reached the coast.",
 ]
 
 
@@ -248,14 +254,17 @@ def test_int8_windows_differ_from_the_whole_decode_no_more_than_its_precision_do
 async def test_windowed_speech_is_as_intelligible_as_whole_passes(
     kokoro: KokoroOnnxBackend, kokoro_whole: KokoroOnnxBackend
 ) -> None:
+    # Pooled over every word of the paragraphs (about 110): one word a recognizer hears
+    # differently is within the margin, three are not.
+    reference_words = sum(len(words(text)) for text in PARAGRAPHS)
     rates = {}
     for name, backend in (("windowed", kokoro), ("whole", kokoro_whole)):
-        errors = []
+        misheard = 0.0
         for text in PARAGRAPHS:
             request = SynthesisRequest(text, backend.default_voice, "en-us", 1.0)
             pcm = np.concatenate([chunk.pcm async for chunk in backend.synthesize(request)])
-            errors.append(word_error_rate(text, transcribe(pcm, 24000)))
-        rates[name] = float(np.mean(errors))
+            misheard += word_error_rate(text, transcribe(pcm, 24000)) * len(words(text))
+        rates[name] = misheard / reference_words
     assert rates["windowed"] <= rates["whole"] + 0.02, rates
 
 
@@ -276,3 +285,27 @@ async def test_a_sentence_streams_in_windows_with_its_words(kokoro: KokoroOnnxBa
         sent += len(chunk.pcm)
     assert sent == 600 * int(_front(kokoro, SENTENCE)[0].durations.sum())
     assert max(w.sample_end for w in words) <= sent
+
+
+def test_windows_end_where_words_end() -> None:
+    ends = [10, 25, 38, 51, 70, 90]
+    assert snapped_end(32, 0, ends, 100) == 25  # the last word end in the second half
+    assert snapped_end(45, 32, ends, 100) == 38
+    assert snapped_end(60, 40, ends, 100) == 51
+    assert snapped_end(64, 52, ends, 100) == 70  # none in it: the next, within half a window
+    assert snapped_end(80, 72, [100], 120) == 80  # no word end near: as planned
+    assert snapped_end(100, 90, ends, 100) == 100  # the pass's end
+    assert snapped_end(32, 0, [60, 80], 100) == 60  # a first window holds the first word
+
+
+def test_the_listener_runs_dry_when_what_it_holds_and_what_was_sent_are_played() -> None:
+    waiting = ListenerClock(started=100.0, deadline=100.4, buffered_s=0.0)
+    assert waiting.due() == 100.4  # nothing sent: the request's deadline (its priority)
+    waiting.sent(0.5, at=100.2)  # the first sound at 100.2: playback starts then
+    assert waiting.due() == pytest.approx(100.7)
+    playing = ListenerClock(started=100.0, deadline=103.0, buffered_s=3.0)
+    playing.sent(0.5, at=100.2)
+    assert playing.due() == pytest.approx(103.5)  # after what it held, then what was sent
+    unknown = ListenerClock(started=100.0, deadline=101.0, buffered_s=None)
+    unknown.sent(0.5, at=100.2)
+    assert unknown.due() == pytest.approx(101.5)

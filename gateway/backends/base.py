@@ -57,7 +57,11 @@ class SynthesisRequest:
     """One segment to speak, with the session's voice settings (already validated).
 
     ``deadline`` (``time.monotonic`` seconds) is when the session's listener would run out of
-    audio: a backend that queues model work serves the earliest deadline first.
+    audio: a backend that queues model work serves the earliest deadline first (a new turn's
+    first request is due within the latency target, whatever the listener holds).
+    ``buffered_s`` is the audio the listener holds unplayed when the request is made (None:
+    unknown): a backend that streams within a request can tell from it when the listener will
+    need each part of the request's audio.
 
     ``instructions`` (a speaking style in words) is for backends whose engine takes it (OpenAI's
     newer models); every other backend ignores it.
@@ -69,6 +73,7 @@ class SynthesisRequest:
     speed: float
     deadline: float | None = None
     instructions: str = ""
+    buffered_s: float | None = None
 
 
 class Backend(Protocol):

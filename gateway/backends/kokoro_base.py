@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import functools
+import time
 from collections.abc import AsyncGenerator
 from typing import Final
 
@@ -21,6 +22,7 @@ from numpy.typing import NDArray
 from gateway.backends.base import SynthesisRequest, Voice
 from gateway.backends.kokoro_phonemes import KokoroPhonemizer, ModelPass, pass_word_timings
 from gateway.backends.kokoro_voices import LANGUAGES, KokoroVoices
+from gateway.backends.kokoro_windows import ListenerClock
 from gateway.backends.local import LocalBackend, LocalSettings
 from gateway.core.chunks import AudioChunk
 from gateway.core.errors import BackendError
@@ -87,19 +89,20 @@ class KokoroBackend(LocalBackend):
                 phonemizer.passes, request.text, request.lang, align=self.native_word_timing
             )
         )
+        listener = ListenerClock(time.monotonic(), request.deadline, request.buffered_s)
         for model_pass in passes:
             if model_pass.tokens:
-                async with contextlib.aclosing(
-                    self._pass_chunks(model_pass, pack, request)
-                ) as chunks:
+                chunks = self._pass_chunks(model_pass, pack, request, listener)
+                async with contextlib.aclosing(chunks):
                     async for chunk in chunks:
+                        listener.sent(len(chunk.pcm) / SAMPLE_RATE, time.monotonic())
                         yield chunk
 
     async def _pass_chunks(
-        self, model_pass: ModelPass, pack: Pack, request: SynthesisRequest
+        self, model_pass: ModelPass, pack: Pack, request: SynthesisRequest, listener: ListenerClock
     ) -> AsyncGenerator[AudioChunk, None]:
         """The audio of one model pass, its last chunk ending the piece (one chunk here;
-        a backend that decodes in windows yields several)."""
+        a backend that decodes in windows yields several, sized by the ``listener``)."""
         audio, durations = await self._run_pass(model_pass, pack, request.speed, request.deadline)
         words = pass_word_timings(model_pass, durations, audio) if durations is not None else ()
         yield AudioChunk(audio, piece_end=model_pass.boundary, words=words)

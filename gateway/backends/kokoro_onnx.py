@@ -28,7 +28,7 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 
 from gateway.backends.base import SynthesisRequest
-from gateway.backends.kokoro_base import SAMPLE_RATE, KokoroBackend, Pack, PassAudio
+from gateway.backends.kokoro_base import KokoroBackend, Pack, PassAudio
 from gateway.backends.kokoro_graphs import HOP, inference_session, save_atomically
 from gateway.backends.kokoro_phonemes import KokoroPhonemizer, ModelPass, PassWords
 from gateway.backends.kokoro_voices import KokoroVoices
@@ -36,10 +36,12 @@ from gateway.backends.kokoro_windows import (
     CALIBRATION_TEXTS,
     FrontPass,
     Joiner,
+    ListenerClock,
     Window,
     WindowedModel,
     decode_window,
     run_front,
+    snapped_end,
 )
 from gateway.backends.settings import KokoroOnnxSettings
 from gateway.backends.threads import run_onnx
@@ -262,11 +264,11 @@ class KokoroOnnxBackend(KokoroBackend):
             raise BackendError(f"kokoro: cannot read the voices file {path}: {exc}") from exc
 
     async def _pass_chunks(
-        self, model_pass: ModelPass, pack: Pack, request: SynthesisRequest
+        self, model_pass: ModelPass, pack: Pack, request: SynthesisRequest, listener: ListenerClock
     ) -> AsyncGenerator[AudioChunk, None]:
         windows = self._windows
         if windows is None:
-            async for chunk in super()._pass_chunks(model_pass, pack, request):
+            async for chunk in super()._pass_chunks(model_pass, pack, request, listener):
                 yield chunk
             return
         style = self._style(pack, model_pass.tokens)
@@ -278,22 +280,27 @@ class KokoroOnnxBackend(KokoroBackend):
             request.deadline,
         )
         words = PassWords(model_pass, front.durations, front.samples)
+        # The first frame after which a window's joined audio (less the half crossfade it
+        # holds back) holds each word's end: windows end there, so their chunks carry words.
+        held = windows.crossfade // 2
+        word_ends = [-(-(end + held) // HOP) for end in words.ends()]
         joiner = Joiner(windows.crossfade)
         audio = np.zeros(0, dtype=np.float32)  # the pass so far
         sent = start = 0  # samples handed out; the next window's first frame
         while start < front.frames:
-            due = None if request.deadline is None else request.deadline + sent / SAMPLE_RATE
-            end = windows.next_end(start, front.frames, due, busy=self._models.waiting > 0,
-                                   first=start == 0)  # fmt: skip
-            window = Window.of(start, end, front.frames)
+            due = listener.due()
+            planned = windows.next_end(start, front.frames, due, busy=self._models.waiting > 0,
+                                       first=listener.first_at is None)  # fmt: skip
+            window = Window.of(start, snapped_end(planned, start, word_ends, front.frames),
+                               front.frames)  # fmt: skip
             decoded = await self._decode(windows, front, stats, window, due)
-            last = end == front.frames
+            last = window.end == front.frames
             audio = np.concatenate((audio, joiner.join(window, decoded, last=last).audio))
             timed = words.ready(audio, final=last)
-            until = len(audio) if last else words.audio_end(len(audio))
+            until = len(audio) if last else words.audio_end(audio)
             yield AudioChunk(audio[sent:until], piece_end=model_pass.boundary if last else None,
                              words=timed)  # fmt: skip
-            sent, start = until, end
+            sent, start = until, window.end
 
     async def _decode(
         self,

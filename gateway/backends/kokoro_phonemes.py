@@ -184,14 +184,22 @@ class PassWords:
         self._next = 0  # the first word not handed out yet
         self._floor = 0  # where the last word handed out ends
 
-    def audio_end(self, available: int) -> int:
-        """How much of the pass's first ``available`` samples may be sent now: all of it once
-        every word is out; else up to where the next word's sound may begin (its start moves
-        back at most 150 ms), so no audio of a word goes out before the word does."""
+    def audio_end(self, audio: NDArray[np.float32]) -> int:
+        """How much of ``audio`` (the pass so far) may be sent now: all of it once every word
+        is out; else up to where the next word's sound begins (exactly, once the audio reaches
+        its first phoneme; before that, as early as it may begin), so no audio of a word goes
+        out before the word does."""
+        available = len(audio)
         if self._next >= len(self._words):
             return available
-        earliest = self._spans[self._next].sample_start - _ONSET_REACH
-        return min(available, max(self._floor, earliest))
+        start = self._spans[self._next].sample_start
+        if start <= available:
+            return min(available, _audible_start(audio, start, self._floor))
+        return min(available, max(self._floor, start - _ONSET_REACH))
+
+    def ends(self) -> list[int]:
+        """Where each word's span ends, in samples of the pass (in text order)."""
+        return [span.sample_end for span in self._spans]
 
     def ready(self, audio: NDArray[np.float32], *, final: bool = False) -> tuple[WordTiming, ...]:
         """The words not handed out yet whose sound ends within ``audio`` (the pass's audio so

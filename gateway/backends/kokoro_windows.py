@@ -43,11 +43,13 @@ __all__ = [
     "CROSSFADE",
     "FrontPass",
     "Joiner",
+    "ListenerClock",
     "NormStats",
     "Window",
     "WindowedModel",
     "decode_window",
     "run_front",
+    "snapped_end",
     "source_phase",
 ]
 
@@ -129,6 +131,48 @@ def source_phase(f0: NDArray[np.float32]) -> NDArray[np.float64]:
     steps = increments.astype(np.float64)
     steps -= np.floor(steps)
     return np.cumsum(steps, axis=0)
+
+
+@dataclass(slots=True)
+class ListenerClock:
+    """When the listener of one request runs out of its audio: it held ``buffered_s`` when
+    the request was made at ``started`` (``time.monotonic``; None: unknown, ``deadline`` plus
+    what was sent is used) and plays the request's audio from its first chunk on."""
+
+    started: float
+    deadline: float | None
+    buffered_s: float | None
+    sent_s: float = 0.0
+    first_at: float | None = None
+
+    def sent(self, seconds: float, at: float) -> None:
+        """``seconds`` more of the request's audio went out at ``at``."""
+        if self.first_at is None and seconds > 0:
+            self.first_at = at
+        self.sent_s += seconds
+
+    def due(self) -> float | None:
+        """When the listener will have played everything sent so far (before anything was
+        sent: the request's deadline)."""
+        if self.first_at is None or self.buffered_s is None:
+            return None if self.deadline is None else self.deadline + self.sent_s
+        return max(self.started + self.buffered_s, self.first_at) + self.sent_s
+
+
+def snapped_end(planned: int, start: int, word_ends: Sequence[int], frames: int) -> int:
+    """A window from ``start`` planned to end at frame ``planned``, moved to a word's end (so
+    no word straddles two windows): the last word end in the planned window's second half,
+    else the first one after it (within half a window more), else ``planned``. A pass's first
+    window always holds its first word (its first chunk then carries a word, sent before it)."""
+    if planned >= frames:
+        return frames
+    half = (planned - start) // 2
+    inside = [e for e in word_ends if start + half <= e <= planned]
+    after = [e for e in word_ends if planned < e <= planned + half]
+    end = inside[-1] if inside else after[0] if after else planned
+    if start == 0 and word_ends and end < word_ends[0]:
+        end = word_ends[0]
+    return min(end, frames)
 
 
 @dataclass(frozen=True, slots=True)

@@ -290,7 +290,9 @@ class Speaker:
             end = self._planner.call_end(rest, streams=backend.streams_within_segment,
                                          max_chars=backend.max_input_chars)  # fmt: skip
             last: AudioChunk | None = None
-            call = self._synth.call(rest[:end], self._planner.deadline(segment))
+            call = self._synth.call(
+                rest[:end], self._planner.deadline(segment), self._planner.buffered_s()
+            )
             async with contextlib.aclosing(call) as chunks:
                 async for chunk in chunks:
                     last = _shifted(chunk, offset)

@@ -74,10 +74,13 @@ class Synthesizer(Protocol):
         """The backend that speaks now, and how."""
         ...
 
-    def call(self, text: str, deadline: float | None) -> AsyncGenerator[AudioChunk, None]:
-        """Stream the audio of one call (``deadline``: when the listener runs dry, on the
-        clock of ``time.monotonic``); raises BackendError. Closing the generator stops the
-        backend's work for the call before ``aclose`` returns."""
+    def call(
+        self, text: str, deadline: float | None, buffered_s: float | None = None
+    ) -> AsyncGenerator[AudioChunk, None]:
+        """Stream the audio of one call (``deadline``: when it is due, on the clock of
+        ``time.monotonic``; ``buffered_s``: what the listener holds now, see
+        :class:`~gateway.backends.base.SynthesisRequest`); raises BackendError. Closing the
+        generator stops the backend's work for the call before ``aclose`` returns."""
         ...
 
 
@@ -92,11 +95,12 @@ class BackendSynthesizer:
     def stream(self) -> StreamSettings:
         return self._stream
 
-    async def call(self, text: str, deadline: float | None) -> AsyncGenerator[AudioChunk, None]:
+    async def call(
+        self, text: str, deadline: float | None, buffered_s: float | None = None
+    ) -> AsyncGenerator[AudioChunk, None]:
         s = self._stream
-        request = SynthesisRequest(
-            text, s.voice, s.lang, s.speed, deadline, instructions=s.instructions
-        )
+        request = SynthesisRequest(text, s.voice, s.lang, s.speed, deadline,
+                                   instructions=s.instructions, buffered_s=buffered_s)  # fmt: skip
         chunks = ResampledChunks(s.backend.synthesize(request), s.backend.sample_rate, self._rate)
         try:
             async for chunk in chunks:
@@ -146,13 +150,15 @@ class Guarded:
     def stream(self) -> StreamSettings:
         return self._inner.stream
 
-    async def call(self, text: str, deadline: float | None) -> AsyncGenerator[AudioChunk, None]:
+    async def call(
+        self, text: str, deadline: float | None, buffered_s: float | None = None
+    ) -> AsyncGenerator[AudioChunk, None]:
         backend = self._inner.stream.backend
         seconds, samples = 0.0, 0
         complete, error = False, None
         compute = ComputeClock()  # the model's own time, apart from waits for a turn
         try:
-            async with contextlib.aclosing(self._inner.call(text, deadline)) as chunks:
+            async with contextlib.aclosing(self._inner.call(text, deadline, buffered_s)) as chunks:
                 while True:
                     started = self._clock.now()
                     try:
@@ -216,12 +222,14 @@ class Fallback:
     def stream(self) -> StreamSettings:
         return self._current.stream
 
-    async def call(self, text: str, deadline: float | None) -> AsyncGenerator[AudioChunk, None]:
+    async def call(
+        self, text: str, deadline: float | None, buffered_s: float | None = None
+    ) -> AsyncGenerator[AudioChunk, None]:
         await self._maybe_recover()
         speaking = self._current
         delivered = False
         try:
-            async with contextlib.aclosing(speaking.call(text, deadline)) as chunks:
+            async with contextlib.aclosing(speaking.call(text, deadline, buffered_s)) as chunks:
                 async for chunk in chunks:
                     delivered = delivered or len(chunk.pcm) > 0
                     yield chunk
@@ -231,7 +239,8 @@ class Fallback:
                 raise
             if delivered:  # part of the call was heard: the rest of it is lost
                 raise
-        async with contextlib.aclosing(self._current.call(text, deadline)) as chunks:
+        call = self._current.call(text, deadline, buffered_s)
+        async with contextlib.aclosing(call) as chunks:
             async for chunk in chunks:
                 yield chunk
 
