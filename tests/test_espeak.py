@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest
+from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, UnknownVoiceError
 from gateway.backends.espeak import (
     AUTO_VOICE,
     EspeakBackend,
@@ -128,6 +128,19 @@ async def test_voices_and_languages(espeak: EspeakBackend) -> None:
     assert {"en-us", "en-gb", "de", "fr-fr", "es", "ru", "cmn"} <= set(espeak.languages)
     assert voices["de"].language == "de"
     assert voices["en-us"].name == "English (America)"
+    # One voice per voice file, sorted by name, with the codes that select it; every language
+    # code is still accepted as a voice.
+    listed = [v for v in espeak.voices() if v.id != AUTO_VOICE]
+    names = [v.name for v in listed]
+    assert names == sorted(names, key=str.casefold)
+    assert len(set(names)) == len(names)
+    assert voices["en-gb"].name == "English (Great Britain)"
+    assert voices["en-gb"].languages == ("en", "en-gb")
+    assert "en" not in voices
+    assert {code for v in listed for code in v.languages} == set(espeak.languages)
+    assert all(espeak.resolve_voice(code) == code for code in espeak.languages)
+    with pytest.raises(UnknownVoiceError):
+        espeak.resolve_voice("xx-nowhere")
     # "auto" follows the session's language; a language voice speaks its own language.
     auto = SynthesisRequest("Guten Morgen!", AUTO_VOICE, "de", 1.0)
     named = SynthesisRequest("Guten Morgen!", "de", "en-us", 1.0)

@@ -50,6 +50,9 @@ class Voice:
     name: str
     language: str | None = None
     gender: str | None = None
+    #: The values of ``start.lang`` this voice reads, where that is fewer than its backend's
+    #: ``languages`` (an espeak voice file serves a few language codes); empty: all of them.
+    languages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -433,9 +433,19 @@ class EspeakBackend(LocalBackend):
                     best[code] = (priority, voice)
         self._identifiers = {code: voice.identifier for code, (_, voice) in best.items()}
         self.languages = tuple(sorted(best))
-        self._voices = [Voice(AUTO_VOICE, "the voice of the session's language")] + [
-            Voice(code, voice.name, code, voice.gender) for code, (_, voice) in sorted(best.items())
-        ]
+        # One voice per voice file, named by the first of its own codes that selects it, and
+        # listing every code that does; sorted by name. Any of those codes is accepted.
+        files: dict[str, tuple[EspeakVoice, list[str]]] = {}
+        for code, (_, voice) in best.items():
+            files.setdefault(voice.identifier, (voice, []))[1].append(code)
+        listed = []
+        for voice, codes in files.values():
+            own = [code.lower() for _, code in voice.languages]
+            codes.sort(key=lambda code: own.index(code) if code in own else len(own))
+            name = voice.name.strip()
+            listed.append(Voice(codes[0], name, codes[0], voice.gender, tuple(sorted(codes))))
+        listed.sort(key=lambda v: (v.name.casefold(), v.id))
+        self._voices = [Voice(AUTO_VOICE, "the voice of the session's language"), *listed]
         settings = self._settings
         if settings.default_lang not in self._identifiers:
             raise BackendError(
@@ -463,6 +473,8 @@ class EspeakBackend(LocalBackend):
         return list(self._voices)
 
     def resolve_voice(self, name: str) -> str:
+        if name == AUTO_VOICE or name in self._identifiers:
+            return name  # a language code: listed under its voice file's first code
         return listed_voice(self, name)
 
     def _voice_name(self, request: SynthesisRequest) -> str:

@@ -73,6 +73,7 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
         if (denied := unauthorized(request)) is not None:
             return denied
         states = gateway.status()
+        ready = {n: b for n, b in gateway.backends.items() if states.get(n) == "ready"}
         listed: list[dict[str, Any]] = [
             {
                 "backend": name,
@@ -80,14 +81,16 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
                 "name": v.name,
                 "language": v.language,
                 "gender": v.gender,
-                "languages": list(backend.languages),
+                "languages": list(v.languages or backend.languages),
             }
-            for name, backend in gateway.backends.items()
-            if states.get(name) == "ready"
+            for name, backend in ready.items()
             for v in backend.voices()
         ]
+        # Each backend's languages once (espeak has 150: not repeated for each of its voices).
+        languages = {name: list(backend.languages) for name, backend in ready.items()}
         status = 200 if listed or not states else 503
-        return JSONResponse({"voices": listed, "backends": states}, status_code=status)
+        body = {"voices": listed, "languages": languages, "backends": states}
+        return JSONResponse(body, status_code=status)
 
     async def tokens(request: Request) -> JSONResponse:
         """A short-lived token for a browser, in exchange for an API key."""
