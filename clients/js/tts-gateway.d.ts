@@ -17,6 +17,12 @@ export interface ClientOptions {
   url: string;
   /** Passed to `new WebSocket(url, protocols)`. */
   protocols?: string | string[];
+  /**
+   * A token from the gateway's `POST /v1/tokens` (or an API key), sent as the subprotocols
+   * `tts-gateway` and `bearer.<token>`; a function is called for each session opened (tokens
+   * expire: fetch a fresh one from your backend).
+   */
+  token?: string | (() => string | Promise<string>);
   backend?: string;
   voice?: string;
   lang?: string;
@@ -29,6 +35,11 @@ export interface ClientOptions {
   shortFirstSegment?: boolean;
   /** `auto` (default): WebCodecs, else WebAssembly. */
   decoder: "auto" | "webcodecs" | "wasm";
+  /**
+   * `auto` (default): the AudioWorklet player where the page has AudioWorklet (a secure
+   * context), else scheduled AudioBufferSourceNodes on the main thread.
+   */
+  player: "auto" | "worklet" | "scheduled";
   /** Audio the player holds before it starts or resumes playing (default 60 ms). */
   jitterMs: number;
   /** An AudioContext at 48000 Hz to play into; default: the client makes its own. */
@@ -136,17 +147,43 @@ export interface Done {
   heard_text: string;
 }
 
+export interface SpeakOptions {
+  /** `false`: send the text only, resolve once it is sent (default `true`). */
+  flush?: boolean;
+  /** Called when the request's text starts to be sent (after the requests before it). */
+  onStart?: (start: { charStart: number; session: string }) => void;
+}
+
 export interface SpeakResult {
   /** True if a cancel interrupted it (part of it may have been heard: see `cancel()`). */
   cancelled: boolean;
   /** The gateway's answer to the flush sent after the text (null if none was sent). */
   flushed: Flushed | null;
+  /**
+   * The request's text in the session (code points, `[charStart, charEnd)`; a separating space
+   * before it not included). Null if a cancel came before any of it was sent.
+   */
+  charStart: number | null;
+  charEnd: number | null;
+  /** Timeline position where its audio starts (its first segment), or null if none came. */
+  sampleStart: number | null;
+}
+
+/** An `audio` message as received, before decoding. */
+export interface AudioFrame {
+  /** The gateway's session id (`ready.session`). */
+  session: string;
+  seq: number;
+  sample_start: number;
+  /** One Opus packet, or `frame_samples` PCM16 samples. */
+  data: Uint8Array;
 }
 
 export interface ClientStats {
   /** The gateway's session id. */
   session: string | null;
   decoder: "webcodecs" | "wasm" | "pcm16" | null;
+  player: "worklet" | "scheduled" | null;
   framesReceived: number;
   bytesReceived: number;
   /** 48 kHz samples decoded, dropped ones included. */
@@ -224,6 +261,7 @@ export interface TtsGatewayEventMap {
   done: CustomEvent<Done>;
   ready: CustomEvent<Ready>;
   cancelled: CustomEvent<Cancelled>;
+  audio: CustomEvent<AudioFrame>;
 }
 
 /** Keeps a session's words by `char_start` and tells which ones playback has reached. */
@@ -241,6 +279,7 @@ export declare class TtsGatewayClient extends EventTarget {
   readonly options: ClientOptions;
   /** The latest session's `ready`, or null. */
   readonly ready: Ready | null;
+  /** `closed` also at once after `close()`. */
   readonly state: "idle" | "connecting" | "open" | "ending" | "closed";
   /** Playback position on the latest session's timeline (24 kHz samples), or null. */
   readonly position: number | null;
@@ -253,11 +292,8 @@ export declare class TtsGatewayClient extends EventTarget {
   textSlice(start: number, end?: number): string;
 
   connect(): Promise<Ready>;
-  speak(text: string, options?: { flush?: boolean }): Promise<SpeakResult>;
-  stream(
-    source: AsyncIterable<string> | Iterable<string>,
-    options?: { flush?: boolean },
-  ): Promise<SpeakResult>;
+  speak(text: string, options?: SpeakOptions): Promise<SpeakResult>;
+  stream(source: AsyncIterable<string> | Iterable<string>, options?: SpeakOptions): Promise<SpeakResult>;
   flush(): Promise<Flushed | null>;
   cancel(): Promise<Cancelled | null>;
   end(): Promise<Done | null>;

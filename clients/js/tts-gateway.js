@@ -16,7 +16,7 @@
  */
 
 import { createFrameDecoder, OUTPUT_RATE } from "./decoders.js";
-import { Player } from "./player.js";
+import { hasAudioWorklet, Player, ScheduledPlayer } from "./player.js";
 import { decode, encode } from "./vendor/msgpack/index.mjs";
 import { codePointLength, isWellFormed, WordTimeline } from "./words.js";
 
@@ -34,6 +34,7 @@ export class GatewayError extends Error {
   /**
    * @param {string} code a protocol error code (docs/protocol.md section 10), or one of this
    *   client's: `connect_failed`, `timeout`, `connection_closed`, `protocol_error`, `audio`
+   *   (the page cannot play audio, or a frame could not be decoded)
    * @param {string} message
    * @param {{fatal?: boolean, ref?: string | null, closeCode?: number | null,
    *          charStart?: number | null, charEnd?: number | null}} [details]
@@ -73,15 +74,34 @@ const DEFAULTS = Object.freeze({
   frameMs: undefined,
   shortFirstSegment: undefined,
   protocols: undefined,
+  token: undefined,
   decoder: "auto",
+  player: "auto",
   jitterMs: 60,
   audioContext: undefined,
   connectTimeoutMs: 10000,
   reconnect: Object.freeze({ attempts: 3, delayMs: 500, maxDelayMs: 4000 }),
 });
 
+/** @param {unknown} error */
+const messageOf = (error) => (error instanceof Error ? error.message : String(error));
+
 /** @param {number} ms */
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The requests (`speak`/`stream`) of one generation: they send their text one after another, in
+ * call order. A cancel or a close starts a new generation: waiting requests give up at once.
+ */
+function newTurns() {
+  /** @type {() => void} */
+  let interrupt = () => {};
+  /** @type {Promise<void>} */
+  const interrupted = new Promise((resolve) => {
+    interrupt = () => resolve(undefined);
+  });
+  return { tail: /** @type {Promise<unknown>} */ (Promise.resolve()), busy: 0, interrupted, interrupt };
+}
 
 /**
  * Cut text into pieces of at most `limit` code points.
@@ -130,6 +150,8 @@ class Session {
     this.openSegment = /** @type {number | null} */ (null);
     /** @type {string[]} session text, one code point each */
     this.codePoints = [];
+    /** A flush ended the last request: the next one is a new turn (separated by a space). */
+    this.turnEnded = false;
     this.settledChars = 0;
     this.cancelling = 0;
     this.dropBefore = 0;
@@ -172,9 +194,30 @@ class Session {
     return this.codePoints.length;
   }
 
+  /** The last code point sent, or "". */
+  lastChar() {
+    return this.codePoints[this.codePoints.length - 1] ?? "";
+  }
+
+  /**
+   * Where the audio of the text `[start, end)` begins: the `sample_start` of the first segment
+   * holding some of it, or null if none was announced.
+   * @param {number} start @param {number} end
+   */
+  sampleStartOf(start, end) {
+    let first = null;
+    for (const segment of this.segments.values()) {
+      if (segment.char_end > start && segment.char_start < end) {
+        if (first === null || segment.sample_start < first) first = segment.sample_start;
+      }
+    }
+    return first;
+  }
+
   /** Connect, send `start`, wait for `ready`. Rejects with a GatewayError. */
-  open() {
+  async open() {
     const { options } = this.client;
+    const protocols = await this.client._protocols();
     const start = {
       type: "start",
       backend: options.backend,
@@ -210,7 +253,7 @@ class Session {
       this.onRefused = fail;
       let socket;
       try {
-        socket = new WebSocket(options.url, options.protocols);
+        socket = new WebSocket(options.url, protocols);
       } catch (error) {
         fail(new GatewayError("connect_failed", `cannot open ${options.url}: ${error}`));
         return;
@@ -271,6 +314,12 @@ class Session {
         this.stats.receivedEnd = m.sample_start + this.ready.frame_samples;
         this.client._audioReceived(this, m);
         this.decoder?.decode(m.data, m.sample_start);
+        this.client._emit("audio", {
+          session: this.ready.session,
+          seq: m.seq,
+          sample_start: m.sample_start,
+          data: m.data,
+        });
         break;
       case "segment_end": {
         if (this.openSegment === m.segment) this.openSegment = null;
@@ -453,6 +502,7 @@ class Session {
       this.flushes.push({ id, resolve, reject });
       try {
         this.send({ type: "flush", id });
+        this.turnEnded = true;
       } catch (error) {
         this.flushes.pop();
         reject(error);
@@ -489,6 +539,7 @@ class Session {
 
   close() {
     this.closing = true;
+    this.state = "closed";
     if (this.socket !== null && this.socket.readyState <= WebSocket.OPEN) this.socket.close(1000);
   }
 
@@ -518,6 +569,9 @@ export class TtsGatewayClient extends EventTarget {
     if (!["auto", "webcodecs", "wasm"].includes(this.options.decoder)) {
       throw new TypeError(`decoder must be "auto", "webcodecs" or "wasm", not ${this.options.decoder}`);
     }
+    if (!["auto", "worklet", "scheduled"].includes(this.options.player)) {
+      throw new TypeError(`player must be "auto", "worklet" or "scheduled", not ${this.options.player}`);
+    }
     /** @type {Session | null} the latest session */
     this._session = null;
     /** @type {Map<number, Session>} sessions whose audio may still be playing */
@@ -527,6 +581,12 @@ export class TtsGatewayClient extends EventTarget {
     this._nextSession = 1;
     /** Incremented by every cancel: text and waits of an older generation are dropped. */
     this._generation = 0;
+    /** Requests waiting to send their text, one after another. */
+    this._turns = newTurns();
+    /** Incremented by every close(): a session that opens after it is closed at once. */
+    this._closeEpoch = 0;
+    /** close() was called, and no session was opened since. */
+    this._closed = false;
     /** @type {AudioContext | null} */
     this._context = null;
     this._ownContext = false;
@@ -552,8 +612,9 @@ export class TtsGatewayClient extends EventTarget {
     return this._session?.ready ?? null;
   }
 
-  /** `idle` (no session), `connecting`, `open`, `ending` or `closed`. */
+  /** `idle` (no session), `connecting`, `open`, `ending` or `closed` (also after `close()`). */
   get state() {
+    if (this._closed) return "closed";
     if (this._opening !== null) return "connecting";
     return this._session?.state ?? "idle";
   }
@@ -598,6 +659,7 @@ export class TtsGatewayClient extends EventTarget {
     return {
       session: session?.ready?.session ?? null,
       decoder: session?.decoder?.kind ?? null,
+      player: this._player?.kind ?? null,
       framesReceived: session?.stats.framesReceived ?? 0,
       bytesReceived: session?.stats.bytesReceived ?? 0,
       samplesDecoded: session?.stats.samplesDecoded ?? 0,
@@ -627,17 +689,22 @@ export class TtsGatewayClient extends EventTarget {
    * Call it from a user gesture (a click) so that audio may start.
    */
   async connect() {
-    const audio = this._audio();
-    const session = await this._usableSession();
-    await audio;
+    const session = await this._sessionWithAudio(this._audio());
     return session.ready;
   }
 
   /**
    * Speak `text`: send it, flush, and resolve once its audio has been played.
+   *
+   * Requests are served in call order: a `speak` made while another is still sending waits for
+   * it, and its text follows the earlier text in the session. A request that follows a flushed
+   * one is a new turn, separated from it by a space (unless either side already has whitespace
+   * there); text sent with `flush: false` is continued as is. A `cancel()` ends every request
+   * sent or waiting.
    * @param {string} text
-   * @param {{flush?: boolean}} [options] `flush: false` sends the text only (the gateway speaks
-   *   complete sentences as they come); the promise then resolves once it is sent
+   * @param {import("./tts-gateway.js").SpeakOptions} [options] `flush: false` sends the text
+   *   only (the gateway speaks complete sentences as they come); the promise then resolves once
+   *   it is sent. `onStart({charStart, session})` is called when its text starts to be sent.
    * @returns {Promise<import("./tts-gateway.js").SpeakResult>}
    */
   speak(text, options) {
@@ -648,38 +715,83 @@ export class TtsGatewayClient extends EventTarget {
   /**
    * Stream text from an (async) iterable, e.g. an LLM's tokens, then flush and resolve once all
    * of it has been played. A `cancel()` stops reading the source (its iterator is returned).
+   * Requests are served in call order, as for `speak`.
    * @param {AsyncIterable<string> | Iterable<string>} source
-   * @param {{flush?: boolean}} [options]
+   * @param {import("./tts-gateway.js").SpeakOptions} [options]
    * @returns {Promise<import("./tts-gateway.js").SpeakResult>}
    */
-  async stream(source, { flush = true } = {}) {
+  async stream(source, { flush = true, onStart } = {}) {
     if (typeof source === "string") source = [source]; // not one message per character
+    const called = performance.now();
     const generation = this._generation;
     const alive = () => generation === this._generation;
-    const audio = this._audio();
-    const session = await this._usableSession();
-    await audio;
-    if (!alive()) return { cancelled: true, flushed: null };
-    const errorsBefore = session.textErrors.length;
-    this._startMeasure(session);
-    for await (const piece of source) {
-      if (typeof piece !== "string") {
-        throw new TypeError(`stream() takes strings, got ${typeof piece}`);
+    const audio = this._audio(); // now, inside the user gesture that called us
+    const turn = this._takeTurn();
+    /** @type {Session | null} */
+    let session = null;
+    /** @type {number | null} */
+    let charStart = null;
+    /** @type {number | null} */
+    let charEnd = null;
+    /** @returns {import("./tts-gateway.js").SpeakResult} */
+    const result = (/** @type {boolean} */ cancelled, /** @type {any} */ flushed) => {
+      if (session !== null && charStart !== null && charEnd === null) charEnd = session.sentChars;
+      const sampleStart =
+        session !== null && charStart !== null && charEnd !== null
+          ? session.sampleStartOf(charStart, charEnd)
+          : null;
+      return { cancelled, flushed, charStart, charEnd, sampleStart };
+    };
+    let errorsBefore = 0;
+    /** @type {Promise<any> | null} */
+    let flushing = null;
+    try {
+      await turn.ready;
+      if (!alive()) return result(true, null);
+      session = await this._sessionWithAudio(audio);
+      if (!alive()) return result(true, null);
+      const open = session;
+      errorsBefore = open.textErrors.length;
+      const begin = async (/** @type {string} */ first) => {
+        const last = open.lastChar();
+        if (open.turnEnded && last !== "" && !/\s/u.test(last) && !/^\s/u.test(first)) {
+          if (!(await open.sendText(" ", alive))) return false;
+        }
+        open.turnEnded = false;
+        charStart = open.sentChars;
+        this._startMeasure(open, turn.queued ? performance.now() : called, charStart);
+        onStart?.({ charStart, session: open.ready.session });
+        return true;
+      };
+      for await (const piece of source) {
+        if (typeof piece !== "string") {
+          throw new TypeError(`stream() takes strings, got ${typeof piece}`);
+        }
+        if (!isWellFormed(piece)) {
+          throw new TypeError("the text holds a lone surrogate (not valid Unicode); the gateway refuses it");
+        }
+        if (!alive()) return result(true, null);
+        if (piece === "") continue;
+        if (charStart === null && !(await begin(piece))) return result(true, null);
+        if (!(await open.sendText(piece, alive))) return result(true, null);
       }
-      if (!isWellFormed(piece)) {
-        throw new TypeError("the text holds a lone surrogate (not valid Unicode); the gateway refuses it");
+      if (charStart === null) {
+        charStart = open.sentChars;
+        onStart?.({ charStart, session: open.ready.session });
       }
-      if (!alive()) return { cancelled: true, flushed: null };
-      if (!(await session.sendText(piece, alive))) return { cancelled: true, flushed: null };
+      charEnd = open.sentChars;
+      if (!flush) return result(!alive(), null);
+      if (!alive()) return result(true, null);
+      flushing = open.flush(); // sent now: the next request's text follows the flush
+    } finally {
+      turn.release();
     }
-    if (!flush) return { cancelled: !alive(), flushed: null };
-    if (!alive()) return { cancelled: true, flushed: null };
-    const flushed = await session.flush();
+    const flushed = await flushing;
     if (session.textErrors.length > errorsBefore) throw session.textErrors[session.textErrors.length - 1];
-    if (flushed.cancelled || !alive()) return { cancelled: true, flushed };
+    if (flushed.cancelled || !alive()) return result(true, flushed);
     await session.decoder?.settled();
     const played = await this._player?.mark();
-    return { cancelled: Boolean(played?.dropped) || !alive(), flushed };
+    return result(Boolean(played?.dropped) || !alive(), flushed);
   }
 
   /**
@@ -701,12 +813,14 @@ export class TtsGatewayClient extends EventTarget {
    */
   async cancel() {
     this._generation++;
+    this._interruptTurns();
     this._measure.running = false;
     const session = this._session;
     const live = session !== null && (session.state === "open" || session.state === "ending");
     if (live) {
       session.cancelling++; // from now on its audio is decoded but not played, words ignored
       session.words.dropUnreached();
+      session.turnEnded = false; // the gateway starts a new turn after a cancel by itself
     }
     const stop = this._player ? await this._player.clear() : null;
     if (!live) return null;
@@ -742,9 +856,19 @@ export class TtsGatewayClient extends EventTarget {
     return done;
   }
 
-  /** Close the connection without ending the session, stop playback and release the audio. */
+  /**
+   * Close the connection without ending the session, stop playback and release the audio.
+   * `state` reads `closed` at once; a session still opening is closed as soon as it opens (its
+   * `connect`/`speak` rejects with `connection_closed`). A later `speak` opens a new session.
+   */
   async close() {
     this._generation++;
+    this._closeEpoch++;
+    this._closed = true;
+    this._opening = null;
+    this._interruptTurns();
+    this._measure.running = false;
+    this._session?.close();
     for (const session of this._sessions.values()) session.close();
     this._sessions.clear();
     if (this._player !== null) {
@@ -761,22 +885,27 @@ export class TtsGatewayClient extends EventTarget {
 
   /**
    * Create (or resume) the audio context at once, so that it happens inside the user gesture
-   * that called us; the player node follows asynchronously.
+   * that called us; the player follows asynchronously. Rejects with a GatewayError (`audio`)
+   * when this page cannot play.
+   * @returns {Promise<Player | ScheduledPlayer>}
    */
   _audio() {
-    if (this._context === null) {
-      this._context = this.options.audioContext ?? new AudioContext({ sampleRate: OUTPUT_RATE, latencyHint: "interactive" });
-      this._ownContext = this.options.audioContext === undefined;
+    try {
+      if (this._context === null) {
+        this._context =
+          this.options.audioContext ?? new AudioContext({ sampleRate: OUTPUT_RATE, latencyHint: "interactive" });
+        this._ownContext = this.options.audioContext === undefined;
+      }
+    } catch (error) {
+      return Promise.reject(new GatewayError("audio", `cannot create an AudioContext here: ${messageOf(error)}`));
     }
     if (this._context.state === "suspended") this._context.resume().catch(() => {});
     if (this._playerReady === null) {
-      this._playerReady = Player.create(this._context, { jitterMs: this.options.jitterMs }).then(
-        (player) => {
-          player.onclock = (clock) => this._clock(clock);
-          this._player = player;
-          return player;
-        },
-      );
+      this._playerReady = this._createPlayer(this._context).then((player) => {
+        player.onclock = (clock) => this._clock(clock);
+        this._player = player;
+        return player;
+      });
       this._playerReady.catch(() => {
         this._playerReady = null;
       });
@@ -784,22 +913,115 @@ export class TtsGatewayClient extends EventTarget {
     return this._playerReady;
   }
 
+  /**
+   * The AudioWorklet player where the page has AudioWorklet (a secure context), else the
+   * scheduled-buffer player (option `player`).
+   * @param {AudioContext} context
+   */
+  async _createPlayer(context) {
+    const { player, jitterMs } = this.options;
+    try {
+      if (player === "scheduled") return await ScheduledPlayer.create(context, { jitterMs });
+      if (player === "worklet" || hasAudioWorklet(context)) {
+        try {
+          return await Player.create(context, { jitterMs });
+        } catch (error) {
+          if (player === "worklet") throw error;
+          // e.g. a Content-Security-Policy that refuses the worklet module: play without it
+        }
+      }
+      return await ScheduledPlayer.create(context, { jitterMs });
+    } catch (error) {
+      throw new GatewayError("audio", `cannot play audio here: ${messageOf(error)}`);
+    }
+  }
+
+  /**
+   * A session to send text to, once the player is ready too. If the page cannot play, the
+   * session opened for nothing is closed and this rejects with the `audio` GatewayError.
+   * @param {Promise<unknown>} audio from `_audio()`
+   * @returns {Promise<Session>}
+   */
+  async _sessionWithAudio(audio) {
+    const opening = this._usableSession();
+    try {
+      await audio;
+    } catch (error) {
+      const session = await opening.catch(() => null);
+      if (session !== null && session.sentChars === 0) session.close();
+      throw error;
+    }
+    return opening;
+  }
+
+  /** The WebSocket subprotocols: `protocols`, plus the token's (`tts-gateway`, `bearer.<token>`). */
+  async _protocols() {
+    const { protocols, token } = this.options;
+    if (token === undefined || token === null) return protocols;
+    let value;
+    try {
+      value = typeof token === "function" ? await token() : token;
+    } catch (error) {
+      throw new GatewayError("connect_failed", `cannot get a token: ${messageOf(error)}`);
+    }
+    const list = protocols === undefined ? [] : [protocols].flat();
+    if (!list.includes("tts-gateway")) list.push("tts-gateway");
+    return [...list, `bearer.${value}`];
+  }
+
+  /** Wait for this request's turn to send; `queued` if another request was under way. */
+  _takeTurn() {
+    const turns = this._turns;
+    const previous = turns.tail;
+    /** @type {() => void} */
+    let release = () => {};
+    const held = new Promise((resolve) => {
+      release = () => resolve(undefined);
+    });
+    turns.tail = previous.then(() => held);
+    const queued = turns.busy > 0;
+    turns.busy++;
+    let released = false;
+    return {
+      queued,
+      ready: Promise.race([previous, turns.interrupted]),
+      release: () => {
+        if (released) return;
+        released = true;
+        turns.busy--;
+        release();
+      },
+    };
+  }
+
+  /** A cancel or close: requests waiting for their turn give up, new ones do not wait. */
+  _interruptTurns() {
+    this._turns.interrupt();
+    this._turns = newTurns();
+  }
+
   /** The latest session if text can be sent to it, else a new one (reconnect policy). */
   _usableSession() {
     if (this._session !== null && this._session.state === "open") return Promise.resolve(this._session);
     if (this._opening === null) {
-      this._opening = this._open().finally(() => {
-        this._opening = null;
+      this._closed = false;
+      const opening = this._open().finally(() => {
+        if (this._opening === opening) this._opening = null;
       });
+      this._opening = opening;
     }
     return this._opening;
   }
 
   async _open() {
     const { attempts, delayMs, maxDelayMs } = this.options.reconnect;
+    const epoch = this._closeEpoch;
+    const closedMeanwhile = () =>
+      new GatewayError("connection_closed", "the client was closed while a session was opening");
     let lastError = null;
     for (let attempt = 0; attempt <= attempts; attempt++) {
       if (attempt > 0) await sleep(Math.min(maxDelayMs, delayMs * 2 ** (attempt - 1)));
+      if (epoch !== this._closeEpoch) throw closedMeanwhile();
       const session = new Session(this, this._nextSession++);
       try {
         await session.open();
@@ -807,6 +1029,10 @@ export class TtsGatewayClient extends EventTarget {
         lastError = error;
         if (error instanceof GatewayError && error.retryable) continue;
         throw error;
+      }
+      if (epoch !== this._closeEpoch) {
+        session.close();
+        throw closedMeanwhile();
       }
       this._session = session;
       this._sessions.set(session.id, session);
@@ -849,13 +1075,13 @@ export class TtsGatewayClient extends EventTarget {
     }
   }
 
-  /** @param {Session} session */
-  _startMeasure(session) {
+  /** @param {Session} session @param {number} start @param {number} startChars */
+  _startMeasure(session, start, startChars) {
     const measure = this._measure;
     if (measure.running) return;
     Object.assign(measure, {
-      start: performance.now(),
-      startChars: session.sentChars,
+      start,
+      startChars,
       session: session.id,
       segmentSeen: false,
       firstAudioPos: null,
