@@ -4,13 +4,14 @@
 #                chromium, libportaudio2) and runs lint, type checks and the whole test suite
 #   make bench   installs the `bench` extra and runs the benchmark suite (bench/suite.py); pass
 #                options with BENCH_ARGS, e.g. make bench BENCH_ARGS=--quick
+#   make screenshots  retakes the demo page's screenshots in docs/screenshots (needs chromium)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: serve test lint typecheck pytest bench system-packages clean
+.PHONY: serve test lint typecheck pytest bench screenshots system-packages clean
 
 serve: $(VENV)/.installed
 	$(BIN)/tts-gateway serve $(ARGS)
@@ -26,6 +27,9 @@ typecheck: $(VENV)/.installed-test
 
 pytest: $(VENV)/.installed-test
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+screenshots: $(VENV)/.installed-test
+	$(BIN)/python docs/screenshots/make_screenshots.py
 
 # System packages some tests need: Debian's chromium for the browser tests (never a browser
 # downloaded by Playwright) and PortAudio for `say --play`. As root, install what is missing;

@@ -615,7 +615,8 @@ export class TtsGatewayClient extends EventTarget {
   /** `idle` (no session), `connecting`, `open`, `ending` or `closed` (also after `close()`). */
   get state() {
     if (this._closed) return "closed";
-    if (this._opening !== null) return "connecting";
+    // (The latest session is open already when its `ready` event is dispatched.)
+    if (this._opening !== null && this._session?.state !== "open") return "connecting";
     return this._session?.state ?? "idle";
   }
 
