@@ -590,9 +590,9 @@ export class TtsGatewayClient extends EventTarget {
     /** @type {AudioContext | null} */
     this._context = null;
     this._ownContext = false;
-    /** @type {Promise<Player> | null} */
+    /** @type {Promise<Player | ScheduledPlayer> | null} */
     this._playerReady = null;
-    /** @type {Player | null} */
+    /** @type {Player | ScheduledPlayer | null} */
     this._player = null;
     /** Time to first audio of the latest measured request. */
     this._measure = {
