@@ -28,7 +28,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from gateway.backends.espeak import EspeakBackend
-from gateway.config import SessionSettings
+from gateway.config import AuthRequired, AuthSettings, SessionSettings
 from tests.conftest import RunningServer, repo_config, serve, timeout
 from tests.fakes import ToneBackend
 
@@ -485,7 +485,7 @@ async def playground(
     async def open_page(
         *,
         server: RunningServer | None = None,
-        backend: str = "espeak",
+        backend: str | None = "espeak",
         host: str = "127.0.0.1",
         width: int = 1280,
         height: int = 900,
@@ -503,7 +503,8 @@ async def playground(
         page.on("console", lambda m: opened.problems.append(m.text) if m.type == "error" else None)
         await page.goto(f"http://{host}:{running.port}/")
         await page.evaluate("window.demo.loaded")
-        await page.select_option("#backend", backend)
+        if backend is not None:
+            await page.select_option("#backend", backend)
         return opened
 
     yield open_page
@@ -1175,10 +1176,17 @@ async def test_the_code_panel_matches_the_settings_and_runs(
         "model": "espeak", "voice": "de", "lang": "de", "speed": 1.25,
         "input": "Guten Tag, it's a test.", "response_format": "opus",
     }  # fmt: skip
-    async with httpx.AsyncClient(base_url=espeak_server.http_url) as http:
-        response = await http.post("/v1/audio/speech", json=body)
-    assert response.status_code == 200
-    assert response.content.startswith(b"OggS")
+    if shutil.which("curl") is not None:  # the command runs as shown
+        process = await asyncio.create_subprocess_exec(
+            "bash", "-c", curl, cwd=tmp_path, stderr=asyncio.subprocess.PIPE
+        )
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout(120))
+        assert process.returncode == 0, stderr.decode()
+        audio = await asyncio.to_thread((tmp_path / "speech.ogg").read_bytes)
+    else:
+        async with httpx.AsyncClient(base_url=espeak_server.http_url) as http:
+            audio = (await http.post("/v1/audio/speech", json=body)).content
+    assert audio.startswith(b"OggS")
 
     # JavaScript: the module runs in the page as shown.
     await page.click("[data-code='js']")
@@ -1202,3 +1210,59 @@ async def test_the_code_panel_matches_the_settings_and_runs(
     await wait_for(page, "document.querySelector('#copied').textContent === 'Copied.'")
     assert await page.evaluate("navigator.clipboard.readText()") == code
     assert opened.problems == []
+
+
+async def test_a_gateway_that_requires_a_key(playground: OpenPlayground) -> None:
+    """A gateway reachable from other hosts requires credentials: the page says so, takes a
+    key, and the client sends it (or a token from a function) with each session."""
+    key = "k-0123456789abcdef-playground"
+    auth = AuthSettings(required=AuthRequired.YES, api_keys=(key,))
+    running = await serve(repo_config(auth=auth), {"fake": ToneBackend("fake")})
+    try:
+        page = (await playground(server=running, backend=None)).page
+        assert await page.evaluate("demo.errorCodes") == ["unauthorized"]
+        assert await page.locator("#status strong").text_content() == (
+            "The gateway needs an API key or a token."
+        )
+        await page.fill("#token", key)
+        await page.dispatch_event("#token", "change")
+        await wait_for(page, "demo.voices.length > 0")
+        assert await text_of(page, "#status") == ""  # the complaint is gone
+        await page.evaluate("demo.errors.length = 0")
+        await page.select_option("#backend", "fake")
+        result = await speak_in_demo(page, "One two three.")
+        assert not result["cancelled"]
+        await wait_for(page, "demo.estimate !== null")
+        await page.click("#code summary")
+        await page.click("[data-code='curl']")
+        assert '-H "Authorization: Bearer $TTS_GATEWAY_KEY"' in await text_of(page, "#code-text")
+        assert key not in await text_of(page, "#code-text")
+
+        # The client's token option: a function called for each session (here: a fresh token
+        # from POST /v1/tokens), or a string; a bad one fails to connect.
+        outcome = await page.evaluate(
+            """async (key) => {
+              const { TtsGatewayClient } = await import('/client/tts-gateway.js');
+              let fetched = 0;
+              const token = async () => {
+                fetched++;
+                const response = await fetch('/v1/tokens', {
+                  method: 'POST', headers: { Authorization: `Bearer ${key}` } });
+                return (await response.json()).token;
+              };
+              const tts = new TtsGatewayClient({ backend: 'fake', token });
+              const first = await tts.speak('Four five.');
+              await tts.end();
+              const second = await tts.speak('Six.');  // a new session: a new token
+              await tts.close();
+              const bad = new TtsGatewayClient({ backend: 'fake', token: 'not-a-valid-token',
+                                                 reconnect: { attempts: 0 } });
+              const refused = await bad.connect().then(() => null, (e) => e.code);
+              return {first: first.cancelled, second: second.cancelled, fetched, refused};
+            }""",
+            key,
+        )
+        assert outcome == {"first": False, "second": False, "fetched": 2,
+                           "refused": "connect_failed"}  # fmt: skip
+    finally:
+        await running.stop()
