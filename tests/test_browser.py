@@ -573,9 +573,17 @@ async def test_two_speaks_in_a_row_are_two_turns(playground: OpenPlayground) -> 
           const text = tts.textSlice(0);
           await tts.end();
           await tts.close();
-          return {words, text, results, last};
+          // end() comes after the requests made before it.
+          const other = new TtsGatewayClient({ backend: 'espeak' });
+          const pending = [other.speak('Alpha.'), other.speak('Beta.')];
+          const done = await other.end();
+          const ended = {heard: done.heard_text,
+                         results: (await Promise.all(pending)).map((r) => r.cancelled)};
+          await other.close();
+          return {words, text, results, last, ended};
         }"""
     )
+    assert outcome["ended"] == {"heard": "Alpha. Beta.", "results": [False, False]}
     assert outcome["words"] == ["One", "quickly", "The", "end", "Hello", "there"]
     assert outcome["text"] == "One quickly. The end. Hello there."
     first, second = outcome["results"]

@@ -841,16 +841,30 @@ export class TtsGatewayClient extends EventTarget {
 
   /**
    * No more text: the gateway speaks what is left and ends the session. Resolves with the `done`
-   * message once all audio has been played (a later `speak` opens a new session).
+   * message once all audio has been played (a later `speak` opens a new session). It comes
+   * after the requests made before it: `speak(a); speak(b); end()` speaks both, then ends.
    * @returns {Promise<any>}
    */
   async end() {
-    const session = this._session;
-    if (session === null || session.state === "connecting") return null;
-    if (session.state === "closed") return session.done;
-    const done = await (session.state === "open"
-      ? session.end()
-      : new Promise((resolve, reject) => session.doneWaiters.push({ resolve, reject })));
+    const turn = this._takeTurn();
+    /** @type {Session | null} */
+    let session = null;
+    /** @type {Promise<any>} */
+    let ending;
+    try {
+      await turn.ready;
+      session = this._session;
+      if (session === null || session.state === "connecting") return null;
+      if (session.state === "closed") return session.done;
+      const open = session;
+      ending =
+        open.state === "open"
+          ? open.end()
+          : new Promise((resolve, reject) => open.doneWaiters.push({ resolve, reject }));
+    } finally {
+      turn.release();
+    }
+    const done = await ending;
     await session.decoder?.settled();
     if (this._player !== null) await this._player.mark();
     this._emit("done", done);
