@@ -199,7 +199,7 @@ export interface ClientStats {
   aheadMs: number;
   /** The gateway's estimate of the same, from its last `progress`. */
   gatewayBufferedMs: number | null;
-  /** From a `speak`/`stream` call to the first audio of its text received... */
+  /** From the moment a request starts sending its text (session open) to its first audio received... */
   timeToFirstAudioMs: number | null;
   /** ...and played. */
   timeToFirstSoundMs: number | null;

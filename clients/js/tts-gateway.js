@@ -100,7 +100,7 @@ function newTurns() {
   const interrupted = new Promise((resolve) => {
     interrupt = () => resolve(undefined);
   });
-  return { tail: /** @type {Promise<unknown>} */ (Promise.resolve()), busy: 0, interrupted, interrupt };
+  return { tail: /** @type {Promise<unknown>} */ (Promise.resolve()), interrupted, interrupt };
 }
 
 /**
@@ -723,7 +723,6 @@ export class TtsGatewayClient extends EventTarget {
    */
   async stream(source, { flush = true, onStart } = {}) {
     if (typeof source === "string") source = [source]; // not one message per character
-    const called = performance.now();
     const generation = this._generation;
     const alive = () => generation === this._generation;
     const audio = this._audio(); // now, inside the user gesture that called us
@@ -760,7 +759,7 @@ export class TtsGatewayClient extends EventTarget {
         }
         open.turnEnded = false;
         charStart = open.sentChars;
-        this._startMeasure(open, turn.queued ? performance.now() : called, charStart);
+        this._startMeasure(open, performance.now(), charStart);
         onStart?.({ charStart, session: open.ready.session });
         return true;
       };
@@ -984,7 +983,7 @@ export class TtsGatewayClient extends EventTarget {
     return [...list, `bearer.${value}`];
   }
 
-  /** Wait for this request's turn to send; `queued` if another request was under way. */
+  /** Wait for this request's turn to send (after the requests made before it). */
   _takeTurn() {
     const turns = this._turns;
     const previous = turns.tail;
@@ -994,19 +993,7 @@ export class TtsGatewayClient extends EventTarget {
       release = () => resolve(undefined);
     });
     turns.tail = previous.then(() => held);
-    const queued = turns.busy > 0;
-    turns.busy++;
-    let released = false;
-    return {
-      queued,
-      ready: Promise.race([previous, turns.interrupted]),
-      release: () => {
-        if (released) return;
-        released = true;
-        turns.busy--;
-        release();
-      },
-    };
+    return { ready: Promise.race([previous, turns.interrupted]), release };
   }
 
   /** A cancel or close: requests waiting for their turn give up, new ones do not wait. */
