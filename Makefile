@@ -1,7 +1,8 @@
 # Two commands do all set-up on a fresh machine (Python 3.11+):
 #   make serve   installs the gateway into .venv and starts it on the embedded Kokoro backend
 #   make test    installs the test tools too (as root also the Debian packages some tests need:
-#                chromium, libportaudio2) and runs lint, type checks and the whole test suite
+#                chromium, libportaudio2, haproxy, redis-server) and runs lint, type checks and
+#                the whole test suite
 #   make bench   installs the `bench` extra and runs the benchmark suite (bench/suite.py); pass
 #                options with BENCH_ARGS, e.g. make bench BENCH_ARGS=--quick
 #   make screenshots  retakes the demo page's screenshots in docs/screenshots (needs chromium)
@@ -10,6 +11,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 
 CHROMIUM ?= /usr/bin/chromium
+HAPROXY ?= /usr/sbin/haproxy
+REDIS_SERVER ?= /usr/bin/redis-server
 
 .PHONY: serve test lint typecheck pytest bench screenshots system-packages clean
 
@@ -32,12 +35,15 @@ screenshots: $(VENV)/.installed-test
 	$(BIN)/python docs/screenshots/make_screenshots.py
 
 # System packages some tests need: Debian's chromium for the browser tests (never a browser
-# downloaded by Playwright) and PortAudio for `say --play`. As root, install what is missing;
-# otherwise those tests are skipped with a reason.
+# downloaded by Playwright), PortAudio for `say --play`, and HAProxy and Redis for the cluster
+# tests (each test starts its own haproxy and redis-server on loopback ports; no system service
+# is used). As root, install what is missing; otherwise those tests are skipped with a reason.
 system-packages:
 	@missing=""; \
 	[ -x "$(CHROMIUM)" ] || missing="$$missing chromium"; \
 	ldconfig -p 2>/dev/null | grep -q 'libportaudio\.so\.2' || missing="$$missing libportaudio2"; \
+	[ -x "$(HAPROXY)" ] || missing="$$missing haproxy"; \
+	[ -x "$(REDIS_SERVER)" ] || missing="$$missing redis-server"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages for the tests:$$missing"; \

@@ -36,6 +36,7 @@ __all__ = [
     "BACKEND_SETTINGS",
     "AudioSettings",
     "AuthSettings",
+    "ClusterSettings",
     "Config",
     "ConfigError",
     "CostSettings",
@@ -80,6 +81,7 @@ class ServerSettings:
     port: int = 8765
     log_level: str = "info"
     shutdown_timeout_s: float = 10.0
+    metrics: bool = True  # serve GET /metrics (Prometheus text format)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -107,9 +109,16 @@ class LimitsSettings:
     start_timeout_s: float = 30.0
     ping_interval_s: float = 20.0
     ping_timeout_s: float = 20.0
+    # New sessions per API key: a sustained rate per minute (0: no limit) and a burst above it.
+    session_rate_per_key_per_min: float = 0.0
+    session_burst_per_key: int = 10
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
+            if f.name == "session_rate_per_key_per_min":
+                if self.session_rate_per_key_per_min < 0:
+                    raise ValueError(f"{f.name}: must be 0 (no limit) or a rate per minute")
+                continue
             _positive(f.name, getattr(self, f.name))
 
 
@@ -209,13 +218,41 @@ class AuthSettings:
     allowed_origins: tuple[str, ...] = ()
     token_ttl_s: float = 300.0
     first_message_timeout_s: float = 5.0
+    # Secrets that sign tokens (the first signs, every one verifies: rotation); the same on
+    # every replica. Empty: a random secret per process (tokens valid only where issued).
+    token_secrets: tuple[str, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         for key in self.api_keys:
             if len(key) < 16:
                 raise ValueError("api_keys: every key must have at least 16 characters")
+        for secret in self.token_secrets:
+            if len(secret) < 32:
+                raise ValueError("token_secrets: every secret must have at least 32 characters")
         _positive("token_ttl_s", self.token_ttl_s)
         _positive("first_message_timeout_s", self.first_message_timeout_s)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSettings:
+    """Several replicas behind a balancer: what they share (Redis) and when one sends new
+    sessions elsewhere (docs/scaling.md)."""
+
+    redis_url: str = field(default="", repr=False)  # may hold a password
+    redis_timeout_s: float = 0.5
+    lease_s: float = 15.0
+    key_prefix: str = "ttsgw:"
+    max_load: float = 0.0  # 0: never refuse for load (a gateway alone)
+
+    def __post_init__(self) -> None:
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("redis_url: must start with redis://, rediss:// or unix://")
+        _positive("redis_timeout_s", self.redis_timeout_s)
+        _positive("lease_s", self.lease_s)
+        if not self.key_prefix:
+            raise ValueError("key_prefix: must not be empty")
+        if not 0 <= self.max_load <= 1:
+            raise ValueError(f"max_load: must be 0 (off) or at most 1, got {self.max_load}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +268,7 @@ class Config:
     seams: SeamSettings = field(default_factory=SeamSettings)
     rest: RestSettings = field(default_factory=RestSettings)
     cost: CostSettings = field(default_factory=CostSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     backends: Mapping[str, BackendSettings] = field(default_factory=default_backends)
     source: str = "<defaults>"
 

@@ -40,6 +40,9 @@ class EngineCounters:
     running: int = 0  # calls whose engine work (threads, provider requests) runs right now
     samples: int = 0  # audio made by the engine or received from its provider, all calls
     stopped: int = 0  # engine work stopped early by a cancellation
+    queued: int = 0  # model work waiting for a slot of the engine's pool right now
+    waits: int = 0  # model work granted a slot, all calls...
+    waited_s: float = 0.0  # ...and the seconds it waited for it, in total
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,10 +4,11 @@ engine's model passes, and the gateway's audio encoding."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -124,7 +125,7 @@ class WorkerPool:
         (1, or all of them when the pool widens lone work)."""
         due = time.monotonic() if deadline is None else deadline
         clock = _CLOCK.get() if self._clocked else None
-        async with self._scheduler.slot(due) as cores:
+        async with self._granted(due) as cores:
             self.counters.running += 1
             started = time.perf_counter()
             try:
@@ -146,6 +147,25 @@ class WorkerPool:
                 if clock is not None:
                     clock.seconds += time.perf_counter() - started
                     clock.runs += 1
+
+    @contextlib.asynccontextmanager
+    async def _granted(self, due: float) -> AsyncIterator[int]:
+        """A slot of the scheduler (see :meth:`run_sized`), counting the wait for it on the
+        counters: work queued now, and the waits and their time once granted."""
+        counters = self.counters
+        counters.queued += 1
+        asked = time.perf_counter()
+        waiting = True
+        try:
+            async with self._scheduler.slot(due) as cores:
+                counters.queued -= 1
+                waiting = False
+                counters.waits += 1
+                counters.waited_s += time.perf_counter() - asked
+                yield cores
+        finally:
+            if waiting:
+                counters.queued -= 1
 
     async def run_unscheduled(self, work: Callable[[], T]) -> T:
         """Run ``work`` in a thread of the pool without waiting for a slot (loading)."""

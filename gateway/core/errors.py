@@ -27,6 +27,7 @@ import enum
 from typing import Final
 
 __all__ = [
+    "OVER_CAPACITY_CLOSE",
     "AudioFormatError",
     "BackendError",
     "ConfigError",
@@ -60,16 +61,25 @@ class ErrorCode(enum.StrEnum):
     HANDSHAKE_TIMEOUT = "handshake_timeout"
     IDLE_TIMEOUT = "idle_timeout"
     SHUTTING_DOWN = "shutting_down"
+    OVER_CAPACITY = "over_capacity"
+    LIMITS_UNAVAILABLE = "limits_unavailable"
     BACKEND_UNAVAILABLE = "backend_unavailable"
     BACKEND_ERROR = "backend_error"
     INTERNAL_ERROR = "internal_error"
 
+
+# "Refused: this replica is over capacity, try another one (now, through the balancer)". From
+# the private-use range (RFC 6455, 4000-4999), 4000 + the HTTP status of the same refusal before
+# the upgrade; unlike 1013 (try again later), a client reconnects at once.
+OVER_CAPACITY_CLOSE: Final = 4503
 
 # The close codes of fatal errors that do not close with 1008 (policy violation). Only a
 # msgpack string that is not UTF-8 makes ``invalid_message`` fatal, hence 1007.
 _CLOSE_CODES: Final = {
     ErrorCode.INVALID_MESSAGE: 1007,
     ErrorCode.TOO_MANY_SESSIONS: 1013,
+    ErrorCode.OVER_CAPACITY: OVER_CAPACITY_CLOSE,
+    ErrorCode.LIMITS_UNAVAILABLE: 1013,
     ErrorCode.SHUTTING_DOWN: 1001,
     ErrorCode.INTERNAL_ERROR: 1011,
     ErrorCode.BACKEND_ERROR: 1011,

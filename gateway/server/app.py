@@ -6,11 +6,12 @@ session, and the live sessions).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import mimetypes
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -23,8 +24,10 @@ from gateway.backends import Backend, create_backend
 from gateway.config import Config
 from gateway.server.auth import SUBPROTOCOL, credentials
 from gateway.server.gateway import Gateway
+from gateway.server.metrics import CONTENT_TYPE
 from gateway.server.rest import rest_routes
 from gateway.server.stream import Connection
+from gateway.server.tokens import SCOPES
 
 __all__ = ["WEB_CLIENT_DIR", "Gateway", "create_app"]
 
@@ -37,6 +40,7 @@ WEB_CLIENT_DIR = Path(__file__).resolve().parents[2] / "clients" / "js"
 # Browsers refuse to run an ES module served with another type; older mime tables lack .mjs.
 mimetypes.add_type("text/javascript", ".mjs")
 mimetypes.add_type("text/javascript", ".js")
+_MAX_TOKEN_REQUEST_BYTES: Final = 4096
 
 
 def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None) -> Starlette:
@@ -57,17 +61,31 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
 
     async def healthz(request: Request) -> JSONResponse:
         states = gateway.status()
-        healthy = bool(states) and all(state == "ready" for state in states.values())
-        body = {"status": "ok" if healthy else "unavailable", "backends": states}
-        return JSONResponse(body, status_code=200 if healthy else 503)
+        ready = bool(states) and all(state == "ready" for state in states.values())
+        load = gateway.saturation()
+        if not gateway.accepting:
+            status = "draining"
+        elif not ready:
+            status = "unavailable"
+        else:
+            status = "saturated" if load.saturated else "ok"
+        figures = {"sessions": load.sessions, "queued": load.queued, "load": load.load,
+                   "max_load": load.max_load, "would_run_dry": load.would_run_dry}  # fmt: skip
+        body = {"status": status, "backends": states, "load": figures}
+        return JSONResponse(body, status_code=200 if status == "ok" else 503)
 
     def unauthorized(request: Request) -> JSONResponse | None:
         if not gateway.auth.required:
             return None
         presented = credentials(request.headers, ()).secret
-        if gateway.auth.identify(presented) is not None:
+        if gateway.auth.identify(presented, origin=request.headers.get("origin")) is not None:
             return None
         return _error_response(401, "unauthorized", "a valid API key or token is required")
+
+    async def metrics(request: Request) -> Response:
+        if (denied := unauthorized(request)) is not None:
+            return denied
+        return Response(gateway.metrics.exposition(), media_type=CONTENT_TYPE)
 
     async def voices(request: Request) -> JSONResponse:
         if (denied := unauthorized(request)) is not None:
@@ -93,12 +111,18 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
         return JSONResponse(body, status_code=status)
 
     async def tokens(request: Request) -> JSONResponse:
-        """A short-lived token for a browser, in exchange for an API key."""
+        """A short-lived token for a browser, in exchange for an API key; the optional JSON
+        body binds it to a page Origin and to some of the routes (``scopes``)."""
         key_id = gateway.auth.key_id_of_api_key(credentials(request.headers, ()).secret)
         if key_id is None:
             return _error_response(401, "unauthorized", "POST /v1/tokens needs a valid API key")
-        token, ttl = gateway.auth.issue_token(key_id)
-        return JSONResponse({"token": token, "expires_in": ttl})
+        try:
+            origin, scopes = await _token_request(request, gateway)
+        except ValueError as error:
+            return _error_response(400, "invalid_field", str(error))
+        token, ttl = gateway.auth.issue_token(key_id, scopes=scopes, origin=origin)
+        return JSONResponse({"token": token, "expires_in": ttl, "origin": origin,
+                             "scopes": sorted(scopes)})  # fmt: skip
 
     async def stream(websocket: WebSocket) -> None:
         auth = gateway.auth
@@ -112,15 +136,16 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
             reason = f"offer the {SUBPROTOCOL!r} subprotocol among your subprotocols"
             await _deny(websocket, 400, "invalid_message", reason)
             return
-        key_id = auth.identify(presented.secret)
+        origin = websocket.headers.get("origin")
+        key_id = auth.identify(presented.secret, origin=origin, scope="stream")
         if presented.secret is not None and key_id is None and auth.required:
             await _deny(websocket, 401, "unauthorized", "invalid API key or token")
             return
-        if (refusal := gateway.admission_error(key_id)) is not None:
-            await _deny(websocket, refusal.status, refusal.code.value, refusal.reason)
-            return
         connection = Connection(websocket, gateway, key_id=key_id,
                                 subprotocol=presented.subprotocol)  # fmt: skip
+        if (refusal := await gateway.admit(connection, key_id)) is not None:
+            await _deny(websocket, refusal.status, refusal.code.value, refusal.reason)
+            return
         with gateway.serving(connection):
             await connection.run()
 
@@ -138,6 +163,7 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
         Route("/healthz", healthz),
         Route("/v1/voices", voices),
         Route("/v1/tokens", tokens, methods=["POST"]),
+        *([Route("/metrics", metrics)] if config.server.metrics else []),
         WebSocketRoute("/v1/stream", stream),
         *rest_routes(gateway),
     ]
@@ -150,6 +176,34 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
 
 def _error_response(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+async def _token_request(request: Request, gateway: Gateway) -> tuple[str | None, set[str]]:
+    """The Origin and scopes a token request asks for (no body: none, every scope);
+    ValueError names a bad field."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_TOKEN_REQUEST_BYTES:
+            raise ValueError(f"the body is larger than {_MAX_TOKEN_REQUEST_BYTES} bytes")
+    if not body.strip():
+        return None, set(SCOPES)
+    try:
+        fields = json.loads(body)
+    except ValueError:
+        raise ValueError("the body is not JSON") from None
+    if not isinstance(fields, dict) or set(fields) - {"origin", "scopes"}:
+        raise ValueError('the body is a JSON object with "origin" and "scopes" (both optional)')
+    origin = fields.get("origin")
+    if origin is not None and (not isinstance(origin, str) or not origin):
+        raise ValueError('origin: must be a page origin such as "https://app.example"')
+    if origin is not None and not gateway.auth.origin_allowed(origin):
+        raise ValueError(f"origin: {origin!r} is not in auth.allowed_origins")
+    scopes = fields.get("scopes", list(SCOPES))
+    if (not isinstance(scopes, list) or not scopes
+            or not all(isinstance(s, str) and s in SCOPES for s in scopes)):  # fmt: skip
+        raise ValueError(f"scopes: a non-empty list of {', '.join(map(repr, SCOPES))}")
+    return origin, set(scopes)
 
 
 async def _deny(websocket: WebSocket, status: int, code: str, message: str) -> None:

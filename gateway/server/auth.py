@@ -2,8 +2,10 @@
 
 Keys are compared in constant time and never logged; a key is known in logs and limits by its
 id, the first 8 hex digits of its SHA-256. Browsers should not hold API keys: a server with a
-key asks ``POST /v1/tokens`` for a token that expires (``auth.token_ttl_s``) and hands it to the
-page, which presents it in the WebSocket subprotocol or as the first message.
+key asks ``POST /v1/tokens`` for a token that expires (``auth.token_ttl_s``), may be bound to
+the page's Origin and to the routes it opens, and hands it to the page, which presents it in the
+WebSocket subprotocol or as the first message. Tokens are signed and self-contained
+(:mod:`gateway.server.tokens`): every replica with the same ``auth.token_secrets`` accepts them.
 
 Credentials are read, in order, from ``Authorization: Bearer <key or token>``, from a
 subprotocol ``bearer.<key or token>`` offered next to ``tts-gateway``, or from an ``auth``
@@ -12,22 +14,19 @@ first message.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import secrets
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from gateway.config import Config
+from gateway.server.tokens import SCOPES, TOKEN_PREFIX, TokenSigner
 
 __all__ = ["SUBPROTOCOL", "Authenticator", "Credentials"]
 
 SUBPROTOCOL: Final = "tts-gateway"
 _BEARER_SUBPROTOCOL: Final = "bearer."
-_TOKEN_PREFIX: Final = "tgw1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,32 +38,37 @@ class Credentials:
 
 
 class Authenticator:
-    """Checks keys and tokens for one server process (tokens do not survive a restart)."""
+    """Checks keys and tokens. Tokens are signed with ``auth.token_secrets``
+    (:mod:`gateway.server.tokens`), so every replica that shares the secrets accepts them; without
+    secrets they are valid only in the process that issued them."""
 
     def __init__(self, config: Config) -> None:
         self.required = config.auth_required
         self._keys = {_key_id(key): key.encode() for key in config.auth.api_keys}
         self._origins = frozenset(config.auth.allowed_origins)
         self._ttl = config.auth.token_ttl_s
-        self._token_secret = secrets.token_bytes(32)
+        self.tokens = TokenSigner(config.auth.token_secrets)
 
-    def identify(self, secret: str | None) -> str | None:
-        """The key id a key or token belongs to, or None if it is not valid."""
+    def identify(
+        self, secret: str | None, *, origin: str | None = None, scope: str | None = None
+    ) -> str | None:
+        """The key id a key or token belongs to, or None if it is not valid here: a token must
+        hold ``scope`` (None: any) and, if it is bound to an Origin, come from that ``origin``."""
         if not secret:
             return None
-        if secret.startswith(_TOKEN_PREFIX + "."):
-            return self._token_key(secret)
+        if secret.startswith(TOKEN_PREFIX + "."):
+            return self._token_key(secret, origin, scope)
         return self._api_key(secret)
 
     def key_id_of_api_key(self, secret: str | None) -> str | None:
         """Like :meth:`identify`, but only an API key counts (tokens cannot mint tokens)."""
         return self._api_key(secret) if secret else None
 
-    def issue_token(self, key_id: str) -> tuple[str, float]:
+    def issue_token(
+        self, key_id: str, *, scopes: Collection[str] = SCOPES, origin: str | None = None
+    ) -> tuple[str, float]:
         """A token for ``key_id`` and its lifetime in seconds."""
-        expires = int(time.time() + self._ttl)
-        body = f"{_TOKEN_PREFIX}.{key_id}.{expires}"
-        return f"{body}.{self._sign(body)}", self._ttl
+        return self.tokens.issue(key_id, self._ttl, scopes=scopes, origin=origin), self._ttl
 
     def origin_allowed(self, origin: str | None) -> bool:
         """Whether a browser page from ``origin`` may open sessions (no list: any)."""
@@ -78,21 +82,15 @@ class Authenticator:
                 found = key_id
         return found
 
-    def _token_key(self, token: str) -> str | None:
-        parts = token.split(".")
-        if len(parts) != 4:
+    def _token_key(self, token: str, origin: str | None, scope: str | None) -> str | None:
+        claims = self.tokens.verify(token)
+        if claims is None or claims.key_id not in self._keys:  # a removed key's tokens die too
             return None
-        body, signature = ".".join(parts[:3]), parts[3]
-        if not hmac.compare_digest(signature.encode(), self._sign(body).encode()):
+        if scope is not None and scope not in claims.scopes:
             return None
-        key_id, expires = parts[1], parts[2]
-        if not expires.isdigit() or int(expires) < time.time() or key_id not in self._keys:
+        if claims.origin is not None and claims.origin != origin:
             return None
-        return key_id
-
-    def _sign(self, body: str) -> str:
-        digest = hmac.new(self._token_secret, body.encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        return claims.key_id
 
 
 def credentials(headers: Mapping[str, str], subprotocols: Sequence[str]) -> Credentials:

@@ -1,6 +1,7 @@
 """The :class:`Gateway`: one server process's backends, their loading and readiness, the
-speaking pipeline's shared state, admission, and the live sessions (held through the small
-:class:`LiveSession` protocol, so the edges that serve sessions are not imported here).
+speaking pipeline's shared state, admission (its load, :meth:`Gateway.saturation`, and the per-key
+limits, shared through Redis in a cluster), its metrics, and the live sessions (held through the
+small :class:`LiveSession` protocol, so the edges that serve sessions are not imported here).
 """
 
 from __future__ import annotations
@@ -8,19 +9,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.backends import Backend
 from gateway.backends.registry import price_key
 from gateway.backends.threads import WorkerPool
 from gateway.config import Config
+from gateway.core.admission import LoadReport, load_report
 from gateway.core.cost import CostEstimate, Price, PriceKey, backend_price, estimate_cost
 from gateway.core.errors import ErrorCode, ProtocolError
 from gateway.core.pacing import SynthesisTimeModel
 from gateway.server.auth import Authenticator
+from gateway.server.limits import Refusal, key_limits
+from gateway.server.metrics import GatewayMetrics
 from gateway.speech.shared import SpeechServices, SpeechSettings
 
 __all__ = ["Gateway", "LiveSession", "Refusal"]
@@ -36,19 +40,15 @@ class LiveSession(Protocol):
         """The API key it was opened with (None: none)."""
         ...
 
+    @property
+    def edge(self) -> str:
+        """Where it is served: ``stream`` (the WebSocket) or ``rest`` (metrics label)."""
+        ...
+
     async def shut_down(self, finish_within_s: float) -> None:
         """The gateway is stopping: finish the segment being spoken (within the time), report
         what will not be spoken, end."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """Why a session is refused: an HTTP status (before the upgrade), a code, a reason."""
-
-    status: int
-    code: ErrorCode
-    reason: str
 
 
 class Gateway:
@@ -61,8 +61,9 @@ class Gateway:
         self.backends = dict(backends)
         self._owns_backends = owns_backends  # close them on stop (not when lent by the caller)
         self.sessions: set[LiveSession] = set()
-        self.sessions_per_key: Counter[str] = Counter()
         self.auth = Authenticator(config)
+        # Per-key session caps and rates: in Redis with [cluster] redis_url, else here.
+        self.limits = key_limits(config)
         self._loaded: dict[str, asyncio.Future[Backend]] = {}
         self._loader: asyncio.Task[None] | None = None
         self.accepting = True
@@ -77,6 +78,13 @@ class Gateway:
             recover_after_s=self._recover_after_s,
             encoders=encoders,
         )
+        self.metrics = GatewayMetrics(
+            load=self.saturation,
+            engines=lambda: {name: b.counters for name, b in self.backends.items()},
+            sessions=lambda: Counter(s.edge for s in self.sessions),
+            sample_rate=config.audio.sample_rate,
+        )
+        self.speech.call_observers.append(self.metrics.call_ended)
 
     # -- backends --------------------------------------------------------------------------------
 
@@ -85,6 +93,12 @@ class Gateway:
         loop = asyncio.get_running_loop()
         self._loaded = {name: loop.create_future() for name in self.backends}
         self._loader = asyncio.create_task(self._load_all(), name="backend-loader")
+        await self.limits.start()
+        if self.config.cluster.redis_url and not self.auth.tokens.shared:
+            log.warning(
+                "[cluster] redis_url is set but auth.token_secrets is empty: tokens "
+                "from POST /v1/tokens are valid only on the replica that issued them"
+            )
 
     async def _load_all(self) -> None:
         for name, backend in self.backends.items():
@@ -182,34 +196,65 @@ class Gateway:
 
     # -- sessions --------------------------------------------------------------------------------
 
-    def admission_error(self, key_id: str | None, *, live: bool = False) -> Refusal | None:
-        """Why a session (or a speech request) cannot be opened now, or None. ``live``: the
-        session asking is already counted (it authenticated with a first message)."""
+    def saturation(self, *, sessions: int | None = None) -> LoadReport:
+        """This replica's load: sessions, model queues and the scheduler's verdict on one more
+        session (:mod:`gateway.core.admission`); ``saturated`` at or above
+        ``cluster.max_load``. The one place admission and ``/healthz`` ask. ``sessions``:
+        count that many live sessions instead of all (a session asking for itself)."""
+        live = len(self.sessions) if sessions is None else sessions
+        return load_report(live, self.config.limits.max_sessions,
+                           self.speech.model_loads(time.monotonic()),
+                           max_load=self.config.cluster.max_load)  # fmt: skip
+
+    def saturated(self) -> bool:
+        """Whether this replica refuses new sessions for its load."""
+        return self.saturation().saturated
+
+    def admission_error(self, *, live: bool = False) -> Refusal | None:
+        """Why this replica cannot open a session (or a speech request) now, whatever its key,
+        or None. ``live``: the session asking is already counted (it authenticated with a
+        first message)."""
         if not self.accepting:
             return Refusal(503, ErrorCode.SHUTTING_DOWN, "the gateway is shutting down")
         others = len(self.sessions) - (1 if live else 0)
         if others >= self.config.limits.max_sessions:
             return Refusal(503, ErrorCode.TOO_MANY_SESSIONS,
                            f"the gateway serves its maximum of {others} sessions")  # fmt: skip
-        limit = self.config.limits.max_sessions_per_key
-        if key_id is not None and self.sessions_per_key[key_id] >= limit:
-            return Refusal(429, ErrorCode.TOO_MANY_SESSIONS,
-                           f"this API key has its maximum of {limit} live sessions")  # fmt: skip
+        load = self.saturation(sessions=others)
+        if load.saturated:
+            return Refusal(503, ErrorCode.OVER_CAPACITY,
+                           f"this replica is over capacity (load {load.load:.2f}); "
+                           "try another one")  # fmt: skip
         return None
+
+    async def admit(
+        self, session: object, key_id: str | None, *, live: bool = False
+    ) -> Refusal | None:
+        """Admit ``session`` (a session or speech request about to be served, ``live`` if
+        already counted) for ``key_id``: its key's limits (shared by the replicas) and this
+        replica's, or why not. An admitted session is counted against its key until
+        :meth:`serving` ends."""
+        if key_id is not None:
+            refusal = await self.limits.acquire(key_id, session)
+            if refusal is not None:
+                self.metrics.refused.labels(refusal.code.value).inc()
+                return refusal
+        refusal = self.admission_error(live=live)  # after the await: the count is current
+        if refusal is not None:
+            self.limits.release(session)
+            self.metrics.refused.labels(refusal.code.value).inc()
+        return refusal
 
     @contextlib.contextmanager
     def serving(self, session: LiveSession) -> Iterator[None]:
-        """Count ``session`` (and its key, counted at once so two handshakes cannot both slip
-        through) while it is served."""
+        """Count ``session`` while it is served; its key's count ends with it."""
         self.sessions.add(session)
-        if session.key_id is not None:
-            self.sessions_per_key[session.key_id] += 1
+        self.metrics.admitted.labels(session.edge).inc()
         try:
             yield
         finally:
             self.sessions.discard(session)
-            if session.key_id is not None:
-                self.sessions_per_key[session.key_id] -= 1
+            self.limits.release(session)
 
     async def close_sessions(self) -> None:
         """Stop taking sessions; live ones finish their segment (within the shutdown timeout)
@@ -225,6 +270,7 @@ class Gateway:
             self._loader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loader
+        await self.limits.aclose()
         if self._owns_backends:
             for backend in self.backends.values():
                 await backend.aclose()

@@ -45,11 +45,12 @@ def rest_routes(gateway: Gateway) -> list[BaseRoute]:
             params = await _params(gateway, request)
             _known_backend(gateway, params.backend)
             settings = await _stream_settings(gateway, params)
-            if (refusal := gateway.admission_error(key_id)) is not None:
+            stream = SpeechStream(gateway, settings, params, key_id=key_id)
+            if (refusal := await gateway.admit(stream, key_id)) is not None:
                 raise RestError(refusal.status, refusal.reason, code=refusal.code.value)
         except RestError as error:
             return error.response()
-        return SpeechStream(gateway, settings, params, key_id=key_id)
+        return stream
 
     async def voices(request: Request) -> Response:
         try:
@@ -113,7 +114,8 @@ async def _params(gateway: Gateway, request: Request) -> SpeechParams:
 
 def _key_id(gateway: Gateway, request: Request) -> str | None:
     """The caller's key id (None: none presented, or not valid where none is needed)."""
-    key_id = gateway.auth.identify(credentials(request.headers, ()).secret)
+    presented = credentials(request.headers, ()).secret
+    key_id = gateway.auth.identify(presented, origin=request.headers.get("origin"), scope="rest")
     if key_id is None and gateway.auth.required:
         raise RestError(
             401,

@@ -93,6 +93,8 @@ class ContainerSink:
 class SpeechStream(Response):
     """The streamed answer to one ``POST /v1/audio/speech`` (an ASGI response)."""
 
+    edge = "rest"
+
     def __init__(
         self,
         gateway: Gateway,
@@ -103,6 +105,7 @@ class SpeechStream(Response):
     ) -> None:
         self._gateway = gateway
         self.key_id = key_id
+        self._observer = gateway.metrics.session()
         self.id = uuid.uuid4().hex[:12]
         self._log = logging.LoggerAdapter(log, {"session": self.id})
         self._format = params.format
@@ -197,6 +200,7 @@ class SpeechStream(Response):
 
     async def _on_message(self, message: ServerMessage) -> None:
         """The speaker's messages: the audio goes to the sink; a switch is worth a log line."""
+        self._observer.sent(message, 0.0)
         if isinstance(message, BackendSwitched):
             self._log.warning("switched from %s to %s", message.previous, message.backend)
 

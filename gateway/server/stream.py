@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 class Connection:
     """One client on ``/v1/stream``."""
 
+    edge = "stream"
+
     def __init__(
         self,
         websocket: WebSocket,
@@ -82,6 +84,7 @@ class Connection:
             max_heard_chars=limits.max_heard_chars,
         )
         self._outbox = Outbox(websocket)
+        self._observer = gateway.metrics.session()
         self._work_ready = asyncio.Event()
         self._speaker: Speaker | None = None
         self._speaker_task: asyncio.Task[bool] | None = None
@@ -233,13 +236,13 @@ class Connection:
         if not isinstance(message, Auth):
             reason = "authenticate first: send an API key or token"
             raise ProtocolError(ErrorCode.UNAUTHORIZED, reason, fatal=True)
-        key_id = self._gateway.auth.identify(message.token)
+        origin = self._ws.headers.get("origin")
+        key_id = self._gateway.auth.identify(message.token, origin=origin, scope="stream")
         if key_id is None:
             raise ProtocolError(ErrorCode.UNAUTHORIZED, "invalid API key or token", fatal=True)
-        if (refusal := self._gateway.admission_error(key_id, live=True)) is not None:
+        if (refusal := await self._gateway.admit(self, key_id, live=True)) is not None:
             raise ProtocolError(refusal.code, refusal.reason, fatal=True)
         self.key_id, self._authenticated = key_id, True
-        self._gateway.sessions_per_key[key_id] += 1
         self._log.info("authenticated (key %s)", key_id)
 
     async def _dispatch(self, message: ClientMessage) -> None:
@@ -405,7 +408,9 @@ class Connection:
     # -- sending -------------------------------------------------------------------------------
 
     async def _send(self, message: ServerMessage) -> None:
+        started = time.perf_counter()
         await self._outbox.send(message)
+        self._observer.sent(message, time.perf_counter() - started)
 
     async def _close(self, code: int, reason: str) -> None:
         await self._outbox.close(code, reason)

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Final
 
 from gateway.backends.base import Backend, SynthesisRequest
+from gateway.backends.local import LocalBackend
 from gateway.backends.threads import WorkerPool
 from gateway.config import Config
+from gateway.core.admission import ModelLoad, ModelMeter
 from gateway.core.cost import CostMeter, Price
 from gateway.core.pacing import ModelShare, SynthesisTimeModel
 from gateway.core.seams import SeamConfig
@@ -97,6 +99,8 @@ class SpeechServices:
         self._recover_after_s = recover_after_s
         self._timing_models: dict[str, SynthesisTimeModel] = {}
         self._model_shares: dict[str, ModelShare] = {}
+        self._meters: dict[str, tuple[Backend, ModelMeter]] = {}
+        self.call_observers: list[Callable[[CallReport], None]] = []  # e.g. the metrics
 
     def timing_model(self, backend: Backend) -> SynthesisTimeModel:
         """What a call to ``backend`` costs in time, as learned so far (shared by sessions)."""
@@ -108,6 +112,24 @@ class SpeechServices:
         if share is None:
             share = self._model_shares[backend.name] = ModelShare(backend.lanes)
         return share
+
+    def model_loads(self, now: float) -> tuple[ModelLoad, ...]:
+        """How busy each local model (on this machine's cores) has been, from the calls it
+        served, and the work queued for it now (for admission, :mod:`gateway.core.admission`)."""
+        return tuple(meter.load(now, name, speaking=len(self.model_share(backend)),
+                                queued=backend.counters.queued)
+                     for name, (backend, meter) in self._meters.items())  # fmt: skip
+
+    def _observe(self, report: CallReport, now: float) -> None:
+        backend = report.backend
+        if isinstance(backend, LocalBackend):
+            entry = self._meters.get(backend.name)
+            if entry is None:
+                entry = self._meters[backend.name] = (backend, ModelMeter(backend.lanes))
+            audio_s = report.samples / self.settings.sample_rate
+            entry[1].call(now, report.model_seconds, audio_s)
+        for observe in self.call_observers:
+            observe(report)
 
     def cost_meter(self, backend: Backend) -> CostMeter:
         """A meter at the backend's price, for a session's or a request's cost."""
@@ -151,11 +173,16 @@ class SpeechServices:
         seen: frozenset[str],
     ) -> Synthesizer:
         backend = stream.backend
+
+        def reported(call: CallReport) -> None:
+            self._observe(call, clock.now())
+            report(call)
+
         guarded = Guarded(
             BackendSynthesizer(stream, self.settings.sample_rate),
             timeout_s=self.settings.backend_timeout_s,
             clock=clock,
-            report=report,
+            report=reported,
         )
         seen = seen | {backend.name}
 

@@ -196,18 +196,16 @@ class Speaker:
         """Speak a segment as a member of its model's share (adaptive chunking)."""
         self.busy = True
         share = self._planner_share()
-        if share is not None:
-            share.join(self._planner, self._planner.competing_buffered_s)
+        share.join(self._planner, self._planner.competing_buffered_s)
         try:
             await self._speak(work)
         finally:
             self.busy = False
-            if share is not None:
-                share.leave(self._planner)
+            share.leave(self._planner)
 
-    def _planner_share(self) -> ModelShare | None:
-        if not self._settings.adaptive_chunking:
-            return None
+    def _planner_share(self) -> ModelShare:
+        # Joined whether or not adaptive chunking sizes calls by it: it also counts the
+        # sessions speaking on the model, for admission (SpeechServices.model_loads).
         return self._services.model_share(self.stream.backend)
 
     async def _speak(self, work: SpeakSegment) -> None:
