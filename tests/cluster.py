@@ -250,7 +250,7 @@ class Balancer:
     async def wait_for(self, name: str, state: str, deadline_s: float = 20.0) -> None:
         """Wait until the balancer sees replica ``name`` in ``state`` (e.g. after checks)."""
         async with asyncio.timeout(timeout(deadline_s)):
-            while (await self.server_states()).get(name, "").split(" ")[0] != state:
+            while (await self.server_states()).get(name, "").split(" ")[0] != state:  # noqa: ASYNC110 - HAProxy's state
                 await asyncio.sleep(0.05)
 
 

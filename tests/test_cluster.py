@@ -19,7 +19,6 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from gateway.core.errors import OVER_CAPACITY_CLOSE
 from tests.cluster import Cluster, cluster
 from tests.conftest import timeout
 
@@ -55,11 +54,11 @@ class Heard:
         return [m for m in self.messages if m["type"] == kind]
 
 
-async def listen(ws: ClientConnection, deadline_s: float = 120) -> Heard:
-    """Every message until the socket closes."""
-    heard = Heard()
+async def listen(ws: ClientConnection, heard: Heard | None = None) -> Heard:
+    """Every message until the socket closes (appended to ``heard``)."""
+    heard = heard or Heard()
     with contextlib.suppress(ConnectionClosed):
-        async with asyncio.timeout(timeout(deadline_s)):
+        async with asyncio.timeout(timeout(120)):
             async for frame in ws:
                 heard.messages.append(msgpack.unpackb(frame))
     heard.close_code = ws.close_code
@@ -120,3 +119,115 @@ async def test_the_per_key_cap_holds_across_replicas(secured: Cluster) -> None:
                 async with session(secured.replicas[2].ws_url, token):
                     break
             await asyncio.sleep(0.1)
+
+
+async def health(replica_url: str) -> tuple[int, dict[str, Any]]:
+    async with httpx.AsyncClient() as http:
+        answer = await http.get(f"{replica_url}/healthz")
+    return answer.status_code, answer.json()
+
+
+async def test_a_replica_over_its_load_threshold_gets_no_new_sessions(tmp_path: Path) -> None:
+    # gw1 refuses at half of its 4 sessions; the others take what the balancer sends them.
+    busy = {"TTSGW_LIMITS__MAX_SESSIONS": "4", "TTSGW_CLUSTER__MAX_LOAD": "0.5"}
+    async with cluster(tmp_path, replicas=3, replica_env=[busy]) as running:
+        gw1 = running.replicas[0]
+        async with contextlib.AsyncExitStack() as held:
+            for _ in range(2):
+                await held.enter_async_context(session(gw1.ws_url))
+            status, body = await health(gw1.http_url)
+            assert (status, body["status"]) == (503, "saturated"), body
+            assert body["load"]["sessions"] == 2
+            assert body["load"]["load"] >= 0.5
+            with pytest.raises(InvalidStatus) as refused:
+                async with session(gw1.ws_url):
+                    pass
+            assert refused.value.response.status_code == 503
+            assert b"over_capacity" in refused.value.response.body  # type: ignore[operator]
+            await running.balancer.wait_for("gw1", "DOWN")
+            for _ in range(6):  # through the balancer: all of them elsewhere
+                await held.enter_async_context(session(running.balancer.ws_url))
+            assert (await health(gw1.http_url))[1]["load"]["sessions"] == 2
+            placed = [(await health(r.http_url))[1]["load"]["sessions"] for r in running.replicas]
+            assert placed[1] + placed[2] == 6, placed
+        await running.balancer.wait_for("gw1", "UP")  # its sessions ended: it takes new ones
+        assert (await health(gw1.http_url))[1]["status"] == "ok"
+
+
+STORY: Final = "".join(
+    f"Sentence number {n} of the story goes on for a little while. " for n in range(1, 9)
+)
+
+
+def spoken_prefix(heard: Heard) -> int:
+    """Where the text spoken to the end (segments started and ended, in order) stops."""
+    ended = {m["segment"] for m in heard.of("segment_end")}
+    covered = 0
+    for start in heard.of("segment_start"):
+        if start["segment"] not in ended:
+            break
+        assert start["char_start"] == covered, "segments are contiguous"
+        covered = start["char_end"]
+    return covered
+
+
+async def speak_rest(url: str, text: str) -> Heard:
+    async with session(url) as ws:
+        await ws.send(msgpack.packb({"type": "text", "text": text}))
+        await ws.send(msgpack.packb({"type": "end"}))
+        return await listen(ws)
+
+
+async def test_sigterm_during_20_sessions_loses_no_accepted_character(tmp_path: Path) -> None:
+    async with cluster(tmp_path, replicas=3) as running:
+        sockets: list[ClientConnection] = []
+        async with contextlib.AsyncExitStack() as held:
+            for _ in range(20):
+                ws = await held.enter_async_context(session(running.balancer.ws_url))
+                await ws.send(msgpack.packb({"type": "text", "text": STORY}))
+                sockets.append(ws)
+            prelude = [Heard() for _ in sockets]
+            async with asyncio.timeout(timeout(60)):  # every session is speaking
+                for ws, heard in zip(sockets, prelude, strict=True):
+                    while not heard.of("audio"):
+                        heard.messages.append(msgpack.unpackb(await ws.recv()))
+            gw1 = running.replicas[0]
+            on_gw1 = (await health(gw1.http_url))[1]["load"]["sessions"]
+            assert on_gw1 >= 1
+            listeners = [
+                asyncio.create_task(listen(ws, heard))
+                for ws, heard in zip(sockets, prelude, strict=True)
+            ]
+            gw1.terminate()
+            assert await gw1.wait() == 0
+            ended = []
+            async with asyncio.timeout(timeout(30)):  # gw1's sessions ended with it
+                for finished in asyncio.as_completed(listeners):
+                    ended.append(await finished)
+                    if len(ended) == on_gw1:
+                        break
+            assert sum(t.done() for t in listeners) == on_gw1  # the others speak on
+            for task in listeners:
+                task.cancel()
+            await asyncio.gather(*listeners, return_exceptions=True)
+        assert len(ended) == on_gw1
+        rests = await asyncio.gather(
+            *(
+                speak_rest(running.balancer.ws_url, STORY[h.messages[-1]["char_start"] :])
+                for h in ended
+            )
+        )
+        for heard, rest in zip(ended, rests, strict=True):
+            assert heard.close_code == 1001
+            report = heard.messages[-1]
+            assert (report["type"], report["code"], report["fatal"]) == (
+                "error",
+                "shutting_down",
+                True,
+            )
+            # Everything before the reported range was spoken; the range runs to the end.
+            assert report["char_start"] == spoken_prefix(heard) > 0
+            assert report["char_end"] == len(STORY)
+            # What was reported unspoken is spoken through the balancer by another replica.
+            assert rest.of("done"), [m["type"] for m in rest.messages]
+            assert spoken_prefix(rest) == len(STORY) - report["char_start"]
