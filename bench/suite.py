@@ -23,6 +23,9 @@
 8. ``streaming``: Kokoro streaming inside a sentence: first audio from the first clause, gapless
    start, underruns and silences inside clauses, CPU against direct synthesis
    (:mod:`bench.streaming`).
+9. ``cluster``: replicas behind HAProxy: the time to first audio HAProxy adds, espeak sessions
+   held by 1 and by 3 replicas on the same cores, a ``/metrics`` scrape with 100 sessions
+   (:mod:`bench.cluster`).
 
 The gateways under test run as processes of their own (``python -m gateway serve`` on
 config.toml, one per scheduling policy, and ``python -m bench.zero``); the clients and the
@@ -51,7 +54,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench import backends as backends_bench
-from bench import memory, onnx_tuning, overhead, streaming, sweep
+from bench import cluster, memory, onnx_tuning, overhead, streaming, sweep
 from bench.first_audio import opus_cost
 from bench.machine import cores, describe, machine_info
 from bench.plot import plot_suite
@@ -61,7 +64,17 @@ from gateway.config import Config, load_config
 
 __all__ = ["PARTS", "SuitePlan", "main", "model_cores", "plan_for", "run_suite", "targets"]
 
-PARTS: Final = ("ttfa", "rtf", "overhead", "sweep", "memory", "opus", "tuning", "streaming")
+PARTS: Final = (
+    "ttfa",
+    "rtf",
+    "overhead",
+    "sweep",
+    "memory",
+    "opus",
+    "tuning",
+    "streaming",
+    "cluster",
+)
 TTFA_TARGET_MS: Final = {"kokoro": 250.0, "piper": 120.0, "espeak": 20.0}
 KOKORO_TTFA_P95_MS: Final = 300.0
 CLAUSE_SILENCE_S: Final = 0.25
@@ -251,6 +264,11 @@ async def _tuning(run: _Run) -> dict[str, Any]:
     return await onnx_tuning.tune(reps=run.plan.tuning_reps, quick=run.plan.quick, log=run.log)
 
 
+async def _cluster(run: _Run) -> dict[str, Any]:
+    run.log("part 9: replicas behind HAProxy (espeak), /metrics scrape cost")
+    return await cluster.measure(runs=run.plan.runs, quick=run.plan.quick)
+
+
 # The parts in the order they run: the sweep, the longest, last.
 _RUNNERS: Final[dict[str, Callable[[_Run], Awaitable[dict[str, Any]]]]] = {
     "ttfa": _ttfa,
@@ -260,6 +278,7 @@ _RUNNERS: Final[dict[str, Callable[[_Run], Awaitable[dict[str, Any]]]]] = {
     "opus": _opus,
     "tuning": _tuning,
     "streaming": _streaming,
+    "cluster": _cluster,
     "sweep": _sweep,
 }
 
@@ -477,6 +496,7 @@ _SECTIONS: Final = (
     ("opus", "6. Opus encoding cost per stream"),
     ("tuning", "ONNX Runtime tuning (Kokoro)"),
     ("streaming", "8. Kokoro streaming inside a sentence"),
+    ("cluster", "9. Replicas behind HAProxy (bench/cluster.py)"),
 )
 
 
@@ -490,6 +510,7 @@ def _section_table(part: str, result: dict[str, Any]) -> str:
         "opus": lambda: _opus_table(result["opus"]),
         "tuning": lambda: onnx_tuning.report(result["tuning"]),
         "streaming": lambda: streaming.report(result["streaming"]),
+        "cluster": lambda: cluster.report(result["cluster"]),
     }
     return tables[part]()
 
