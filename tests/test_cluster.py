@@ -233,3 +233,52 @@ async def test_sigterm_during_20_sessions_loses_no_accepted_character(tmp_path: 
             # What was reported unspoken is spoken through the balancer by another replica.
             assert rest.of("done"), [m["type"] for m in rest.messages]
             assert spoken_prefix(rest) == len(STORY) - report["char_start"]
+
+
+async def test_kill_9_mid_speech_the_rest_is_spoken_elsewhere_from_the_sentence_in_flight(
+    tmp_path: Path,
+) -> None:
+    async with cluster(tmp_path, replicas=3) as running:
+        sockets, prelude = [], []
+        async with contextlib.AsyncExitStack() as held:
+            for _ in range(6):
+                ws = await held.enter_async_context(session(running.balancer.ws_url))
+                await ws.send(msgpack.packb({"type": "text", "text": STORY}))
+                sockets.append(ws)
+                prelude.append(Heard())
+            async with asyncio.timeout(timeout(60)):
+                for ws, heard in zip(sockets, prelude, strict=True):
+                    while not heard.of("segment_end"):  # a sentence spoken, the next in flight
+                        heard.messages.append(msgpack.unpackb(await ws.recv()))
+            gw1 = running.replicas[0]
+            on_gw1 = (await health(gw1.http_url))[1]["load"]["sessions"]
+            assert on_gw1 >= 1
+            listeners = [
+                asyncio.create_task(listen(ws, heard))
+                for ws, heard in zip(sockets, prelude, strict=True)
+            ]
+            gw1.kill()
+            broken = []
+            async with asyncio.timeout(timeout(30)):
+                for finished in asyncio.as_completed(listeners):
+                    broken.append(await finished)
+                    if len(broken) == on_gw1:
+                        break
+            for task in listeners:
+                task.cancel()
+            await asyncio.gather(*listeners, return_exceptions=True)
+        for heard in broken:
+            assert heard.close_code == 1006  # no report: the replica is gone
+            assert not heard.of("error")
+        # Each client resends from the end of what it was told was spoken: at most the
+        # sentence in flight is heard twice, nothing is missed.
+        resumes = [spoken_prefix(heard) for heard in broken]
+        rests = await asyncio.gather(
+            *(speak_rest(running.balancer.ws_url, STORY[start:]) for start in resumes)
+        )
+        for heard, start, rest in zip(broken, resumes, rests, strict=True):
+            in_flight = [m for m in heard.of("segment_start") if m["char_start"] >= start]
+            assert len(in_flight) <= 1  # one segment (a sentence) was under way
+            assert 0 < start < len(STORY)
+            assert rest.of("done"), [m["type"] for m in rest.messages]
+            assert spoken_prefix(rest) == len(STORY) - start
