@@ -39,6 +39,7 @@ __all__ = [
     "ESPEAK_CONFIG",
     "Balancer",
     "Cluster",
+    "Listening",
     "RedisServer",
     "Replica",
     "balancer",
@@ -125,10 +126,10 @@ async def redis_server(tmp: Path) -> AsyncIterator[RedisServer]:
 
 
 @dataclass
-class Replica:
-    """One ``python -m gateway serve`` process on ``127.0.0.1:{port}``; its log is ``log_path``."""
+class Listening:
+    """A process serving HTTP and ``/v1/stream`` on ``127.0.0.1:{port}``; its log is
+    ``log_path``."""
 
-    name: str
     process: asyncio.subprocess.Process
     port: int
     log_path: Path
@@ -143,6 +144,13 @@ class Replica:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+@dataclass
+class Replica(Listening):
+    """One ``python -m gateway serve`` process."""
+
+    name: str
 
     def terminate(self) -> None:
         """SIGTERM: the graceful shutdown (drain) starts."""
@@ -178,7 +186,7 @@ async def replica(
             "--port", str(port), cwd=REPO, env={"PATH": os.environ.get("PATH", ""), **(env or {})},
             stdout=log_file, stderr=log_file,
         )  # fmt: skip
-    running = Replica(name, process, port, log_path)
+    running = Replica(process, port, log_path, name)
     try:
         async with httpx.AsyncClient() as http, asyncio.timeout(timeout(_START_S)):
             while True:
@@ -209,24 +217,10 @@ def haproxy_config(port: int, replicas: Sequence[Replica], stats_socket: Path) -
 
 
 @dataclass
-class Balancer:
-    """HAProxy on ``127.0.0.1:{port}`` in front of the replicas."""
+class Balancer(Listening):
+    """HAProxy in front of the replicas, with its stats socket."""
 
-    process: asyncio.subprocess.Process
-    port: int
     stats_socket: Path
-    log_path: Path
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/v1/stream"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
     async def command(self, line: str) -> str:
         """One command on HAProxy's stats socket, and its answer."""
@@ -267,7 +261,7 @@ async def balancer(tmp: Path, replicas: Sequence[Replica]) -> AsyncIterator[Bala
         process = await asyncio.create_subprocess_exec(
             program, "-db", "-f", str(config_path), stdout=log_file, stderr=log_file
         )
-    running = Balancer(process, port, stats_socket, log_path)
+    running = Balancer(process, port, log_path, stats_socket)
     try:
         async with asyncio.timeout(timeout(_START_S)):
             while not stats_socket.exists():

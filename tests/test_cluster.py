@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -20,7 +20,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
-from tests.cluster import Cluster, cluster
+from tests.cluster import Cluster, Replica, cluster
 from tests.conftest import timeout
 
 API_KEY: Final = "cluster-test-key-0123456789"
@@ -180,39 +180,48 @@ async def speak_rest(url: str, text: str) -> Heard:
         return await listen(ws)
 
 
+async def stop_gw1_mid_speech(
+    running: Cluster, count: int, spoken: str, stop: Callable[[Replica], None]
+) -> list[Heard]:
+    """Open ``count`` sessions through the balancer speaking :data:`STORY`, wait until each
+    got a message of type ``spoken``, ``stop`` replica gw1, and return what each of gw1's
+    sessions heard until its socket closed (the others speak on, and are closed)."""
+    sockets, prelude = [], []
+    async with contextlib.AsyncExitStack() as held:
+        for _ in range(count):
+            ws = await held.enter_async_context(session(running.balancer.ws_url))
+            await ws.send(msgpack.packb({"type": "text", "text": STORY}))
+            sockets.append(ws)
+            prelude.append(Heard())
+        async with asyncio.timeout(timeout(60)):
+            for ws, heard in zip(sockets, prelude, strict=True):
+                while not heard.of(spoken):
+                    heard.messages.append(msgpack.unpackb(await ws.recv()))
+        gw1 = running.replicas[0]
+        on_gw1 = (await health(gw1.http_url))[1]["load"]["sessions"]
+        assert on_gw1 >= 1
+        listeners = [
+            asyncio.create_task(listen(ws, heard))
+            for ws, heard in zip(sockets, prelude, strict=True)
+        ]
+        stop(gw1)
+        ended = []
+        async with asyncio.timeout(timeout(30)):  # gw1's sessions end with it
+            for finished in asyncio.as_completed(listeners):
+                ended.append(await finished)
+                if len(ended) == on_gw1:
+                    break
+        assert sum(t.done() for t in listeners) == on_gw1  # the others speak on
+        for task in listeners:
+            task.cancel()
+        await asyncio.gather(*listeners, return_exceptions=True)
+    return ended
+
+
 async def test_sigterm_during_20_sessions_loses_no_accepted_character(tmp_path: Path) -> None:
     async with cluster(tmp_path, replicas=3) as running:
-        sockets: list[ClientConnection] = []
-        async with contextlib.AsyncExitStack() as held:
-            for _ in range(20):
-                ws = await held.enter_async_context(session(running.balancer.ws_url))
-                await ws.send(msgpack.packb({"type": "text", "text": STORY}))
-                sockets.append(ws)
-            prelude = [Heard() for _ in sockets]
-            async with asyncio.timeout(timeout(60)):  # every session is speaking
-                for ws, heard in zip(sockets, prelude, strict=True):
-                    while not heard.of("audio"):
-                        heard.messages.append(msgpack.unpackb(await ws.recv()))
-            gw1 = running.replicas[0]
-            on_gw1 = (await health(gw1.http_url))[1]["load"]["sessions"]
-            assert on_gw1 >= 1
-            listeners = [
-                asyncio.create_task(listen(ws, heard))
-                for ws, heard in zip(sockets, prelude, strict=True)
-            ]
-            gw1.terminate()
-            assert await gw1.wait() == 0
-            ended = []
-            async with asyncio.timeout(timeout(30)):  # gw1's sessions ended with it
-                for finished in asyncio.as_completed(listeners):
-                    ended.append(await finished)
-                    if len(ended) == on_gw1:
-                        break
-            assert sum(t.done() for t in listeners) == on_gw1  # the others speak on
-            for task in listeners:
-                task.cancel()
-            await asyncio.gather(*listeners, return_exceptions=True)
-        assert len(ended) == on_gw1
+        ended = await stop_gw1_mid_speech(running, 20, "audio", Replica.terminate)
+        assert await running.replicas[0].wait() == 0
         rests = await asyncio.gather(
             *(
                 speak_rest(running.balancer.ws_url, STORY[h.messages[-1]["char_start"] :])
@@ -239,34 +248,8 @@ async def test_kill_9_mid_speech_the_rest_is_spoken_elsewhere_from_the_sentence_
     tmp_path: Path,
 ) -> None:
     async with cluster(tmp_path, replicas=3) as running:
-        sockets, prelude = [], []
-        async with contextlib.AsyncExitStack() as held:
-            for _ in range(6):
-                ws = await held.enter_async_context(session(running.balancer.ws_url))
-                await ws.send(msgpack.packb({"type": "text", "text": STORY}))
-                sockets.append(ws)
-                prelude.append(Heard())
-            async with asyncio.timeout(timeout(60)):
-                for ws, heard in zip(sockets, prelude, strict=True):
-                    while not heard.of("segment_end"):  # a sentence spoken, the next in flight
-                        heard.messages.append(msgpack.unpackb(await ws.recv()))
-            gw1 = running.replicas[0]
-            on_gw1 = (await health(gw1.http_url))[1]["load"]["sessions"]
-            assert on_gw1 >= 1
-            listeners = [
-                asyncio.create_task(listen(ws, heard))
-                for ws, heard in zip(sockets, prelude, strict=True)
-            ]
-            gw1.kill()
-            broken = []
-            async with asyncio.timeout(timeout(30)):
-                for finished in asyncio.as_completed(listeners):
-                    broken.append(await finished)
-                    if len(broken) == on_gw1:
-                        break
-            for task in listeners:
-                task.cancel()
-            await asyncio.gather(*listeners, return_exceptions=True)
+        # Each waits for a segment_end: one sentence spoken, the next in flight.
+        broken = await stop_gw1_mid_speech(running, 6, "segment_end", Replica.kill)
         for heard in broken:
             assert heard.close_code == 1006  # no report: the replica is gone
             assert not heard.of("error")
