@@ -159,7 +159,7 @@ async def espeak_gateway(espeak: EspeakBackend) -> AsyncIterator[RunningServer]:
     await running.stop()
 
 
-async def test_over_capacity_after_an_auth_message_closes_with_4503(
+async def test_over_capacity_after_an_auth_message_closes_4503_and_metrics_count_it(
     espeak_gateway: RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bearer = [Subprotocol("tts-gateway"), Subprotocol(f"bearer.{KEY}")]
@@ -196,6 +196,14 @@ async def test_over_capacity_after_an_auth_message_closes_with_4503(
             f"{espeak_gateway.http_url}/metrics", headers={"Authorization": f"Bearer {KEY}"}
         )
         denied = await http.get(f"{espeak_gateway.http_url}/metrics")
+        speech = await http.post(
+            f"{espeak_gateway.http_url}/v1/audio/speech",
+            json={"model": "espeak", "input": "Hello over REST.", "voice": "auto"},
+            headers={"Authorization": f"Bearer {KEY}"},
+        )
+        after_rest = await http.get(
+            f"{espeak_gateway.http_url}/metrics", headers={"Authorization": f"Bearer {KEY}"}
+        )
     assert health.json()["status"] == "ok"
     assert denied.status_code == 401
     assert metrics.status_code == 200
@@ -206,3 +214,6 @@ async def test_over_capacity_after_an_auth_message_closes_with_4503(
     assert 'tts_model_queue_depth{backend="espeak"}' in text
     assert 'tts_audio_bytes_total{backend="espeak"}' in text
     assert "tts_load " in text
+    assert speech.status_code == 200, speech.text
+    assert 'tts_sessions_admitted_total{edge="rest"} 1.0' in after_rest.text
+    assert 'backend=""' not in after_rest.text  # a REST request is labelled by its backend

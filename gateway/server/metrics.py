@@ -85,9 +85,10 @@ class GatewayMetrics:
                             ["backend"], registry=r)  # fmt: skip
         r.register(_LiveCollector(load, engines, sessions))
 
-    def session(self) -> SessionObserver:
-        """An observer for one session's outgoing messages."""
-        return SessionObserver(self)
+    def session(self, backend: str = "") -> SessionObserver:
+        """An observer for one session's outgoing messages; ``backend`` labels them until a
+        ``ready`` or ``backend_switched`` names another (a REST request gets no ``ready``)."""
+        return SessionObserver(self, backend)
 
     def call_ended(self, report: CallReport) -> None:
         """A backend call ended: its real-time factor."""
@@ -105,9 +106,9 @@ class GatewayMetrics:
 class SessionObserver:
     """Counts what one session sends (its backend changes with ``ready`` and a switch)."""
 
-    def __init__(self, metrics: GatewayMetrics) -> None:
+    def __init__(self, metrics: GatewayMetrics, backend: str = "") -> None:
         self._m = metrics
-        self._backend = ""
+        self._backend = backend
         self._first_audio_seen = False
         self._underruns = 0
         self._cost = 0.0

@@ -105,7 +105,6 @@ class SpeechStream(Response):
     ) -> None:
         self._gateway = gateway
         self.key_id = key_id
-        self._observer = gateway.metrics.session()
         self.id = uuid.uuid4().hex[:12]
         self._log = logging.LoggerAdapter(log, {"session": self.id})
         self._format = params.format
@@ -141,6 +140,7 @@ class SpeechStream(Response):
             paced=False,  # as fast as the client reads (the bounded queue and TCP hold back)
             stop_on_error=True,
         )
+        self._observer = gateway.metrics.session(self._speaker.stream.backend.name)
         self._text = params.input
         self._producer: asyncio.Task[None] | None = None
         self._sent_bytes = 0
