@@ -196,7 +196,7 @@ async def test_over_capacity_after_an_auth_message_closes_4503_and_metrics_count
             f"{espeak_gateway.http_url}/metrics", headers={"Authorization": f"Bearer {KEY}"}
         )
         denied = await http.get(f"{espeak_gateway.http_url}/metrics")
-        speech = await http.post(
+        spoken = await http.post(
             f"{espeak_gateway.http_url}/v1/audio/speech",
             json={"model": "espeak", "input": "Hello over REST.", "voice": "auto"},
             headers={"Authorization": f"Bearer {KEY}"},
@@ -214,6 +214,6 @@ async def test_over_capacity_after_an_auth_message_closes_4503_and_metrics_count
     assert 'tts_model_queue_depth{backend="espeak"}' in text
     assert 'tts_audio_bytes_total{backend="espeak"}' in text
     assert "tts_load " in text
-    assert speech.status_code == 200, speech.text
+    assert spoken.status_code == 200, spoken.text
     assert 'tts_sessions_admitted_total{edge="rest"} 1.0' in after_rest.text
     assert 'backend=""' not in after_rest.text  # a REST request is labelled by its backend
