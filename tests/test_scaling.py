@@ -217,3 +217,32 @@ async def test_over_capacity_after_an_auth_message_closes_4503_and_metrics_count
     assert spoken.status_code == 200, spoken.text
     assert 'tts_sessions_admitted_total{edge="rest"} 1.0' in after_rest.text
     assert 'backend=""' not in after_rest.text  # a REST request is labelled by its backend
+
+
+async def test_a_token_request_names_its_origin_and_scopes_or_gets_400(
+    espeak_gateway: RunningServer,
+) -> None:
+    key = {"Authorization": f"Bearer {KEY}"}
+    async with httpx.AsyncClient(base_url=espeak_gateway.http_url, headers=key) as http:
+        bound = await http.post(
+            "/v1/tokens", json={"origin": "https://app.example", "scopes": ["rest"]}
+        )
+        bad = [
+            await http.post("/v1/tokens", json={"scopes": ["admin"]}),
+            await http.post("/v1/tokens", json={"scopes": []}),
+            await http.post("/v1/tokens", json={"audience": "x"}),
+            await http.post("/v1/tokens", content=b"not json"),
+            await http.post("/v1/tokens", content=b"{" + b" " * 5000 + b"}"),
+        ]
+        token = bound.json()["token"]
+        with_token = {"Authorization": f"Bearer {token}", "Origin": "https://app.example"}
+        voices = await http.get("/v1/audio/voices", headers=with_token)
+        elsewhere = await http.get(
+            "/v1/audio/voices", headers={**with_token, "Origin": "https://evil.example"}
+        )
+    assert bound.status_code == 200
+    assert (bound.json()["origin"], bound.json()["scopes"]) == ("https://app.example", ["rest"])
+    assert [r.status_code for r in bad] == [400] * 5
+    assert all(r.json()["error"]["code"] == "invalid_field" for r in bad)
+    assert voices.status_code == 200
+    assert elsewhere.status_code == 401
