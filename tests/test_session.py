@@ -283,3 +283,21 @@ def test_queued_segments_merge_within_the_budget() -> None:
     assert session.next_work(merge_chars=1000) == FlushMark("f")
     assert session.chars_spoken == 51
     assert session.next_work(merge_chars=0) is None
+
+
+def test_a_joined_segment_is_released_by_the_message_that_completed_its_last_part() -> None:
+    # docs/protocol.md section 5: the completing message of a segment is the one after which
+    # the received count equals `received_chars`, so it can never be below `char_end`.
+    session = new_session()
+    session.begin()
+    session.accept_text("First one. Second one. ")  # the space releases "Second one." (23)
+    session.accept_text("Third one.")
+    session.request_flush("f")
+    first = session.next_work(merge_chars=100)
+    assert isinstance(first, SpeakSegment)
+    session.segment_finished(first, spoken=True)
+    joined = session.next_work(merge_chars=100)
+    assert isinstance(joined, SpeakSegment)
+    assert joined.segment.text == " Second one. Third one."  # joined up to the flush
+    assert joined.received_chars >= joined.segment.end
+    assert (joined.received_chars, joined.released_by) == (33, ReleasedBy.FLUSH)

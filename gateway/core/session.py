@@ -268,7 +268,10 @@ class Session:
             nxt = following.segment
             segment = Segment(segment.start, nxt.end, segment.text + nxt.text, nxt.boundary,
                               first_in_turn=False)  # fmt: skip
-            work = dataclasses.replace(work, segment=segment)
+            # The joined segment is complete once its last part is: that part's release
+            # (so `received_chars` never falls short of `char_end`).
+            work = dataclasses.replace(work, segment=segment, released_by=following.released_by,
+                                       received_chars=following.received_chars)  # fmt: skip
         return work
 
     def segment_finished(self, work: SpeakSegment, *, spoken: bool) -> None:

@@ -160,7 +160,7 @@ class Speaker:
         report what was heard and what was not spoken."""
         heard_at = self.playback.played(self._clock.now()) if position is None else position
         outcome = self._session.cancel(heard_at)
-        await self._delivery.cut(self._settings.seams.samples(self._settings.seams.fade_ms))
+        self._delivery.cut()
         self._shaper = SeamShaper(self._settings.seams)
         self._origin = self._delivery.cursor
         sent_end = self._delivery.sent_end
