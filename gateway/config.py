@@ -45,10 +45,11 @@ __all__ = [
     "ServerSettings",
     "SessionSettings",
     "load_config",
+    "with_server",
 ]
 
 ENV_PREFIX: Final = "TTSGW_"
-_LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
+LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 CONFIG_ENV: Final = "TTSGW_CONFIG"
 
 
@@ -80,13 +81,26 @@ class ServerSettings:
     port: int = 8765
     log_level: str = "info"
     shutdown_timeout_s: float = 10.0
+    allowed_hosts: tuple[str, ...] = ()  # Host header names served; empty: the listen address's
+    header_timeout_s: float = 10.0  # an HTTP request head must arrive within this
+    read_timeout_s: float = 30.0  # a request body must arrive within this
+    max_connections: int = 1024  # open TCP connections; more are refused at once
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port: must be between 0 and 65535, got {self.port}")
         if self.log_level not in ("critical", "error", "warning", "info", "debug"):
             raise ValueError(f"log_level: unknown level {self.log_level!r}")
-        _positive("shutdown_timeout_s", self.shutdown_timeout_s)
+        for name in ("shutdown_timeout_s", "header_timeout_s", "read_timeout_s",
+                     "max_connections"):  # fmt: skip
+            _positive(name, getattr(self, name))
+        if any(not host.strip() for host in self.allowed_hosts):
+            raise ValueError("allowed_hosts: names must not be empty")
+
+    @property
+    def on_loopback(self) -> bool:
+        """Whether the server listens on a loopback address only."""
+        return self.host in LOOPBACK_HOSTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +121,22 @@ class LimitsSettings:
     start_timeout_s: float = 30.0
     ping_interval_s: float = 20.0
     ping_timeout_s: float = 20.0
+    max_send_buffer_bytes: int = 2097152
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             _positive(f.name, getattr(self, f.name))
+        if self.max_send_buffer_bytes < self.largest_server_message_bytes + 131072:
+            raise ValueError(
+                f"max_send_buffer_bytes: must hold the largest server message "
+                f"({self.largest_server_message_bytes} bytes at these limits) and 128 KiB more"
+            )
+
+    @property
+    def largest_server_message_bytes(self) -> int:
+        """The most a server message can take: `cancelled` with all its texts (protocol.md,
+        section 1), at 4 UTF-8 bytes a character."""
+        return 4 * (self.max_pending_chars + self.max_heard_chars) + 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +235,7 @@ class AuthSettings:
     allowed_origins: tuple[str, ...] = ()
     token_ttl_s: float = 300.0
     first_message_timeout_s: float = 5.0
+    max_unauthenticated: int = 16  # sockets waiting for an `auth` message, apart from sessions
 
     def __post_init__(self) -> None:
         for key in self.api_keys:
@@ -216,6 +243,7 @@ class AuthSettings:
                 raise ValueError("api_keys: every key must have at least 16 characters")
         _positive("token_ttl_s", self.token_ttl_s)
         _positive("first_message_timeout_s", self.first_message_timeout_s)
+        _positive("max_unauthenticated", self.max_unauthenticated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +266,7 @@ class Config:
     def auth_required(self) -> bool:
         """Whether clients must authenticate (``auto``: unless the server is loopback-only)."""
         if self.auth.required is AuthRequired.AUTO:
-            return self.server.host not in _LOOPBACK
+            return not self.server.on_loopback
         return self.auth.required is AuthRequired.YES
 
     def __post_init__(self) -> None:
@@ -248,6 +276,12 @@ class Config:
                 "loopback, so clients must authenticate, but no API key is configured; set "
                 "auth.api_keys (or TTSGW_AUTH__API_KEYS='[\"a-long-random-key\"]'), or set "
                 'auth.required = "no" to serve without authentication (not recommended)'
+            )
+        connections = self.limits.max_sessions + self.auth.max_unauthenticated
+        if self.server.max_connections < connections:
+            raise ValueError(
+                f"server.max_connections: {self.server.max_connections} is fewer than "
+                f"limits.max_sessions + auth.max_unauthenticated ({connections})"
             )
         for name, backend in self.backends.items():
             if backend.fallback and (
@@ -293,6 +327,19 @@ def load_config(
     raw.setdefault("backends", {name: {} for name in default_backends()})
     _apply_environment(raw, environ)
     return _build_config(raw, source)
+
+
+def with_server(config: Config, **changes: Any) -> Config:
+    """``config`` with server settings changed (e.g. ``serve --host``), checked as a loaded file
+    is: a :class:`ConfigError` names what is wrong."""
+    try:
+        server = dataclasses.replace(config.server, **changes)
+    except ValueError as exc:
+        raise ConfigError(f"server.{exc}") from None
+    try:
+        return dataclasses.replace(config, server=server)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:

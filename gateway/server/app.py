@@ -6,13 +6,13 @@ session, and the live sessions).
 from __future__ import annotations
 
 import contextlib
-import logging
 import mimetypes
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
@@ -23,12 +23,12 @@ from gateway.backends import Backend, create_backend
 from gateway.config import Config
 from gateway.server.auth import SUBPROTOCOL, credentials
 from gateway.server.gateway import Gateway
+from gateway.server.guard import Guard, deny, error_response
+from gateway.server.logs import install_redaction
 from gateway.server.rest import rest_routes
 from gateway.server.stream import Connection
 
 __all__ = ["WEB_CLIENT_DIR", "Gateway", "create_app"]
-
-log = logging.getLogger(__name__)
 
 # The browser client (an ES module) and its demo page, served at /client/ and /. They live in the
 # source tree beside the Python packages (clients/js), so a source checkout or an editable install
@@ -42,6 +42,7 @@ mimetypes.add_type("text/javascript", ".js")
 def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None) -> Starlette:
     """The gateway application. ``backends`` replaces the configured ones (tests and embedders
     lend theirs: they are not closed when the application stops)."""
+    install_redaction()  # before the first line is logged
     lent = backends is not None
     if backends is None:
         backends = {name: create_backend(name, s) for name, s in config.backends.items()}
@@ -67,7 +68,7 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
         presented = credentials(request.headers, ()).secret
         if gateway.auth.identify(presented) is not None:
             return None
-        return _error_response(401, "unauthorized", "a valid API key or token is required")
+        return error_response(401, "unauthorized", "a valid API key or token is required")
 
     async def voices(request: Request) -> JSONResponse:
         if (denied := unauthorized(request)) is not None:
@@ -96,32 +97,30 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
         """A short-lived token for a browser, in exchange for an API key."""
         key_id = gateway.auth.key_id_of_api_key(credentials(request.headers, ()).secret)
         if key_id is None:
-            return _error_response(401, "unauthorized", "POST /v1/tokens needs a valid API key")
+            return error_response(401, "unauthorized", "POST /v1/tokens needs a valid API key")
         token, ttl = gateway.auth.issue_token(key_id)
         return JSONResponse({"token": token, "expires_in": ttl})
 
     async def stream(websocket: WebSocket) -> None:
-        auth = gateway.auth
-        if not auth.origin_allowed(websocket.headers.get("origin")):
-            await _deny(websocket, 403, "forbidden", "this Origin may not open sessions")
-            return
+        auth = gateway.auth  # Host and Origin were checked by the Guard
         offered = websocket.scope.get("subprotocols", [])
         presented = credentials(websocket.headers, offered)
         if offered and presented.subprotocol is None:
             # A browser fails a handshake whose subprotocol it did not offer: say why instead.
             reason = f"offer the {SUBPROTOCOL!r} subprotocol among your subprotocols"
-            await _deny(websocket, 400, "invalid_message", reason)
+            await deny(websocket, 400, "invalid_message", reason)
             return
         key_id = auth.identify(presented.secret)
         if presented.secret is not None and key_id is None and auth.required:
-            await _deny(websocket, 401, "unauthorized", "invalid API key or token")
+            await deny(websocket, 401, "unauthorized", "invalid API key or token")
             return
-        if (refusal := gateway.admission_error(key_id)) is not None:
-            await _deny(websocket, refusal.status, refusal.code.value, refusal.reason)
+        waiting = auth.required and key_id is None  # for an `auth` message
+        if (refusal := gateway.admission_error(key_id, waiting=waiting)) is not None:
+            await deny(websocket, refusal.status, refusal.code.value, refusal.reason)
             return
         connection = Connection(websocket, gateway, key_id=key_id,
                                 subprotocol=presented.subprotocol)  # fmt: skip
-        with gateway.serving(connection):
+        with gateway.serving(connection, waiting=waiting):
             await connection.run()
 
     async def demo(request: Request) -> Response:
@@ -143,16 +142,7 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
     ]
     if WEB_CLIENT_DIR.is_dir():
         routes.append(Mount("/client", StaticFiles(directory=WEB_CLIENT_DIR)))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    middleware=[Middleware(Guard, auth=gateway.auth)])  # fmt: skip
     app.state.gateway = gateway
     return app
-
-
-def _error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
-
-
-async def _deny(websocket: WebSocket, status: int, code: str, message: str) -> None:
-    """Refuse a WebSocket before the upgrade, with an HTTP status and a JSON reason."""
-    log.info("refused a session: %s %s", status, message)
-    await websocket.send_denial_response(_error_response(status, code, message))

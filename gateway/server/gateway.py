@@ -61,6 +61,9 @@ class Gateway:
         self.backends = dict(backends)
         self._owns_backends = owns_backends  # close them on stop (not when lent by the caller)
         self.sessions: set[LiveSession] = set()
+        # Sockets still waiting for an `auth` message: apart from the sessions, with their own
+        # small cap (auth.max_unauthenticated), so they cannot take the sessions' slots.
+        self.unauthenticated: set[LiveSession] = set()
         self.sessions_per_key: Counter[str] = Counter()
         self.auth = Authenticator(config)
         self._loaded: dict[str, asyncio.Future[Backend]] = {}
@@ -82,6 +85,10 @@ class Gateway:
 
     async def start(self) -> None:
         """Begin loading every backend in the background (health turns 200 when all are ready)."""
+        server = self.config.server
+        if not server.on_loopback and not self.config.auth_required:
+            log.warning("auth.required = \"no\": listening on %s without authentication, so "
+                        "anyone who can reach it may use it", server.host)  # fmt: skip
         loop = asyncio.get_running_loop()
         self._loaded = {name: loop.create_future() for name in self.backends}
         self._loader = asyncio.create_task(self._load_all(), name="backend-loader")
@@ -182,15 +189,21 @@ class Gateway:
 
     # -- sessions --------------------------------------------------------------------------------
 
-    def admission_error(self, key_id: str | None, *, live: bool = False) -> Refusal | None:
-        """Why a session (or a speech request) cannot be opened now, or None. ``live``: the
-        session asking is already counted (it authenticated with a first message)."""
+    def admission_error(self, key_id: str | None, *, waiting: bool = False) -> Refusal | None:
+        """Why a session (or a speech request) cannot be opened now, or None. ``waiting``: a
+        socket that will wait for an `auth` message (counted apart from the sessions)."""
         if not self.accepting:
             return Refusal(503, ErrorCode.SHUTTING_DOWN, "the gateway is shutting down")
-        others = len(self.sessions) - (1 if live else 0)
-        if others >= self.config.limits.max_sessions:
-            return Refusal(503, ErrorCode.TOO_MANY_SESSIONS,
-                           f"the gateway serves its maximum of {others} sessions")  # fmt: skip
+        if waiting:
+            cap = self.config.auth.max_unauthenticated
+            if len(self.unauthenticated) >= cap:
+                reason = (f"{cap} connections already wait for credentials; send them with the "
+                          "upgrade (Authorization header or bearer. subprotocol)")  # fmt: skip
+                return Refusal(503, ErrorCode.TOO_MANY_SESSIONS, reason)
+            return None
+        if len(self.sessions) >= self.config.limits.max_sessions:
+            reason = f"the gateway serves its maximum of {len(self.sessions)} sessions"
+            return Refusal(503, ErrorCode.TOO_MANY_SESSIONS, reason)
         limit = self.config.limits.max_sessions_per_key
         if key_id is not None and self.sessions_per_key[key_id] >= limit:
             return Refusal(429, ErrorCode.TOO_MANY_SESSIONS,
@@ -198,25 +211,44 @@ class Gateway:
         return None
 
     @contextlib.contextmanager
-    def serving(self, session: LiveSession) -> Iterator[None]:
-        """Count ``session`` (and its key, counted at once so two handshakes cannot both slip
-        through) while it is served."""
-        self.sessions.add(session)
-        if session.key_id is not None:
-            self.sessions_per_key[session.key_id] += 1
+    def serving(self, session: LiveSession, *, waiting: bool = False) -> Iterator[None]:
+        """Count ``session`` while it is served: as a session (and its key, counted at once so
+        two handshakes cannot both slip through), or, ``waiting`` for credentials, apart until
+        :meth:`admit` counts it."""
+        if waiting:
+            self.unauthenticated.add(session)
+        else:
+            self._count(session, session.key_id)
         try:
             yield
         finally:
-            self.sessions.discard(session)
-            if session.key_id is not None:
-                self.sessions_per_key[session.key_id] -= 1
+            self.unauthenticated.discard(session)
+            if session in self.sessions:
+                self.sessions.discard(session)
+                if session.key_id is not None:
+                    self.sessions_per_key[session.key_id] -= 1
+
+    def admit(self, session: LiveSession, key_id: str) -> Refusal | None:
+        """A socket that waited for credentials presented ``key_id``'s: count it as a session
+        from now on (it then holds ``key_id``), or say why it cannot be one."""
+        refusal = self.admission_error(key_id)
+        if refusal is None:
+            self.unauthenticated.discard(session)
+            self._count(session, key_id)
+        return refusal
+
+    def _count(self, session: LiveSession, key_id: str | None) -> None:
+        self.sessions.add(session)
+        if key_id is not None:
+            self.sessions_per_key[key_id] += 1
 
     async def close_sessions(self) -> None:
         """Stop taking sessions; live ones finish their segment (within the shutdown timeout)
         and end."""
         self.accepting = False
         deadline = self.config.server.shutdown_timeout_s / 2
-        await asyncio.gather(*(s.shut_down(deadline) for s in list(self.sessions)))
+        live = [*self.sessions, *self.unauthenticated]
+        await asyncio.gather(*(s.shut_down(deadline) for s in live))
 
     async def stop(self) -> None:
         """Close every session, stop loading, release the backends."""
