@@ -80,10 +80,11 @@ class RunningServer:
 
 
 def repo_config(**sections: object) -> Config:
-    """The repository's config.toml on an ephemeral port, with some sections replaced."""
+    """The repository's config.toml on an ephemeral port, with some sections replaced (a
+    ``server`` section given should keep port 0: start from ``repo_config().server``)."""
     config = load_config(REPO / "config.toml", environ={})
-    server = dataclasses.replace(config.server, port=0, log_level="warning")
-    return dataclasses.replace(config, server=server, **sections)  # type: ignore[arg-type]
+    sections.setdefault("server", dataclasses.replace(config.server, port=0, log_level="warning"))
+    return dataclasses.replace(config, **sections)  # type: ignore[arg-type]
 
 
 async def serve(

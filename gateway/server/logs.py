@@ -35,7 +35,7 @@ _PATTERNS: Final = (
     # An Authorization header as logged: "Authorization: Bearer x", "authorization=x"...
     (re.compile(r"(?i)(\bauthorization['\"]?\s*[:=]\s*)[^\r\n,;]+"), rf"\g<1>{REDACTED}"),
     (re.compile(r"(?i)\b(bearer)\s+[^\s,;'\"]+"), rf"\g<1> {REDACTED}"),
-    (re.compile(r"(?i)\b(bearer\.)[^\s,;'\"\]]+"), rf"\g<1>{REDACTED}"),
+    (re.compile(r"(?i)\b(bearer\.)[^\s,;'\"]+"), rf"\g<1>{REDACTED}"),
     (re.compile(r"\btgw1\.[0-9a-f]{8}\.\d+\.[A-Za-z0-9_-]+"), REDACTED),
     # Query string values, in a path: "/v1/stream?key=x&y=z" keeps the names only.
     (re.compile(r"(?<=[?&])([^=&\s\"'#]+)=[^&\s\"'#]*"), rf"\g<1>={REDACTED}"),
@@ -54,7 +54,7 @@ def add_secret(secret: str) -> None:
 
 
 def redact(text: str) -> str:
-    """``text`` without anything that can be a credential."""
+    """``text`` without anything that can be a credential (idempotent)."""
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     for secret in _secrets:
