@@ -218,6 +218,7 @@ class Progress:
     billed_chars: int = 0
     billed_audio_s: float = 0.0
     compute_s: float = 0.0
+    saturated: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,7 +59,10 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
     async def healthz(request: Request) -> JSONResponse:
         states = gateway.status()
         healthy = bool(states) and all(state == "ready" for state in states.values())
-        body = {"status": "ok" if healthy else "unavailable", "backends": states}
+        load = gateway.saturation()
+        body = {"status": "ok" if healthy else "unavailable", "backends": states,
+                "saturated": gateway.saturated(), "sessions": len(gateway.sessions),
+                "speaking": load.speaking, "stalled": load.stalled}  # fmt: skip
         return JSONResponse(body, status_code=200 if healthy else 503)
 
     def unauthorized(request: Request) -> JSONResponse | None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 from gateway.backends import Backend
 from gateway.backends.registry import price_key
@@ -19,6 +20,7 @@ from gateway.backends.threads import WorkerPool
 from gateway.config import Config
 from gateway.core.cost import CostEstimate, Price, PriceKey, backend_price, estimate_cost
 from gateway.core.errors import ErrorCode, ProtocolError
+from gateway.core.load import Load
 from gateway.core.pacing import SynthesisTimeModel
 from gateway.server.auth import Authenticator
 from gateway.speech.shared import SpeechServices, SpeechSettings
@@ -26,6 +28,9 @@ from gateway.speech.shared import SpeechServices, SpeechSettings
 __all__ = ["Gateway", "LiveSession", "Refusal"]
 
 log = logging.getLogger(__name__)
+
+# The share of the speaking sessions that must have run dry for the gateway to be saturated.
+_STALLED_SHARE: Final = 0.25
 
 
 class LiveSession(Protocol):
@@ -79,6 +84,7 @@ class Gateway:
             fallback_for=self.fallback_for,
             recover_after_s=self._recover_after_s,
             encoders=encoders,
+            saturated=self.saturated,
         )
 
     # -- backends --------------------------------------------------------------------------------
@@ -186,6 +192,21 @@ class Gateway:
             chars_per_minute=self.config.cost.speech_chars_per_minute,
         )
         return estimate, backend.model or None
+
+    # -- load ------------------------------------------------------------------------------------
+
+    def saturation(self) -> Load:
+        """The sessions that spoke in the last few seconds, and those of them whose listener ran
+        dry while they had work."""
+        return self.speech.load.load(time.monotonic())
+
+    def saturated(self) -> bool:
+        """The gateway's verdict on its load: saturated when at least one session, and at least
+        a quarter of those speaking, let its listener run dry lately (too many sessions for the
+        cores or the backends). Reported in ``progress`` and ``/healthz``; the one place an
+        admission policy should ask."""
+        load = self.saturation()
+        return load.stalled > 0 and load.stalled >= _STALLED_SHARE * load.speaking
 
     # -- sessions --------------------------------------------------------------------------------
 

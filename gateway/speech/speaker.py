@@ -109,6 +109,7 @@ class Speaker:
         self._origin = audio.cursor
         self._seconds_per_char = _DEFAULT_SECONDS_PER_CHAR
         self._progress_at = -float("inf")
+        self._underruns_seen = 0
         self._costs: dict[str, CostMeter] = {}  # by backend name (a fallback has its own)
         self._words: SegmentWords | None = None  # of the segment being spoken
         self._call_seconds, self._call_samples = 0.0, 0  # the segment's calls, so far
@@ -402,6 +403,11 @@ class Speaker:
     # -- progress ------------------------------------------------------------------------------
 
     async def _tick(self) -> None:
+        """After every frame: report it to the gateway's load (and whether the listener had run
+        dry before it), and a progress tick when one is due."""
+        underruns = self.playback.underruns
+        self._services.load.frame(self, self._clock.now(), stalled=underruns > self._underruns_seen)
+        self._underruns_seen = underruns
         await self._progress("tick", None)
 
     async def _progress(self, event: str, segment: int | None, *, force: bool = False) -> None:
@@ -420,7 +426,8 @@ class Speaker:
                      audio_buffered_ms=round(self.playback.buffered(now) / rate_ms, 1),
                      underruns=self.playback.underruns,
                      time_to_first_audio_ms=_rounded(metrics.time_to_first_audio_ms),
-                     real_time_factor=None if rtf is None else round(rtf, 4), **self.cost())
+                     real_time_factor=None if rtf is None else round(rtf, 4),
+                     saturated=self._services.saturated(), **self.cost())
         )  # fmt: skip
 
 
