@@ -588,3 +588,24 @@ async def test_progress_counts_only_the_audio_handed_over() -> None:
             reports += 1
             assert message.audio_sent_ms == pytest.approx(sent_ms)
     assert reports > 10  # ticks while the audio was paced
+
+
+async def test_a_prediction_of_words_is_not_what_was_heard() -> None:
+    # docs/protocol.md section 9: while a segment's words exist only as a prediction, none of
+    # them counts as heard. The scripted backend delivers a segment in two halves, so its words
+    # are predicted at the first; the listener's buffer fills within it and pacing holds.
+    clock = StandingClock()
+    run = Run(Script(), clock=clock)
+    text = "Words predicted before the audio is all there, " * 6 + "end."
+    run.session.accept_text(text)
+    run.session.request_flush(None)
+    task = asyncio.create_task(run.speaker.run(_never))
+    await asyncio.wait_for(clock.holding.wait(), timeout(10))
+    assert run.of(Words)[0].estimated
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    async with asyncio.timeout(timeout(10)):
+        await run.speaker.cut("c1", 10**9)  # played far past every predicted word
+    (cancelled,) = run.of(Cancelled)
+    assert (cancelled.cut, cancelled.heard_text) == (0, "")

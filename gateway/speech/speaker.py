@@ -348,7 +348,8 @@ class Speaker:
                 words.predicted = True
                 rate = self._settings.sample_rate
                 end = start + round(self._seconds_per_char * rate * words.weight)
-            await self._send_words(words.segment.index, True, words.estimated(start, end))
+            await self._send_words(words.segment.index, True, words.estimated(start, end),
+                                   heard=whole_piece)  # a prediction is not what was heard
         if len(shaped.pcm) and not words.audio_sent:
             words.audio_sent = True
             step = self._delivery.frame_samples
@@ -359,10 +360,12 @@ class Speaker:
         else:
             await self._delivery.emit(shaped.pcm)
 
-    async def _send_words(self, segment: int, estimated: bool, words: list[WordEntry]) -> None:
+    async def _send_words(
+        self, segment: int, estimated: bool, words: list[WordEntry], *, heard: bool = True
+    ) -> None:
         if words:  # newer timings of these words replace older ones in the books of the heard
             self._session.forget_heard_from(words[0]["char_start"])
-        for word in words:
+        for word in words if heard else ():
             self._session.mark_heard(word["sample_end"], word["char_end"])
         await self._send(Words(segment, estimated, words))
 
