@@ -348,8 +348,9 @@ class Speaker:
                 words.predicted = True
                 rate = self._settings.sample_rate
                 end = start + round(self._seconds_per_char * rate * words.weight)
-            await self._send_words(words.segment.index, True, words.estimated(start, end),
-                                   heard=whole_piece)  # a prediction is not what was heard
+            # A prediction is not what was heard: it counts once fitted to the audio.
+            estimate = words.estimated(start, end)
+            await self._send_words(words.segment.index, True, estimate, heard=whole_piece)
         if len(shaped.pcm) and not words.audio_sent:
             words.audio_sent = True
             step = self._delivery.frame_samples
