@@ -30,16 +30,17 @@ STORY = " ".join(
     ["The lighthouse keeper climbed the stairs again, counting every step on the way up."] * 12
 )
 TARGET_MS = 20.0
+_READ_TIMEOUT_S = 60.0
 TARGET_FRAMES = 1
 
 
 async def _message(socket: ClientConnection) -> dict[str, Any]:
-    async with asyncio.timeout(60):
+    async with asyncio.timeout(_READ_TIMEOUT_S):
         body: dict[str, Any] = msgpack.unpackb(await socket.recv())
     return body
 
 
-async def _caught_up(socket: ClientConnection) -> None:
+async def caught_up(socket: ClientConnection) -> None:
     """Read what has already arrived (until nothing comes for 5 ms), so that the frames counted
     after the cancel are those sent after it, not ones this client was late to read."""
     while True:
@@ -58,7 +59,7 @@ async def one_round(socket: ClientConnection, limit_ms: float) -> tuple[float, i
         message = await _message(socket)
         if message["type"] == "progress" and message["audio_buffered_ms"] >= limit_ms - 500:
             break
-    await _caught_up(socket)
+    await caught_up(socket)
     sent = time.perf_counter()
     await socket.send(msgpack.packb({"type": "cancel"}))
     frames = 0

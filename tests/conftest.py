@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import AsyncIterator
@@ -85,6 +86,17 @@ def repo_config(**sections: object) -> Config:
     config = load_config(REPO / "config.toml", environ={})
     sections.setdefault("server", dataclasses.replace(config.server, port=0, log_level="warning"))
     return dataclasses.replace(config, **sections)  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def tone_gateway(**sections: object) -> AsyncIterator[RunningServer]:
+    """A gateway on the repository's config (``sections`` replaced) whose default backend is
+    the tone backend (``tests.fakes``), stopped on the way out."""
+    running = await serve(repo_config(**sections), {"kokoro": ToneBackend("kokoro")})
+    try:
+        yield running
+    finally:
+        await running.stop()
 
 
 async def serve(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgpack
@@ -18,8 +17,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from gateway.config import AuthRequired, AuthSettings, LimitsSettings
 from gateway.core.protocol import Error, Ready, decode_server_message
-from tests.conftest import RunningServer, repo_config, serve, timeout
-from tests.fakes import ToneBackend
+from tests.conftest import RunningServer, timeout, tone_gateway
 from tests.rawsocket import BINARY, PING, client_frame, flood, upgraded
 from tests.servers import eventually
 from tests.streams import collect
@@ -27,15 +25,6 @@ from tts_gateway_client import connect
 
 KEY = "k-0123456789abcdef-hostile"
 BEARER = f"Authorization: Bearer {KEY}"
-
-
-@contextlib.asynccontextmanager
-async def gateway(**sections: Any) -> AsyncIterator[RunningServer]:
-    running = await serve(repo_config(**sections), {"kokoro": ToneBackend("kokoro")})
-    try:
-        yield running
-    finally:
-        await running.stop()
 
 
 def limits(**changes: Any) -> LimitsSettings:
@@ -57,7 +46,7 @@ def nobody_served(running: RunningServer) -> bool:
 async def test_pings_count_toward_the_message_rate() -> None:
     budget = limits(max_messages_per_s=5.0, max_message_burst=20)
     async with (
-        gateway(limits=budget) as running,
+        tone_gateway(limits=budget) as running,
         ws_connect(running.ws_url, compression=None) as socket,
     ):
         await socket.send(msgpack.packb({"type": "start"}))
@@ -76,7 +65,7 @@ async def test_pings_count_toward_the_message_rate() -> None:
 
 async def test_a_ping_flood_before_authentication_ends_the_session_soon() -> None:
     auth = required_auth(first_message_timeout_s=3.0)
-    async with gateway(auth=auth, limits=limits(handshake_timeout_s=3.0)) as running:
+    async with tone_gateway(auth=auth, limits=limits(handshake_timeout_s=3.0)) as running:
         sock = await upgraded(running.port)
         try:
             # 32 MB of pings from a client that never reads: beyond the message budget they are
@@ -91,7 +80,7 @@ async def test_a_client_whose_unsent_answers_pile_up_is_dropped() -> None:
     # A budget the flood cannot spend: the send buffer limit must stop it.
     small = limits(max_messages_per_s=1e9, max_message_burst=10**9, max_pending_chars=1000,
                    max_heard_chars=1000, max_send_buffer_bytes=256 << 10)  # fmt: skip
-    async with gateway(limits=small) as running:
+    async with tone_gateway(limits=small) as running:
         sock = await upgraded(running.port)
         try:
             dropped = await flood(sock, client_frame(PING, b"p" * 125), total_bytes=256 << 20)
@@ -108,7 +97,7 @@ async def test_the_auth_timeout_fires_when_the_clients_socket_is_full() -> None:
     generous = limits(max_messages_per_s=1e9, max_message_burst=10**9,
                       max_send_buffer_bytes=1 << 30, slow_client_grace_s=1.0)  # fmt: skip
     auth = required_auth(first_message_timeout_s=1.0)
-    async with gateway(auth=auth, limits=generous) as running:
+    async with tone_gateway(auth=auth, limits=generous) as running:
         sock = await upgraded(running.port)
         try:
             assert not await flood(sock, client_frame(PING, b"p" * 125), total_bytes=12 << 20)
@@ -123,7 +112,7 @@ async def test_the_auth_timeout_fires_when_the_clients_socket_is_full() -> None:
 async def test_sockets_waiting_for_credentials_do_not_take_session_slots() -> None:
     auth = required_auth(max_unauthenticated=4)
     async with (
-        gateway(auth=auth, limits=limits(max_sessions=8)) as running,
+        tone_gateway(auth=auth, limits=limits(max_sessions=8)) as running,
         contextlib.AsyncExitStack() as stack,
     ):
         refusals: list[InvalidStatus] = []
@@ -146,7 +135,7 @@ async def test_sockets_waiting_for_credentials_do_not_take_session_slots() -> No
 async def test_a_waiting_socket_that_authenticates_becomes_a_session() -> None:
     auth = required_auth(max_unauthenticated=1)
     async with (
-        gateway(auth=auth, limits=limits(max_sessions=1)) as running,
+        tone_gateway(auth=auth, limits=limits(max_sessions=1)) as running,
         ws_connect(running.ws_url, compression=None) as socket,
     ):
         await eventually(lambda: len(running.gateway.unauthenticated) == 1,
@@ -173,7 +162,7 @@ async def test_a_client_that_stops_reading_is_given_up_after_the_grace() -> None
     # blocks; the read probes see that nothing is read. (Before, only the ping timeout closed
     # such a client: 40 s here.)
     async with (
-        gateway(limits=limits(slow_client_grace_s=1.0)) as running,
+        tone_gateway(limits=limits(slow_client_grace_s=1.0)) as running,
         ws_connect(running.ws_url, compression=None, max_queue=1) as socket,
     ):
         await socket.send(msgpack.packb({"type": "start"}))
@@ -190,7 +179,7 @@ async def test_a_client_that_stops_reading_is_given_up_after_the_grace() -> None
 
 async def test_a_client_that_reads_keeps_its_session_with_a_short_grace() -> None:
     small = limits(slow_client_grace_s=1.0, max_buffer_ahead_s=1.0)
-    async with gateway(limits=small) as running, connect(running.ws_url) as stream:
+    async with tone_gateway(limits=small) as running, connect(running.ws_url) as stream:
         stream.feed([" ".join(["one two three four."] * 6)])  # about 3 s of tones, paced
         transcript = await collect(stream, deadline_s=timeout(30))
     assert transcript.done is not None

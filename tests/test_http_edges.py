@@ -10,7 +10,6 @@ import dataclasses
 import logging
 import socket
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -30,18 +29,9 @@ from gateway.config import (
 )
 from gateway.server.auth import host_name, served_hosts
 from gateway.server.gateway import Gateway
-from tests.conftest import REPO, RunningServer, repo_config, serve, timeout
+from tests.conftest import REPO, repo_config, timeout, tone_gateway
 from tests.fakes import ToneBackend
 from tests.rawsocket import open_socket, read_head
-
-
-@contextlib.asynccontextmanager
-async def gateway(**sections: Any) -> AsyncIterator[RunningServer]:
-    running = await serve(repo_config(**sections), {"kokoro": ToneBackend("kokoro")})
-    try:
-        yield running
-    finally:
-        await running.stop()
 
 
 def server_settings(**changes: Any) -> ServerSettings:
@@ -65,7 +55,7 @@ async def test_slow_request_heads_are_closed_and_connections_capped() -> None:
     server = server_settings(header_timeout_s=1.0, max_connections=10)
     limits = dataclasses.replace(LimitsSettings(), max_sessions=4)
     auth = AuthSettings(max_unauthenticated=2)
-    async with gateway(server=server, limits=limits, auth=auth) as running:
+    async with tone_gateway(server=server, limits=limits, auth=auth) as running:
         loop = asyncio.get_running_loop()
         socks = [await open_socket(running.port) for _ in range(14)]
         try:
@@ -95,7 +85,7 @@ async def test_slow_request_heads_are_closed_and_connections_capped() -> None:
 
 
 async def test_a_request_body_that_never_comes_is_408() -> None:
-    async with gateway(server=server_settings(read_timeout_s=1.0)) as running:
+    async with tone_gateway(server=server_settings(read_timeout_s=1.0)) as running:
         sock = await open_socket(running.port)
         try:
             head = (
@@ -115,7 +105,7 @@ async def test_a_request_body_that_never_comes_is_408() -> None:
 
 
 async def test_loopback_is_not_a_boundary_for_browsers() -> None:
-    async with gateway() as running, httpx.AsyncClient(base_url=running.http_url) as http:
+    async with tone_gateway() as running, httpx.AsyncClient(base_url=running.http_url) as http:
         own = f"http://127.0.0.1:{running.port}"
         speech = {"input": "Hello.", "response_format": "pcm"}
         # A page elsewhere can neither post speech nor open a session, even on loopback...
@@ -146,7 +136,7 @@ async def test_loopback_is_not_a_boundary_for_browsers() -> None:
 
 async def test_a_dev_page_elsewhere_is_one_setting_away() -> None:
     auth = AuthSettings(allowed_origins=("http://localhost:5173",))
-    async with gateway(auth=auth) as running:
+    async with tone_gateway(auth=auth) as running:
         async with ws_connect(running.ws_url, origin="http://localhost:5173",  # type: ignore[arg-type]
                               compression=None):  # fmt: skip
             pass
@@ -171,7 +161,7 @@ def test_the_names_a_gateway_answers_to() -> None:
 
 
 async def test_no_server_banner() -> None:
-    async with gateway() as running, httpx.AsyncClient() as http:
+    async with tone_gateway() as running, httpx.AsyncClient() as http:
         response = await http.get(f"{running.http_url}/healthz")
     assert "server" not in response.headers
 

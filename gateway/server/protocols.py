@@ -26,10 +26,8 @@ import logging
 from typing import Any, ClassVar, Final
 
 import h11
-from uvicorn.config import Config as UvicornConfig
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from uvicorn.server import ServerState
 from websockets.frames import Frame
 
 from gateway.server.link import LINK_KEY, Link, LinkSettings, SocketLink
@@ -60,18 +58,9 @@ class GatewayHttpProtocol(H11Protocol):
     """uvicorn's h11 protocol with the connection cap and the header timeout."""
 
     settings: ClassVar[LinkSettings]
-
-    def __init__(
-        self,
-        config: UvicornConfig,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
-        self._refused = False
-        self._head_timer: asyncio.TimerHandle | None = None
-        self._link: Link | None = None
+    _refused = False
+    _head_timer: asyncio.TimerHandle | None = None
+    _link: Link | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.settings.max_connections:
@@ -145,15 +134,10 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
     limit and read probes."""
 
     settings: ClassVar[LinkSettings]
+    link: SocketLink
 
-    def __init__(
-        self,
-        config: UvicornConfig,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
         self.link = SocketLink(self.settings, abort=self._abort, ping=self._probe,
                                clock=self.loop.time)  # fmt: skip
 
