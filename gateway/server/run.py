@@ -48,17 +48,23 @@ class GatewayServer(uvicorn.Server):
         loop = asyncio.get_running_loop()
         budget = self.gateway.config.server.shutdown_timeout_s
         started = loop.time()
+        share = budget * _CONNECTIONS_SHARE
         for server in self.servers:
             server.close()  # stop accepting first
-        await self.gateway.close_sessions()  # within half the budget
+        # Sessions finish their segment within half the budget; their last sends have deadlines
+        # of their own, which dropping the connections (below) cuts short.
+        closing = asyncio.ensure_future(self.gateway.close_sessions())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(share):
+                await asyncio.shield(closing)
         for connection in list(self.server_state.connections):
             connection.shutdown()
-        share = budget * _CONNECTIONS_SHARE
         # uvicorn's set of connections has no event to wait on; it polls them the same way.
         while self.server_state.connections and loop.time() - started < share:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         for connection in list(self.server_state.connections):
             connection.transport.abort()  # a peer that does not read cannot hold the exit
+        await closing  # its sends fail at once now
         remaining = budget - (loop.time() - started)
         self.config.timeout_graceful_shutdown = max(1, math.ceil(remaining))
         await super().shutdown(sockets)
