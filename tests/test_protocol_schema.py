@@ -223,3 +223,71 @@ def test_the_schema_rejects_what_a_strict_client_would(schema: Schema) -> None:
     assert not type_check("int or nil")(1.5)
     with pytest.raises(AssertionError):
         type_check("integer")
+
+
+# -- the worked examples ---------------------------------------------------------------------
+
+
+def example_messages(doc: str) -> list[str]:
+    """The server messages shown whole (no ``...`` elision) in section 13's examples, as text."""
+    section = next(s for s in parse_sections(doc) if s.title.startswith("13."))
+    messages: list[str] = []
+    current: list[str] = []
+    depth = 0
+    for line in section.lines:
+        if not current and not line.startswith("S: {"):
+            continue
+        current.append(line.removeprefix("S: "))
+        depth += line.count("{") + line.count("[") - line.count("}") - line.count("]")
+        if depth == 0:
+            text = "\n".join(current)
+            if "..." not in text:
+                messages.append(text)
+            current = []
+    return messages
+
+
+def example_keys(text: str) -> tuple[str, dict[str, set[str]]]:
+    """A message shown JSON-like: its type and the keys of each of its maps, by depth (1: the
+    message's own keys; 2: a map inside it, such as ``done.metrics``)."""
+    keys: dict[str, set[str]] = {}
+    depth, quoted = 0, False
+    for index, char in enumerate(text):
+        if char == '"':
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif char in "{[":
+            depth += 1
+        elif char in "}]":
+            depth -= 1
+        elif char == ":" and (name := re.search(r"(\w+)$", text[:index])) is not None:
+            keys.setdefault(f"{depth}", set()).add(name.group(1))
+    kind = re.match(r'\{type: "(\w+)"', text)
+    assert kind is not None, text
+    return kind.group(1), keys
+
+
+def example_problems(schema: Schema, doc: str) -> list[str]:
+    """Fields of a documented message missing from, or unknown to, a message shown whole."""
+    problems = []
+    for text in example_messages(doc):
+        kind, keys = example_keys(text)
+        shown, documented = keys["1"] - {"type"}, set(schema.messages[kind])
+        problems += [f"{kind}: {name} not shown" for name in sorted(documented - shown)]
+        problems += [f"{kind}: {name} not documented" for name in sorted(shown - documented)]
+        if kind == "done":
+            metrics, listed = keys["2"], set(schema.metrics)
+            problems += [f"done.metrics: {name} not shown" for name in sorted(listed - metrics)]
+            problems += [f"done.metrics: {name} unknown" for name in sorted(metrics - listed)]
+    return problems
+
+
+def test_the_worked_examples_show_every_field(schema: Schema) -> None:
+    doc = DOC_PATH.read_text(encoding="utf-8")
+    assert len(example_messages(doc)) > 10
+    assert example_problems(schema, doc) == []
+    # A message shown without a field fails.
+    cut = doc.replace("real_time_factor: nil, cost_usd: 0.0,", "real_time_factor: nil,", 1)
+    assert cut != doc
+    assert example_problems(schema, cut) == ["progress: cost_usd not shown"]
