@@ -348,8 +348,7 @@ class Speaker:
                 words.predicted = True
                 rate = self._settings.sample_rate
                 end = start + round(self._seconds_per_char * rate * words.weight)
-            # A prediction is not what was heard: it counts once fitted to the audio.
-            estimate = words.estimated(start, end)
+            estimate = words.estimated(start, end)  # a prediction is not heard until fitted
             await self._send_words(words.segment.index, True, estimate, heard=whole_piece)
         if len(shaped.pcm) and not words.audio_sent:
             words.audio_sent = True
@@ -407,8 +406,7 @@ class Speaker:
     # -- progress ------------------------------------------------------------------------------
 
     async def _tick(self) -> None:
-        """After every frame: report it to the gateway's load (and whether the listener had run
-        dry before it), and a progress tick when one is due."""
+        """After every frame: tell the gateway's load (did the listener run dry?); maybe tick."""
         underruns = self.playback.underruns
         self._services.load.frame(self, self._clock.now(), stalled=underruns > self._underruns_seen)
         self._underruns_seen = underruns
