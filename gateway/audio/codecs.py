@@ -93,6 +93,7 @@ class OpusEncoder:
         self._context = self._open()
         self._frame_samples = int(self._context.frame_size)
         self._pts = 0
+        self._reset_pending = False
         self._head = bytes(self._context.extradata or b"")
         # The OpusHead header states the pre-skip in 48 kHz samples (RFC 7845, section 5.1).
         preskip_48k: int = struct.unpack_from("<H", self._head, 10)[0]
@@ -134,6 +135,8 @@ class OpusEncoder:
             np.ascontiguousarray(frame, dtype=np.float32)[None, :], format="flt", layout="mono"
         )
         av_frame.sample_rate = self._options.sample_rate
+        if self._reset_pending:
+            self._context, self._pts, self._reset_pending = self._open(), 0, False
         av_frame.pts = self._pts
         self._pts += self._frame_samples
         return [bytes(packet) for packet in self._context.encode(av_frame)]
@@ -141,9 +144,12 @@ class OpusEncoder:
     def reset(self) -> None:
         """A new libopus encoder with the same settings (the old one's lookahead is dropped).
         A decoder that goes on from the last packet sent decodes the new packets cleanly: the
-        old audio fades out within the encoder delay, with no burst of audio never sent."""
-        self._context = self._open()
-        self._pts = 0
+        old audio fades out within the encoder delay, with no burst of audio never sent.
+
+        The new encoder is made by the next :meth:`encode`: freeing the old one can take tens of
+        milliseconds, which belong in the encoder threads, not in a barge-in on the event loop.
+        """
+        self._reset_pending = True
 
 
 def opus_head(*, preskip: int, sample_rate: int, channels: int = 1) -> bytes:
