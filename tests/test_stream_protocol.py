@@ -352,7 +352,9 @@ async def test_health_is_503_until_the_backend_is_loaded() -> None:
         async with httpx.AsyncClient(base_url=served.http_url) as http:
             loading = await http.get("/healthz")
             assert loading.status_code == 503
-            assert loading.json() == {"status": "unavailable", "backends": {"kokoro": "loading"}}
+            assert loading.json() == {"status": "unavailable", "backends": {"kokoro": "loading"},
+                                      "saturated": False, "sessions": 0, "speaking": 0,
+                                      "stalled": 0}  # fmt: skip
             assert (await http.get("/v1/voices")).status_code == 503
             async with ws_connect(served.ws_url, compression=None) as socket:
                 await send(socket, {"type": "start"})  # waits for the backend
@@ -361,7 +363,9 @@ async def test_health_is_503_until_the_backend_is_loaded() -> None:
                 assert isinstance(await receive(socket), Ready)
             ready = await http.get("/healthz")
             assert ready.status_code == 200
-            assert ready.json() == {"status": "ok", "backends": {"kokoro": "ready"}}
+            assert ready.json() == {"status": "ok", "backends": {"kokoro": "ready"},
+                                    "saturated": False, "sessions": 1, "speaking": 0,
+                                    "stalled": 0}  # fmt: skip
     finally:
         await served.stop()
 
