@@ -8,8 +8,10 @@ default, as users arrive; 0 opens them all at the same instant), each streaming 
 LLM tokens; with about 18 s of audio each, all N overlap. For every
 session it records the time to first audio (from the token that completed the first segment),
 the gaps between audio frames as they arrive, underruns of a client that starts playing at the
-first frame and plays in real time, errors, and whether every character was spoken. Prints a
-table (with the cores the gateway and this process used) and writes bench/results/load.json.
+first frame and plays in real time and how long it stalled in all (its stall time), whether the
+gateway said it was saturated (``progress.saturated``), errors, and whether every character was
+spoken. Prints a table (with the cores the gateway and this process used) and writes
+bench/results/load.json, with every session's stall time.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 from bench.listener import Listener
 from bench.process import gateway_process
 from bench.report import write_results
-from gateway.core.protocol import Audio, Done, Error, SegmentStart
+from gateway.core.protocol import Audio, Done, Error, Progress, SegmentStart
 from tts_gateway_client import connect
 from tts_gateway_client.say import completing_send, simulated_llm
 
@@ -55,6 +57,7 @@ class SessionResult:
     audio_s: float = 0.0
     real_time_factor: float | None = None  # the gateway's synthesis time over speech time
     gateway_underruns: int = 0  # the gateway's own estimate (done.metrics, no tolerance)
+    saturated_reports: int = 0  # progress messages that said the gateway was saturated
 
     @property
     def clean(self) -> bool:
@@ -93,6 +96,8 @@ async def one_session(
                 elif isinstance(message, SegmentStart) and trigger_at is None:
                     trigger = completing_send(stream.sent, message)
                     trigger_at = None if trigger is None else trigger.at
+                elif isinstance(message, Progress):
+                    result.saturated_reports += message.saturated
                 elif isinstance(message, Error):
                     result.errors.append(f"{message.code}: {message.message}")
                 elif isinstance(message, Done):
@@ -128,6 +133,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         client_cpu = time.process_time() - client_cpu
     ttfa = [r.ttfa_ms for r in results if r.ttfa_ms is not None]
     gaps = [g for r in results for g in r.gaps_ms]
+    stalls = [r.stall_s for r in results]
     return {
         "sessions": args.sessions,
         "ramp_s": args.ramp_s,
@@ -143,6 +149,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                          "p95": float(np.percentile(gaps, 95)), "max": max(gaps)},
         "sessions_with_underruns": sum(1 for r in results if r.underruns),
         "underruns": sum(r.underruns for r in results),
+        "stall_s": {"mean": float(np.mean(stalls)), "p50": float(np.percentile(stalls, 50)),
+                    "p95": float(np.percentile(stalls, 95)), "max": max(stalls)},
+        "stall_s_per_session": [round(stall, 3) for stall in stalls],
+        "sessions_told_saturated": sum(1 for r in results if r.saturated_reports),
         "errors": sum(len(r.errors) for r in results),
         "error_samples": [e for r in results for e in r.errors][:5],
         "text_lost_chars": sum(r.text_lost for r in results),
@@ -158,7 +168,7 @@ def main() -> None:
     parser.add_argument("--ramp-s", type=float, default=5.0,
                         help="sessions start evenly over this long (0: all at once)")  # fmt: skip
     result = asyncio.run(run(parser.parse_args()))
-    ttfa, gaps = result["ttfa_ms"], result["frame_gap_ms"]
+    ttfa, gaps, stall = result["ttfa_ms"], result["frame_gap_ms"], result["stall_s"]
     text = "\n".join(
         [
             f"{result['sessions']} concurrent sessions, backend {result['backend']}, "
@@ -171,6 +181,9 @@ def main() -> None:
             f"| frame gap p50 / p95 / max | {gaps['p50']:.0f} / {gaps['p95']:.0f} / "
             f"{gaps['max']:.0f} ms | p95 < 60 ms |",
             f"| sessions with underruns | {result['sessions_with_underruns']} | |",
+            f"| stall time per session, mean / p50 / p95 / max | {stall['mean']:.2f} / "
+            f"{stall['p50']:.2f} / {stall['p95']:.2f} / {stall['max']:.2f} s | 0 |",
+            f"| sessions told the gateway is saturated | {result['sessions_told_saturated']} | |",
             f"| cores busy: gateway / load generator | {result['gateway_cores']:.2f} / "
             f"{result['load_generator_cores']:.2f} | |",
             f"| errors | {result['errors']} | 0 |",

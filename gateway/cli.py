@@ -65,21 +65,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from gateway.config import ConfigError, load_config
+    from gateway.config import ConfigError, load_config, with_server
     from gateway.server.run import run_server
 
     try:
         config = load_config(args.config)
-        server = config.server
-        if args.host is not None or args.port is not None:
-            server = dataclasses.replace(
-                server,
-                host=args.host if args.host is not None else server.host,
-                port=args.port if args.port is not None else server.port,
-            )
-            config = dataclasses.replace(config, server=server)
+        overrides = {"host": args.host, "port": args.port}
+        config = with_server(config, **{k: v for k, v in overrides.items() if v is not None})
     except ConfigError as exc:
         print(f"tts-gateway: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -46,10 +46,11 @@ __all__ = [
     "ServerSettings",
     "SessionSettings",
     "load_config",
+    "with_server",
 ]
 
 ENV_PREFIX: Final = "TTSGW_"
-_LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
+LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 CONFIG_ENV: Final = "TTSGW_CONFIG"
 
 
@@ -82,13 +83,26 @@ class ServerSettings:
     log_level: str = "info"
     shutdown_timeout_s: float = 10.0
     metrics: bool = True  # serve GET /metrics (Prometheus text format)
+    allowed_hosts: tuple[str, ...] = ()  # Host header names served; empty: the listen address's
+    header_timeout_s: float = 10.0  # an HTTP request head must arrive within this
+    read_timeout_s: float = 30.0  # a request body must arrive within this
+    max_connections: int = 1024  # open TCP connections; more are refused at once
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port: must be between 0 and 65535, got {self.port}")
         if self.log_level not in ("critical", "error", "warning", "info", "debug"):
             raise ValueError(f"log_level: unknown level {self.log_level!r}")
-        _positive("shutdown_timeout_s", self.shutdown_timeout_s)
+        for name in ("shutdown_timeout_s", "header_timeout_s", "read_timeout_s",
+                     "max_connections"):  # fmt: skip
+            _positive(name, getattr(self, name))
+        if any(not host.strip() for host in self.allowed_hosts):
+            raise ValueError("allowed_hosts: names must not be empty")
+
+    @property
+    def on_loopback(self) -> bool:
+        """Whether the server listens on a loopback address only."""
+        return self.host in LOOPBACK_HOSTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +126,7 @@ class LimitsSettings:
     # New sessions per API key: a sustained rate per minute (0: no limit) and a burst above it.
     session_rate_per_key_per_min: float = 0.0
     session_burst_per_key: int = 10
+    max_send_buffer_bytes: int = 2097152
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -120,6 +135,17 @@ class LimitsSettings:
                     raise ValueError(f"{f.name}: must be 0 (no limit) or a rate per minute")
                 continue
             _positive(f.name, getattr(self, f.name))
+        if self.max_send_buffer_bytes < self.largest_server_message_bytes + 131072:
+            raise ValueError(
+                f"max_send_buffer_bytes: must hold the largest server message "
+                f"({self.largest_server_message_bytes} bytes at these limits) and 128 KiB more"
+            )
+
+    @property
+    def largest_server_message_bytes(self) -> int:
+        """The most a server message can take: `cancelled` with all its texts (protocol.md,
+        section 1), at 4 UTF-8 bytes a character."""
+        return 4 * (self.max_pending_chars + self.max_heard_chars) + 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +247,7 @@ class AuthSettings:
     # Secrets that sign tokens (the first signs, every one verifies: rotation); the same on
     # every replica. Empty: a random secret per process (tokens valid only where issued).
     token_secrets: tuple[str, ...] = field(default=(), repr=False)
+    max_unauthenticated: int = 16  # sockets waiting for an `auth` message, apart from sessions
 
     def __post_init__(self) -> None:
         for key in self.api_keys:
@@ -231,6 +258,7 @@ class AuthSettings:
                 raise ValueError("token_secrets: every secret must have at least 32 characters")
         _positive("token_ttl_s", self.token_ttl_s)
         _positive("first_message_timeout_s", self.first_message_timeout_s)
+        _positive("max_unauthenticated", self.max_unauthenticated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +304,7 @@ class Config:
     def auth_required(self) -> bool:
         """Whether clients must authenticate (``auto``: unless the server is loopback-only)."""
         if self.auth.required is AuthRequired.AUTO:
-            return self.server.host not in _LOOPBACK
+            return not self.server.on_loopback
         return self.auth.required is AuthRequired.YES
 
     def __post_init__(self) -> None:
@@ -286,6 +314,12 @@ class Config:
                 "loopback, so clients must authenticate, but no API key is configured; set "
                 "auth.api_keys (or TTSGW_AUTH__API_KEYS='[\"a-long-random-key\"]'), or set "
                 'auth.required = "no" to serve without authentication (not recommended)'
+            )
+        connections = self.limits.max_sessions + self.auth.max_unauthenticated
+        if self.server.max_connections < connections:
+            raise ValueError(
+                f"server.max_connections: {self.server.max_connections} is fewer than "
+                f"limits.max_sessions + auth.max_unauthenticated ({connections})"
             )
         for name, backend in self.backends.items():
             if backend.fallback and (
@@ -331,6 +365,19 @@ def load_config(
     raw.setdefault("backends", {name: {} for name in default_backends()})
     _apply_environment(raw, environ)
     return _build_config(raw, source)
+
+
+def with_server(config: Config, **changes: Any) -> Config:
+    """``config`` with server settings changed (e.g. ``serve --host``), checked as a loaded file
+    is: a :class:`ConfigError` names what is wrong."""
+    try:
+        server = dataclasses.replace(config.server, **changes)
+    except ValueError as exc:
+        raise ConfigError(f"server.{exc}") from None
+    try:
+        return dataclasses.replace(config, server=server)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import AsyncIterator
@@ -80,10 +81,22 @@ class RunningServer:
 
 
 def repo_config(**sections: object) -> Config:
-    """The repository's config.toml on an ephemeral port, with some sections replaced."""
+    """The repository's config.toml on an ephemeral port, with some sections replaced (a
+    ``server`` section given should keep port 0: start from ``repo_config().server``)."""
     config = load_config(REPO / "config.toml", environ={})
-    server = dataclasses.replace(config.server, port=0, log_level="warning")
-    return dataclasses.replace(config, server=server, **sections)  # type: ignore[arg-type]
+    sections.setdefault("server", dataclasses.replace(config.server, port=0, log_level="warning"))
+    return dataclasses.replace(config, **sections)  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def tone_gateway(**sections: object) -> AsyncIterator[RunningServer]:
+    """A gateway on the repository's config (``sections`` replaced) whose default backend is
+    the tone backend (``tests.fakes``), stopped on the way out."""
+    running = await serve(repo_config(**sections), {"kokoro": ToneBackend("kokoro")})
+    try:
+        yield running
+    finally:
+        await running.stop()
 
 
 async def serve(

@@ -100,31 +100,33 @@ def test_drain_pushes_out_the_tail_and_is_idempotent() -> None:
     assert out.drain() == []  # nothing new was written
 
 
-def test_cut_ends_the_audio_and_keeps_decoders_in_step() -> None:
+def test_a_cut_drops_the_unsent_frames_and_the_next_turn_decodes_cleanly() -> None:
     out = AudioOut(OpusEncoder(OpusOptions()))
     loud = 0.5 * np.sin(2 * np.pi * 300 * np.arange(RATE) / RATE).astype(np.float32)
-    sent = out.write(loud[:1000])  # two frames out; 40 samples and the lookahead still held
-    cut = out.cut(fade_samples=120)
-    assert [f.sample_start for f in cut] == [960, 1440]
+    made = out.write(loud[:12000])  # 25 frames made; only 5 of them reach the client
+    sent = made[:5]
+    out.cut(frames_kept=5)
     end = out.sent_end
+    assert end == 5 * 480
+    assert out.cursor == end + out.preskip  # the next sample plays after the encoder delay
     after = out.write(np.zeros(2400, np.float32)) + out.drain()
     assert after[0].sample_start == end
-    assert [f.seq for f in sent + cut + after] == list(range(len(sent + cut + after)))
-    decoded = _decode(sent + cut + after)
-    # Everything from the cut's end on is silence: no burst of the old audio in the next turn.
-    assert np.abs(decoded[end:]).max() < 0.01
-    assert np.sqrt(np.mean(decoded[200:900] ** 2)) > 0.2  # the audio before the cut is intact
+    assert [f.seq for f in sent + after] == list(range(len(sent + after)))
+    decoded = _decode(sent + after)
+    # The old audio fades out within the encoder delay: no burst of the dropped frames.
+    assert np.abs(decoded[end + out.preskip :]).max() < 0.001
+    assert np.sqrt(np.mean(decoded[1000:2000] ** 2)) > 0.2  # the audio before the cut is intact
 
 
-def test_dropping_the_cut_frames_would_put_a_burst_in_the_next_turn() -> None:
-    """Why cut() sends its frames: a decoder that misses them plays old audio after the cut."""
+def test_dropping_frames_without_a_fresh_encoder_would_put_a_burst_in_the_next_turn() -> None:
+    """Why a cut starts the encoder afresh: one that goes on after dropped packets makes the
+    decoder play a burst of audio that was never sent."""
     out = AudioOut(OpusEncoder(OpusOptions()))
     loud = 0.5 * np.sin(2 * np.pi * 300 * np.arange(RATE) / RATE).astype(np.float32)
-    sent = out.write(loud[:1000])
-    out.cut(fade_samples=120)  # frames not delivered
-    after = out.write(np.zeros(2400, np.float32)) + out.drain()
+    sent = out.write(loud[:12000])[:5]
+    after = out.write(np.zeros(2400, np.float32)) + out.drain()  # the same encoder goes on
     decoded = _decode(sent + after)
-    assert np.abs(decoded[960:1200]).max() > 0.1
+    assert np.abs(decoded[5 * 480 + out.preskip : 5 * 480 + 480]).max() > 0.05
 
 
 def test_pcm16_frames_are_exact() -> None:

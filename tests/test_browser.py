@@ -468,7 +468,11 @@ async def espeak_server(espeak: EspeakBackend, tone: ToneBackend) -> AsyncIterat
     session = dataclasses.replace(
         SessionSettings(), default_backend="espeak", adaptive_chunking=False
     )
-    running = await serve(repo_config(session=session), {"espeak": espeak, "fake": tone})
+    # The insecure-page test opens the demo by another name: the gateway must answer to it.
+    names = ("localhost", "127.0.0.1", INSECURE_HOST)
+    server = dataclasses.replace(repo_config().server, allowed_hosts=names)
+    running = await serve(repo_config(session=session, server=server),
+                          {"espeak": espeak, "fake": tone})  # fmt: skip
     yield running
     await running.stop()
 

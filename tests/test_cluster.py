@@ -138,7 +138,7 @@ async def test_a_replica_over_its_load_threshold_gets_no_new_sessions(tmp_path: 
             for _ in range(2):
                 await held.enter_async_context(session(gw1.ws_url))
             status, body = await health(gw1.http_url)
-            assert (status, body["status"]) == (503, "saturated"), body
+            assert (status, body["status"]) == (503, "over_capacity"), body
             assert body["load"]["sessions"] == 2
             assert body["load"]["load"] >= 0.5
             with pytest.raises(InvalidStatus) as refused:

@@ -50,10 +50,12 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def gateway_process(**env: str) -> AsyncIterator[Process]:
+async def gateway_process(
+    *, config: Path = REPO / "config.toml", **env: str
+) -> AsyncIterator[Process]:
     port = free_port()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "serve", "--config", str(REPO / "config.toml"),
+        sys.executable, "-m", "gateway", "serve", "--config", str(config),
         "--port", str(port), cwd=REPO, env={"TTSGW_SERVER__LOG_LEVEL": "warning", **env},
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip

@@ -259,6 +259,7 @@ async def post(server: RunningServer, body: object, path: str = "/v1/audio/speec
                **headers: str) -> httpx.Response:  # fmt: skip
     async with httpx.AsyncClient(timeout=timeout(30)) as http:
         content = body if isinstance(body, bytes) else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json", **headers}
         return await http.post(f"{server.http_url}{path}", content=content, headers=headers)
 
 

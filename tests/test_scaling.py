@@ -147,7 +147,13 @@ async def test_redis_away_fails_closed_with_one_log_line(
 @pytest.fixture
 async def espeak_gateway(espeak: EspeakBackend) -> AsyncIterator[RunningServer]:
     config = repo_config(
-        auth=AuthSettings(required=AuthRequired.YES, api_keys=(KEY,)),
+        # Both pages may use the gateway (auth.allowed_origins): a token bound to one is still
+        # refused from the other.
+        auth=AuthSettings(
+            required=AuthRequired.YES,
+            api_keys=(KEY,),
+            allowed_origins=("https://app.example", "https://other.example"),
+        ),
         limits=dataclasses.replace(LimitsSettings(), max_sessions=4),
         cluster=ClusterSettings(max_load=0.5),
     )
@@ -187,7 +193,7 @@ async def test_over_capacity_after_an_auth_message_closes_4503_and_metrics_count
         assert late.close_code == OVER_CAPACITY_CLOSE
     assert saturated.status_code == 503
     load = saturated.json()["load"]
-    assert saturated.json()["status"] == "saturated"
+    assert saturated.json()["status"] == "over_capacity"
     assert (load["queued"], load["would_run_dry"], load["load"]) == (3, True, 1.2)
     monkeypatch.undo()
     async with httpx.AsyncClient() as http:
@@ -238,7 +244,7 @@ async def test_a_token_request_names_its_origin_and_scopes_or_gets_400(
         with_token = {"Authorization": f"Bearer {token}", "Origin": "https://app.example"}
         voices = await http.get("/v1/audio/voices", headers=with_token)
         elsewhere = await http.get(
-            "/v1/audio/voices", headers={**with_token, "Origin": "https://evil.example"}
+            "/v1/audio/voices", headers={**with_token, "Origin": "https://other.example"}
         )
     assert bound.status_code == 200
     assert (bound.json()["origin"], bound.json()["scopes"]) == ("https://app.example", ["rest"])

@@ -162,6 +162,20 @@ def test_cancel_reports_everything_not_yet_spoken() -> None:
     assert work[0].segment.start == 20
 
 
+def test_a_failed_segment_reported_before_a_cancel_is_not_reported_again() -> None:
+    session = new_session()
+    session.begin()
+    session.accept_text("First. Second. Third")
+    failed = session.next_work()
+    assert isinstance(failed, SpeakSegment)
+    session.segment_failed(failed)  # its error (with its range) goes out now...
+    outcome = session.cancel(0)  # ...and a cancel lands before the segment is finished
+    assert outcome.unspoken_start == len("First.")
+    assert outcome.unspoken_text == " Second. Third"
+    session.segment_finished(failed, spoken=False)  # late: already settled
+    assert (session.chars_spoken, session.chars_unspoken) == (0, 20)
+
+
 def test_cancel_keeps_a_requested_end() -> None:
     session = new_session()
     session.begin()
@@ -283,3 +297,21 @@ def test_queued_segments_merge_within_the_budget() -> None:
     assert session.next_work(merge_chars=1000) == FlushMark("f")
     assert session.chars_spoken == 51
     assert session.next_work(merge_chars=0) is None
+
+
+def test_a_joined_segment_is_released_by_the_message_that_completed_its_last_part() -> None:
+    # docs/protocol.md section 5: the completing message of a segment is the one after which
+    # the received count equals `received_chars`, so it can never be below `char_end`.
+    session = new_session()
+    session.begin()
+    session.accept_text("First one. Second one. ")  # the space releases "Second one." (23)
+    session.accept_text("Third one.")
+    session.request_flush("f")
+    first = session.next_work(merge_chars=100)
+    assert isinstance(first, SpeakSegment)
+    session.segment_finished(first, spoken=True)
+    joined = session.next_work(merge_chars=100)
+    assert isinstance(joined, SpeakSegment)
+    assert joined.segment.text == " Second one. Third one."  # joined up to the flush
+    assert joined.received_chars >= joined.segment.end
+    assert (joined.received_chars, joined.released_by) == (33, ReleasedBy.FLUSH)

@@ -4,6 +4,8 @@ the speaker's words, refits and message order. Time is a hand-driven clock."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
@@ -24,8 +26,11 @@ from gateway.core.protocol import (
     Audio,
     AudioFormat,
     BackendSwitched,
+    Cancelled,
     Done,
     Error,
+    Flushed,
+    Progress,
     SegmentEnd,
     SegmentStart,
     ServerMessage,
@@ -46,6 +51,7 @@ from gateway.speech.synthesis import (
     StreamSettings,
     Switch,
 )
+from tests.conftest import timeout
 
 RATE = 24000
 M = TypeVar("M")
@@ -398,8 +404,15 @@ async def test_fallback_gives_up_a_call_that_was_partly_heard() -> None:
 class Run:
     """A speaker over a scripted backend, with everything it sends recorded."""
 
-    def __init__(self, backend: Script, *, adaptive: bool = False, spare: Script | None = None):
-        self.clock = HandClock()
+    def __init__(
+        self,
+        backend: Script,
+        *,
+        adaptive: bool = False,
+        spare: Script | None = None,
+        clock: HandClock | None = None,
+    ):
+        self.clock = HandClock() if clock is None else clock
         self.sent: list[ServerMessage] = []
         self.sink = Frames()
         self.services = SpeechServices(
@@ -513,3 +526,86 @@ async def test_a_providers_limit_cuts_a_segment_into_calls_within_it() -> None:
         " epsilon zeta eta theta,",
         " iota kappa lambda mu nu.",
     ]
+
+
+# -- barge-in and what progress reports -----------------------------------------------------------
+
+
+class StandingClock(HandClock):
+    """Time stands still: a session held back by pacing waits for ever, as one whose listener
+    has its whole buffer in hand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.holding.set()
+        await asyncio.Event().wait()
+
+
+LONG_TALK = " ".join(["A long sentence that fills the listener's buffer with audio."] * 4)
+
+
+async def test_a_cancel_drops_what_pacing_held_back_at_once() -> None:
+    clock = StandingClock()
+    run = Run(Script(), clock=clock)
+    run.session.accept_text(LONG_TALK)
+    run.session.request_flush("f1")
+    task = asyncio.create_task(run.speaker.run(_never))
+    await asyncio.wait_for(clock.holding.wait(), timeout(10))  # 8 s buffered: it waits
+    held = len(run.sent)
+    last = run.of(Audio)[-1]
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    async with asyncio.timeout(timeout(10)):  # no wait for the listener any more
+        await run.speaker.cut("c1", None)
+    after = run.sent[held:]
+    # Not a frame more: the dropped flush and the answer, at once.
+    assert [type(m) for m in after] == [Flushed, Cancelled]
+    assert isinstance(after[1], Cancelled)
+    assert after[1].sample_end == last.sample_start + 480  # the end of what was handed over
+    # The timeline goes on right there, with a fresh encoder.
+    run.session.accept_text(" Next.")
+    run.session.request_end()
+    assert await run.speaker.run(_never)
+    following = [m for m in run.sent[held:] if isinstance(m, Audio)]
+    assert following[0].seq == last.seq + 1
+    assert following[0].sample_start == after[1].sample_end
+
+
+async def test_progress_counts_only_the_audio_handed_over() -> None:
+    run = Run(Script())
+    await run.speak(LONG_TALK)
+    sent_ms = 0.0
+    reports = 0
+    for message in run.sent:
+        if isinstance(message, Audio):
+            sent_ms = (message.sample_start + 480) / RATE * 1000
+        elif isinstance(message, Progress):
+            reports += 1
+            assert message.audio_sent_ms == pytest.approx(sent_ms)
+    assert reports > 10  # ticks while the audio was paced
+
+
+async def test_a_prediction_of_words_is_not_what_was_heard() -> None:
+    # docs/protocol.md section 9: while a segment's words exist only as a prediction, none of
+    # them counts as heard. The scripted backend delivers a segment in two halves, so its words
+    # are predicted at the first; the listener's buffer fills within it and pacing holds.
+    clock = StandingClock()
+    run = Run(Script(), clock=clock)
+    text = "Words predicted before the audio is all there, " * 6 + "end."
+    run.session.accept_text(text)
+    run.session.request_flush(None)
+    task = asyncio.create_task(run.speaker.run(_never))
+    await asyncio.wait_for(clock.holding.wait(), timeout(10))
+    assert run.of(Words)[0].estimated
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    async with asyncio.timeout(timeout(10)):
+        await run.speaker.cut("c1", 10**9)  # played far past every predicted word
+    (cancelled,) = run.of(Cancelled)
+    assert (cancelled.cut, cancelled.heard_text) == (0, "")

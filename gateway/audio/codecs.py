@@ -45,6 +45,11 @@ class FrameEncoder(Protocol):
         """Encode exactly ``frame_samples`` samples; returns zero or more packets."""
         ...
 
+    def reset(self) -> None:
+        """Start over as a new encoder: no state is carried from the packets before (the
+        next input sample again comes out ``preskip`` samples later)."""
+        ...
+
 
 class Pcm16Encoder:
     """Little-endian signed 16-bit PCM: no delay, one packet per frame."""
@@ -64,6 +69,9 @@ class Pcm16Encoder:
         pcm = np.clip(frame, -1.0, 1.0) * 32767.0
         return [np.rint(pcm).astype("<i2").tobytes()]
 
+    def reset(self) -> None:
+        """PCM carries no state."""
+
 
 @dataclass(frozen=True, slots=True)
 class OpusOptions:
@@ -81,6 +89,18 @@ class OpusEncoder:
     """A libopus encoder (through PyAV) for one mono stream, one packet per frame."""
 
     def __init__(self, options: OpusOptions) -> None:
+        self._options = options
+        self._context = self._open()
+        self._frame_samples = int(self._context.frame_size)
+        self._pts = 0
+        self._reset_pending = False
+        self._head = bytes(self._context.extradata or b"")
+        # The OpusHead header states the pre-skip in 48 kHz samples (RFC 7845, section 5.1).
+        preskip_48k: int = struct.unpack_from("<H", self._head, 10)[0]
+        self._preskip = preskip_48k * options.sample_rate // OPUS_DECODE_RATE
+
+    def _open(self) -> av.AudioCodecContext:
+        options = self._options
         context = av.CodecContext.create("libopus", "w")
         context.sample_rate = options.sample_rate
         context.layout = "mono"
@@ -93,14 +113,7 @@ class OpusEncoder:
             "compression_level": str(options.complexity),
         }
         context.open()
-        self._context = context
-        self._options = options
-        self._frame_samples = int(context.frame_size)
-        self._pts = 0
-        self._head = bytes(context.extradata or b"")
-        # The OpusHead header states the pre-skip in 48 kHz samples (RFC 7845, section 5.1).
-        preskip_48k: int = struct.unpack_from("<H", self._head, 10)[0]
-        self._preskip = preskip_48k * options.sample_rate // OPUS_DECODE_RATE
+        return context
 
     @property
     def frame_samples(self) -> int:
@@ -122,9 +135,21 @@ class OpusEncoder:
             np.ascontiguousarray(frame, dtype=np.float32)[None, :], format="flt", layout="mono"
         )
         av_frame.sample_rate = self._options.sample_rate
+        if self._reset_pending:
+            self._context, self._pts, self._reset_pending = self._open(), 0, False
         av_frame.pts = self._pts
         self._pts += self._frame_samples
         return [bytes(packet) for packet in self._context.encode(av_frame)]
+
+    def reset(self) -> None:
+        """A new libopus encoder with the same settings (the old one's lookahead is dropped).
+        A decoder that goes on from the last packet sent decodes the new packets cleanly: the
+        old audio fades out within the encoder delay, with no burst of audio never sent.
+
+        The new encoder is made by the next :meth:`encode`: freeing the old one can take tens of
+        milliseconds, which belong in the encoder threads, not in a barge-in on the event loop.
+        """
+        self._reset_pending = True
 
 
 def opus_head(*, preskip: int, sample_rate: int, channels: int = 1) -> bytes:

@@ -83,20 +83,18 @@ class AudioOut:
         self._holds_audio = False
         return frames
 
-    def cut(self, fade_samples: int) -> list[Frame]:
-        """Barge-in: end the audio now. Returns the last frames, which carry what was held.
-
-        The held partial frame is faded out over at most ``fade_samples`` and pushed out with
-        the encoder's lookahead, like :meth:`drain`. Sending these frames keeps every decoder in
-        step with the encoder (a dropped Opus packet would make the next one decode with a
-        burst of the old audio); they end the cancelled audio on the timeline.
-        """
-        n = min(fade_samples, len(self._partial))
-        if n:
-            ramp = np.cos(np.linspace(0, np.pi / 2, n, dtype=np.float32)) ** 2
-            self._partial = self._partial.copy()
-            self._partial[-n:] *= ramp
-        return self.drain()
+    def cut(self, frames_kept: int) -> None:
+        """Barge-in: forget the frames after the first ``frames_kept`` (made but never sent)
+        and the samples held, and start the encoder afresh. The timeline goes on where the
+        kept frames end, without a frame of the cancelled audio: the next sample written plays
+        ``preskip`` samples after that end, as at the start of the session (for Opus, the old
+        audio's decoder tail fades out in that delay; see :meth:`OpusEncoder.reset`)."""
+        if not 0 <= frames_kept <= self._frames_sent:
+            raise ValueError(f"frames_kept: {frames_kept} of {self._frames_sent} frames made")
+        self._frames_sent = frames_kept
+        self._partial = np.zeros(0, dtype=np.float32)
+        self._holds_audio = False
+        self._encoder.reset()
 
     def _encode(self, samples: NDArray[np.float32]) -> list[Frame]:
         packets = self._encoder.encode(samples)

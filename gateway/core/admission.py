@@ -98,7 +98,7 @@ class LoadReport:
     max_load: float
 
     @property
-    def saturated(self) -> bool:
+    def over_capacity(self) -> bool:
         """Whether the replica refuses new sessions for its load."""
         return self.max_load > 0 and self.load >= self.max_load
 

@@ -226,10 +226,11 @@ def combined_snapshot(meters: Iterable[CostMeter]) -> dict[str, Any]:
     """
     meters = list(meters)
     unknown = any(meter.segments and meter.usd is None for meter in meters)
-    usd = None if unknown else sum(meter.usd or 0.0 for meter in meters)
+    # Sums start at 0.0: with no meter yet the figures are still floats (0.0, not 0).
+    usd = None if unknown else sum((meter.usd or 0.0 for meter in meters), 0.0)
     return {
         "cost_usd": None if usd is None else round(usd, 6),
         "billed_chars": sum(m.chars for m in meters),
-        "billed_audio_s": round(sum(m.audio_s for m in meters), 3),
-        "compute_s": round(sum(m.compute_s for m in meters), 3),
+        "billed_audio_s": round(sum((m.audio_s for m in meters), 0.0), 3),
+        "compute_s": round(sum((m.compute_s for m in meters), 0.0), 3),
     }

@@ -218,6 +218,7 @@ class Progress:
     billed_chars: int = 0
     billed_audio_s: float = 0.0
     compute_s: float = 0.0
+    saturated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +360,11 @@ _FIELD_NAMES: Final[dict[type[Any], tuple[str, ...]]] = {
     cls: tuple(f.name for f in dataclasses.fields(cls))
     for cls in (*_SERVER_TYPES.values(), Auth, Start, Text, Flush, Cancel, End, Estimate)
 }
+# The fields typed ``float`` (or ``float | None``): always sent as floats (docs/protocol.md).
+_FLOAT_FIELDS: Final[dict[type[Any], frozenset[str]]] = {
+    cls: frozenset(f.name for f in dataclasses.fields(cls) if f.type in ("float", "float | None"))
+    for cls in _FIELD_NAMES
+}
 
 
 def encode_server_message(message: ServerMessage) -> bytes:
@@ -373,10 +379,13 @@ def encode_client_message(message: ClientMessage) -> bytes:
 
 def _pack(message: Any, *, omit_none: bool = False) -> bytes:
     body: dict[str, Any] = {"type": message.TYPE}
+    floats = _FLOAT_FIELDS[type(message)]
     for name in _FIELD_NAMES[type(message)]:
         value = getattr(message, name)
         if value is None and omit_none:
             continue
+        if name in floats and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # a float field is a msgpack float on the wire, even when whole
         body[name] = value
     packed: bytes = msgpack.packb(body, use_bin_type=True)
     return packed

@@ -268,7 +268,10 @@ class Session:
             nxt = following.segment
             segment = Segment(segment.start, nxt.end, segment.text + nxt.text, nxt.boundary,
                               first_in_turn=False)  # fmt: skip
-            work = dataclasses.replace(work, segment=segment)
+            # The joined segment is complete once its last part is: that part's release
+            # (so `received_chars` never falls short of `char_end`).
+            work = dataclasses.replace(work, segment=segment, released_by=following.released_by,
+                                       received_chars=following.received_chars)  # fmt: skip
         return work
 
     def segment_finished(self, work: SpeakSegment, *, spoken: bool) -> None:
@@ -277,6 +280,13 @@ class Session:
             return  # cancelled meanwhile; the cancel already settled it
         self._current = None
         self._settle(work.segment.end, spoken=spoken)
+
+    def segment_failed(self, work: SpeakSegment) -> None:
+        """The current segment failed and is about to be reported unspoken (an ``error`` with
+        its range): settle it now, so a cancel that comes before :meth:`segment_finished`
+        does not report it a second time."""
+        if self._current is work:
+            self._settle(work.segment.end, spoken=False)
 
     def flush_answered(self, mark: FlushMark) -> None:
         """The flush's audio is out and it has been answered."""

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import mimetypes
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
@@ -24,14 +24,14 @@ from gateway.backends import Backend, create_backend
 from gateway.config import Config
 from gateway.server.auth import SUBPROTOCOL, credentials
 from gateway.server.gateway import Gateway
+from gateway.server.guard import Guard, deny, error_response
+from gateway.server.logs import install_redaction
 from gateway.server.metrics import CONTENT_TYPE
 from gateway.server.rest import rest_routes
 from gateway.server.stream import Connection
 from gateway.server.tokens import SCOPES
 
 __all__ = ["WEB_CLIENT_DIR", "Gateway", "create_app"]
-
-log = logging.getLogger(__name__)
 
 # The browser client (an ES module) and its demo page, served at /client/ and /. They live in the
 # source tree beside the Python packages (clients/js), so a source checkout or an editable install
@@ -46,6 +46,7 @@ _MAX_TOKEN_REQUEST_BYTES: Final = 4096
 def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None) -> Starlette:
     """The gateway application. ``backends`` replaces the configured ones (tests and embedders
     lend theirs: they are not closed when the application stops)."""
+    install_redaction()  # before the first line is logged
     lent = backends is not None
     if backends is None:
         backends = {name: create_backend(name, s) for name, s in config.backends.items()}
@@ -62,16 +63,19 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
     async def healthz(request: Request) -> JSONResponse:
         states = gateway.status()
         ready = bool(states) and all(state == "ready" for state in states.values())
-        load = gateway.saturation()
+        load = gateway.load_report()
         if not gateway.accepting:
             status = "draining"
         elif not ready:
             status = "unavailable"
         else:
-            status = "saturated" if load.saturated else "ok"
-        figures = {"sessions": load.sessions, "queued": load.queued, "load": load.load,
-                   "max_load": load.max_load, "would_run_dry": load.would_run_dry}  # fmt: skip
-        body = {"status": status, "backends": states, "load": figures}
+            status = "over_capacity" if load.over_capacity else "ok"
+        stalls = gateway.stalls()
+        figures = {"queued": load.queued, "load": load.load, "max_load": load.max_load,
+                   "would_run_dry": load.would_run_dry}  # fmt: skip
+        body = {"status": status, "backends": states, "saturated": gateway.saturated(),
+                "sessions": load.sessions, "speaking": stalls.speaking,
+                "stalled": stalls.stalled, "load": figures}  # fmt: skip
         return JSONResponse(body, status_code=200 if status == "ok" else 503)
 
     def unauthorized(request: Request) -> JSONResponse | None:
@@ -80,7 +84,7 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
         presented = credentials(request.headers, ()).secret
         if gateway.auth.identify(presented, origin=request.headers.get("origin")) is not None:
             return None
-        return _error_response(401, "unauthorized", "a valid API key or token is required")
+        return error_response(401, "unauthorized", "a valid API key or token is required")
 
     async def metrics(request: Request) -> Response:
         if (denied := unauthorized(request)) is not None:
@@ -115,38 +119,38 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
         body binds it to a page Origin and to some of the routes (``scopes``)."""
         key_id = gateway.auth.key_id_of_api_key(credentials(request.headers, ()).secret)
         if key_id is None:
-            return _error_response(401, "unauthorized", "POST /v1/tokens needs a valid API key")
+            return error_response(401, "unauthorized", "POST /v1/tokens needs a valid API key")
         try:
             origin, scopes = await _token_request(request, gateway)
         except ValueError as error:
-            return _error_response(400, "invalid_field", str(error))
+            return error_response(400, "invalid_field", str(error))
         token, ttl = gateway.auth.issue_token(key_id, scopes=scopes, origin=origin)
         return JSONResponse({"token": token, "expires_in": ttl, "origin": origin,
                              "scopes": sorted(scopes)})  # fmt: skip
 
     async def stream(websocket: WebSocket) -> None:
-        auth = gateway.auth
-        if not auth.origin_allowed(websocket.headers.get("origin")):
-            await _deny(websocket, 403, "forbidden", "this Origin may not open sessions")
-            return
+        auth = gateway.auth  # Host and Origin were checked by the Guard
         offered = websocket.scope.get("subprotocols", [])
         presented = credentials(websocket.headers, offered)
         if offered and presented.subprotocol is None:
             # A browser fails a handshake whose subprotocol it did not offer: say why instead.
             reason = f"offer the {SUBPROTOCOL!r} subprotocol among your subprotocols"
-            await _deny(websocket, 400, "invalid_message", reason)
+            await deny(websocket, 400, "invalid_message", reason)
             return
         origin = websocket.headers.get("origin")
         key_id = auth.identify(presented.secret, origin=origin, scope="stream")
         if presented.secret is not None and key_id is None and auth.required:
-            await _deny(websocket, 401, "unauthorized", "invalid API key or token")
+            await deny(websocket, 401, "unauthorized", "invalid API key or token")
             return
+        waiting = auth.required and key_id is None  # for an `auth` message
         connection = Connection(websocket, gateway, key_id=key_id,
                                 subprotocol=presented.subprotocol)  # fmt: skip
-        if (refusal := await gateway.admit(connection, key_id)) is not None:
-            await _deny(websocket, refusal.status, refusal.code.value, refusal.reason)
+        refusal = (gateway.admission_error(waiting=True) if waiting
+                   else await gateway.admit(connection, key_id))  # fmt: skip
+        if refusal is not None:
+            await deny(websocket, refusal.status, refusal.code.value, refusal.reason)
             return
-        with gateway.serving(connection):
+        with gateway.serving(connection, waiting=waiting):
             await connection.run()
 
     async def demo(request: Request) -> Response:
@@ -169,13 +173,10 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
     ]
     if WEB_CLIENT_DIR.is_dir():
         routes.append(Mount("/client", StaticFiles(directory=WEB_CLIENT_DIR)))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    middleware=[Middleware(Guard, auth=gateway.auth)])  # fmt: skip
     app.state.gateway = gateway
     return app
-
-
-def _error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
 async def _token_request(request: Request, gateway: Gateway) -> tuple[str | None, set[str]]:
@@ -204,9 +205,3 @@ async def _token_request(request: Request, gateway: Gateway) -> tuple[str | None
             or not all(isinstance(s, str) and s in SCOPES for s in scopes)):  # fmt: skip
         raise ValueError(f"scopes: a non-empty list of {', '.join(map(repr, SCOPES))}")
     return origin, set(scopes)
-
-
-async def _deny(websocket: WebSocket, status: int, code: str, message: str) -> None:
-    """Refuse a WebSocket before the upgrade, with an HTTP status and a JSON reason."""
-    log.info("refused a session: %s %s", status, message)
-    await websocket.send_denial_response(_error_response(status, code, message))

@@ -1,4 +1,5 @@
-"""Who may open sessions: API keys, short-lived tokens for browsers, allowed Origins.
+"""Who may use the gateway: API keys, short-lived tokens for browsers, and the browser policy
+(which Host names it answers to, which Origins may use it).
 
 Keys are compared in constant time and never logged; a key is known in logs and limits by its
 id, the first 8 hex digits of its SHA-256. Browsers should not hold API keys: a server with a
@@ -10,6 +11,12 @@ WebSocket subprotocol or as the first message. Tokens are signed and self-contai
 Credentials are read, in order, from ``Authorization: Bearer <key or token>``, from a
 subprotocol ``bearer.<key or token>`` offered next to ``tts-gateway``, or from an ``auth``
 first message.
+
+Loopback is no boundary for a browser: any page it shows can send requests to 127.0.0.1, and a
+name the page's site controls can be made to resolve there (DNS rebinding). So every request must
+name the gateway in its ``Host`` (:meth:`Authenticator.host_allowed`), and a request from a
+browser (one with an ``Origin``) must come from the gateway's own origin (its demo page) or one
+of ``auth.allowed_origins`` (:meth:`Authenticator.origin_allowed`), on loopback too.
 """
 
 from __future__ import annotations
@@ -20,13 +27,17 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from gateway.config import Config
+from gateway.config import Config, ServerSettings
+from gateway.server.logs import add_secret
 from gateway.server.tokens import SCOPES, TOKEN_PREFIX, TokenSigner
 
-__all__ = ["SUBPROTOCOL", "Authenticator", "Credentials"]
+__all__ = ["SUBPROTOCOL", "Authenticator", "Credentials", "host_name", "served_hosts"]
 
 SUBPROTOCOL: Final = "tts-gateway"
 _BEARER_SUBPROTOCOL: Final = "bearer."
+_ANY: Final = "*"
+_WILDCARD_ADDRESSES: Final = frozenset({"0.0.0.0", "::", ""})
+_LOOPBACK_NAMES: Final = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +56,10 @@ class Authenticator:
     def __init__(self, config: Config) -> None:
         self.required = config.auth_required
         self._keys = {_key_id(key): key.encode() for key in config.auth.api_keys}
-        self._origins = frozenset(config.auth.allowed_origins)
+        for secret in (*config.auth.api_keys, *config.auth.token_secrets):
+            add_secret(secret)
+        self._origins = frozenset(origin.rstrip("/") for origin in config.auth.allowed_origins)
+        self._hosts = served_hosts(config.server)
         self._ttl = config.auth.token_ttl_s
         self.tokens = TokenSigner(config.auth.token_secrets)
 
@@ -70,9 +84,23 @@ class Authenticator:
         """A token for ``key_id`` and its lifetime in seconds."""
         return self.tokens.issue(key_id, self._ttl, scopes=scopes, origin=origin), self._ttl
 
-    def origin_allowed(self, origin: str | None) -> bool:
-        """Whether a browser page from ``origin`` may open sessions (no list: any)."""
-        return not self._origins or origin is None or origin in self._origins
+    def host_allowed(self, host: str | None) -> bool:
+        """Whether a request's ``Host`` header names this gateway (``server.allowed_hosts``, or
+        the names of the address it listens on). A request without one (HTTP/1.0, not a
+        browser) is not refused for it."""
+        if host is None or self._hosts is None:
+            return True
+        return host_name(host) in self._hosts
+
+    def origin_allowed(self, origin: str | None, host: str | None = None) -> bool:
+        """Whether a browser page from ``origin`` may use the gateway: a request without an
+        ``Origin`` (not a browser), the gateway's own origin (the same host and port as the
+        request's ``Host``), or one of ``auth.allowed_origins`` (``"*"``: any). The policy of
+        every route: the WebSocket upgrade and the HTTP API alike."""
+        if origin is None or _ANY in self._origins or origin in self._origins:
+            return True
+        _, _, authority = origin.partition("://")
+        return host is not None and authority.lower() == host.strip().lower() != ""
 
     def _api_key(self, secret: str) -> str | None:
         presented = secret.encode()
@@ -104,6 +132,29 @@ def credentials(headers: Mapping[str, str], subprotocols: Sequence[str]) -> Cred
         if offered.startswith(_BEARER_SUBPROTOCOL):
             return Credentials(offered[len(_BEARER_SUBPROTOCOL) :], accepted)
     return Credentials(None, accepted)
+
+
+def served_hosts(server: ServerSettings) -> frozenset[str] | None:
+    """The ``Host`` names a server answers to (lower case, without port); None: any."""
+    if server.allowed_hosts:
+        names = frozenset(host_name(name) for name in server.allowed_hosts)
+        return None if _ANY in names else names
+    if server.host in _WILDCARD_ADDRESSES:
+        return None  # every address of the machine: its names are not known here
+    if server.on_loopback:
+        return _LOOPBACK_NAMES
+    return frozenset({host_name(server.host)})
+
+
+def host_name(host: str) -> str:
+    """The name in a ``Host`` header value: lower case, without the port or IPv6 brackets."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    name, colon, port = host.rpartition(":")
+    if colon and port.isdigit() and ":" not in name:
+        host = name
+    return host.rstrip(".")
 
 
 def _key_id(key: str) -> str:

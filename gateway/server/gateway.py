@@ -1,5 +1,5 @@
 """The :class:`Gateway`: one server process's backends, their loading and readiness, the
-speaking pipeline's shared state, admission (its load, :meth:`Gateway.saturation`, and the per-key
+speaking pipeline's shared state, admission (its load, :meth:`Gateway.load_report`, and the per-key
 limits, shared through Redis in a cluster), its metrics, and the live sessions (held through the
 small :class:`LiveSession` protocol, so the edges that serve sessions are not imported here).
 """
@@ -12,7 +12,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from typing import Protocol
+from typing import Final, Protocol
 
 from gateway.backends import Backend
 from gateway.backends.registry import price_key
@@ -21,6 +21,7 @@ from gateway.config import Config
 from gateway.core.admission import LoadReport, load_report
 from gateway.core.cost import CostEstimate, Price, PriceKey, backend_price, estimate_cost
 from gateway.core.errors import ErrorCode, ProtocolError
+from gateway.core.load import Load
 from gateway.core.pacing import SynthesisTimeModel
 from gateway.server.auth import Authenticator
 from gateway.server.limits import Refusal, key_limits
@@ -30,6 +31,9 @@ from gateway.speech.shared import SpeechServices, SpeechSettings
 __all__ = ["Gateway", "LiveSession", "Refusal"]
 
 log = logging.getLogger(__name__)
+
+# The share of the speaking sessions that must have run dry for the gateway to be saturated.
+_STALLED_SHARE: Final = 0.25
 
 
 class LiveSession(Protocol):
@@ -61,6 +65,9 @@ class Gateway:
         self.backends = dict(backends)
         self._owns_backends = owns_backends  # close them on stop (not when lent by the caller)
         self.sessions: set[LiveSession] = set()
+        # Sockets still waiting for an `auth` message: apart from the sessions, with their own
+        # small cap (auth.max_unauthenticated), so they cannot take the sessions' slots.
+        self.unauthenticated: set[LiveSession] = set()
         self.auth = Authenticator(config)
         # Per-key session caps and rates: in Redis with [cluster] redis_url, else here.
         self.limits = key_limits(config)
@@ -77,9 +84,10 @@ class Gateway:
             fallback_for=self.fallback_for,
             recover_after_s=self._recover_after_s,
             encoders=encoders,
+            saturated=self.saturated,
         )
         self.metrics = GatewayMetrics(
-            load=self.saturation,
+            load=self.load_report,
             engines=lambda: {name: b.counters for name, b in self.backends.items()},
             sessions=lambda: Counter(s.edge for s in self.sessions),
             sample_rate=config.audio.sample_rate,
@@ -90,6 +98,10 @@ class Gateway:
 
     async def start(self) -> None:
         """Begin loading every backend in the background (health turns 200 when all are ready)."""
+        server = self.config.server
+        if not server.on_loopback and not self.config.auth_required:
+            log.warning("auth.required = \"no\": listening on %s without authentication, so "
+                        "anyone who can reach it may use it", server.host)  # fmt: skip
         loop = asyncio.get_running_loop()
         self._loaded = {name: loop.create_future() for name in self.backends}
         self._loader = asyncio.create_task(self._load_all(), name="backend-loader")
@@ -194,74 +206,106 @@ class Gateway:
         )
         return estimate, backend.model or None
 
-    # -- sessions --------------------------------------------------------------------------------
+    # -- load ------------------------------------------------------------------------------------
 
-    def saturation(self, *, sessions: int | None = None) -> LoadReport:
+    def stalls(self) -> Load:
+        """The sessions that spoke in the last few seconds, and those of them whose listener ran
+        dry while they had work."""
+        return self.speech.load.load(time.monotonic())
+
+    def saturated(self) -> bool:
+        """The gateway's verdict on its load: saturated when at least one session, and at least
+        a quarter of those speaking, let its listener run dry lately (too many sessions for the
+        cores or the backends): what was observed, reported in ``progress`` and ``/healthz``.
+        Admission predicts instead, from :meth:`load_report`, before a listener runs dry."""
+        load = self.stalls()
+        return load.stalled > 0 and load.stalled >= _STALLED_SHARE * load.speaking
+
+    def load_report(self) -> LoadReport:
         """This replica's load: sessions, model queues and the scheduler's verdict on one more
-        session (:mod:`gateway.core.admission`); ``saturated`` at or above
-        ``cluster.max_load``. The one place admission and ``/healthz`` ask. ``sessions``:
-        count that many live sessions instead of all (a session asking for itself)."""
-        live = len(self.sessions) if sessions is None else sessions
-        return load_report(live, self.config.limits.max_sessions,
+        session (:mod:`gateway.core.admission`); ``over_capacity`` at or above
+        ``cluster.max_load``. What admission, ``/healthz`` and ``/metrics`` ask."""
+        return load_report(len(self.sessions), self.config.limits.max_sessions,
                            self.speech.model_loads(time.monotonic()),
                            max_load=self.config.cluster.max_load)  # fmt: skip
 
-    def saturated(self) -> bool:
-        """Whether this replica refuses new sessions for its load."""
-        return self.saturation().saturated
+    # -- sessions --------------------------------------------------------------------------------
 
-    def admission_error(self, *, live: bool = False) -> Refusal | None:
+    def admission_error(self, *, waiting: bool = False) -> Refusal | None:
         """Why this replica cannot open a session (or a speech request) now, whatever its key,
-        or None. ``live``: the session asking is already counted (it authenticated with a
-        first message)."""
+        or None. ``waiting``: a socket that will wait for an `auth` message (counted apart
+        from the sessions, with its own cap)."""
         if not self.accepting:
             return Refusal(503, ErrorCode.SHUTTING_DOWN, "the gateway is shutting down")
-        others = len(self.sessions) - (1 if live else 0)
-        if others >= self.config.limits.max_sessions:
+        if waiting:
+            cap = self.config.auth.max_unauthenticated
+            if len(self.unauthenticated) >= cap:
+                reason = (f"{cap} connections already wait for credentials; send them with the "
+                          "upgrade (Authorization header or bearer. subprotocol)")  # fmt: skip
+                return Refusal(503, ErrorCode.TOO_MANY_SESSIONS, reason)
+            return None
+        live = len(self.sessions)
+        if live >= self.config.limits.max_sessions:
             return Refusal(503, ErrorCode.TOO_MANY_SESSIONS,
-                           f"the gateway serves its maximum of {others} sessions")  # fmt: skip
-        load = self.saturation(sessions=others)
-        if load.saturated:
+                           f"the gateway serves its maximum of {live} sessions")  # fmt: skip
+        load = self.load_report()
+        if load.over_capacity:
             return Refusal(503, ErrorCode.OVER_CAPACITY,
                            f"this replica is over capacity (load {load.load:.2f}); "
                            "try another one")  # fmt: skip
         return None
 
-    async def admit(
-        self, session: object, key_id: str | None, *, live: bool = False
-    ) -> Refusal | None:
-        """Admit ``session`` (a session or speech request about to be served, ``live`` if
-        already counted) for ``key_id``: its key's limits (shared by the replicas) and this
-        replica's, or why not. An admitted session is counted against its key until
-        :meth:`serving` ends."""
+    async def admit(self, session: object, key_id: str | None) -> Refusal | None:
+        """Admit ``session`` (a session or speech request about to be served, not counted yet)
+        for ``key_id``: its key's limits (shared by the replicas) and this replica's, or why
+        not. An admitted session is counted against its key until :meth:`serving` ends."""
         if key_id is not None:
             refusal = await self.limits.acquire(key_id, session)
             if refusal is not None:
                 self.metrics.refused.labels(refusal.code.value).inc()
                 return refusal
-        refusal = self.admission_error(live=live)  # after the await: the count is current
+        refusal = self.admission_error()  # after the await: the count is current
         if refusal is not None:
             self.limits.release(session)
             self.metrics.refused.labels(refusal.code.value).inc()
         return refusal
 
     @contextlib.contextmanager
-    def serving(self, session: LiveSession) -> Iterator[None]:
-        """Count ``session`` while it is served; its key's count ends with it."""
-        self.sessions.add(session)
-        self.metrics.admitted.labels(session.edge).inc()
+    def serving(self, session: LiveSession, *, waiting: bool = False) -> Iterator[None]:
+        """Count ``session`` while it is served (admitted by :meth:`admit`), or, ``waiting``
+        for credentials, apart until :meth:`admit_waiting` counts it; its key's count ends
+        with it."""
+        if waiting:
+            self.unauthenticated.add(session)
+        else:
+            self._count(session)
         try:
             yield
         finally:
+            self.unauthenticated.discard(session)
             self.sessions.discard(session)
             self.limits.release(session)
+
+    async def admit_waiting(self, session: LiveSession, key_id: str) -> Refusal | None:
+        """A socket that waited for credentials presented ``key_id``'s: admit it and count it
+        as a session from now on, or say why it cannot be one."""
+        refusal = await self.admit(session, key_id)
+        if refusal is None and session in self.unauthenticated:
+            self.unauthenticated.discard(session)
+            self._count(session)
+        return refusal
+
+    def _count(self, session: LiveSession) -> None:
+        self.sessions.add(session)
+        self.metrics.admitted.labels(session.edge).inc()
 
     async def close_sessions(self) -> None:
         """Stop taking sessions; live ones finish their segment (within the shutdown timeout)
         and end."""
         self.accepting = False
         deadline = self.config.server.shutdown_timeout_s / 2
-        await asyncio.gather(*(s.shut_down(deadline) for s in list(self.sessions)))
+        live = [*self.sessions, *self.unauthenticated]
+        await asyncio.gather(*(s.shut_down(deadline) for s in live))
 
     async def stop(self) -> None:
         """Close every session, stop loading, release the backends."""

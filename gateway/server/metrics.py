@@ -166,8 +166,8 @@ class _LiveCollector(Collector):
         report = self._load()
         yield GaugeMetricFamily("tts_load", "This replica's load (admission refuses new "
                                 "sessions at cluster.max_load).", value=report.load)  # fmt: skip
-        yield GaugeMetricFamily("tts_saturated", "1 while the replica refuses new sessions for "
-                                "its load.", value=float(report.saturated))  # fmt: skip
+        yield GaugeMetricFamily("tts_over_capacity", "1 while the replica refuses new sessions "
+                                "for its load.", value=float(report.over_capacity))  # fmt: skip
         yield GaugeMetricFamily("tts_would_run_dry", "1 when one more session would make a "
                                 "listener run dry (the scheduler's verdict).",
                                 value=float(report.would_run_dry))  # fmt: skip

@@ -8,7 +8,7 @@ then answered by a :class:`~gateway.server.rest_speech.SpeechStream`, a session 
 
 from __future__ import annotations
 
-import json
+import asyncio
 from typing import Any, Final
 
 from starlette.requests import Request
@@ -21,7 +21,7 @@ from gateway.core.protocol import AudioFormat
 from gateway.server.auth import credentials
 from gateway.server.gateway import Gateway
 from gateway.server.opening import resolve_stream
-from gateway.server.rest_params import RestError, SpeechParams, parse_speech
+from gateway.server.rest_params import RestError, SpeechParams, decode_json, parse_speech
 from gateway.server.rest_speech import SpeechStream
 from gateway.speech.synthesis import StreamSettings
 
@@ -108,7 +108,7 @@ def rest_routes(gateway: Gateway) -> list[BaseRoute]:
 
 async def _params(gateway: Gateway, request: Request) -> SpeechParams:
     config = gateway.config
-    body = await _json_body(request, config.rest)
+    body = await _json_body(request, config.rest, read_timeout_s=config.server.read_timeout_s)
     return parse_speech(body, config.rest, config.session.default_backend)
 
 
@@ -125,22 +125,31 @@ def _key_id(gateway: Gateway, request: Request) -> str | None:
     return key_id
 
 
-async def _json_body(request: Request, rest: RestSettings) -> Any:
-    """The request's JSON body, read up to a limit that fits the longest allowed input."""
+async def _json_body(request: Request, rest: RestSettings, *, read_timeout_s: float) -> Any:
+    """The request's JSON body, read within ``read_timeout_s`` and up to a limit that fits the
+    longest allowed input. Only a JSON content type is taken: a browser page can send
+    ``text/plain`` to any address without asking (no CORS preflight); JSON it cannot."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise RestError(
+            415,
+            f"the request body must be JSON, sent as 'Content-Type: application/json' "
+            f"(got {media_type or 'no content type'!r})",
+            code="unsupported_media_type",
+        )
     limit = 8 * rest.max_input_chars + 65536  # \uXXXX escapes and the other fields
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise RestError(
-                413, f"the request body is larger than {limit} bytes", code="input_too_long"
-            )
     try:
-        return json.loads(body)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-        raise RestError(
-            400, f"the request body is not valid JSON ({exc})", code="invalid_message"
-        ) from None
+        async with asyncio.timeout(read_timeout_s):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise RestError(413, f"the request body is larger than {limit} bytes",
+                                    code="input_too_long")  # fmt: skip
+    except TimeoutError:
+        raise RestError(408, f"the request body did not arrive within {read_timeout_s:g} s",
+                        code="request_timeout") from None  # fmt: skip
+    return decode_json(bytes(body))
 
 
 def _known_backend(gateway: Gateway, name: str) -> str:

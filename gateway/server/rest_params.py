@@ -1,9 +1,11 @@
-"""The body of an OpenAI-style speech request, validated (no I/O): :func:`parse_speech`, and
-:class:`RestError`, a request that cannot be served, answered in OpenAI's error shape.
+"""The body of an OpenAI-style speech request, validated (no I/O): :func:`decode_json` (the
+bytes to a JSON value), :func:`parse_speech`, and :class:`RestError`, a request that cannot be
+served, answered in OpenAI's error shape.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from gateway.config import RestSettings
 from gateway.core.errors import GatewayError
 from gateway.core.protocol import SPEED_RANGE
 
-__all__ = ["RestError", "SpeechParams", "parse_speech"]
+__all__ = ["RestError", "SpeechParams", "decode_json", "parse_speech"]
 
 # Fields of a speech request body: OpenAI's, plus ``backend`` (a synonym of ``model``) and
 # ``lang`` (the language the backend reads the text in). ``/v1/estimate`` takes the same body.
@@ -37,8 +39,11 @@ _MAX_NAME: Final = 200
 _ERROR_TYPES: Final = {
     400: "invalid_request_error",
     401: "authentication_error",
+    403: "permission_error",
     404: "invalid_request_error",
+    408: "invalid_request_error",
     413: "invalid_request_error",
+    415: "invalid_request_error",
     429: "rate_limit_error",
 }
 
@@ -70,6 +75,47 @@ class RestError(GatewayError):
 
 
 # -- the request body (pure) -------------------------------------------------------------------
+
+
+def decode_json(body: bytes) -> Any:
+    """The JSON value of a request body; a :class:`RestError` (400 ``invalid_message``) for
+    anything that is not JSON of valid Unicode: malformed, nested too deeply for the parser,
+    or holding a lone surrogate (``"\\ud800"``, which JSON's escapes allow)."""
+    try:
+        value = json.loads(body)
+    except RecursionError:
+        raise RestError(
+            400, "the request body is nested too deeply", code="invalid_message"
+        ) from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise RestError(
+            400, f"the request body is not valid JSON ({exc})", code="invalid_message"
+        ) from None
+    if (bad := _lone_surrogate(value)) is not None:
+        raise RestError(
+            400,
+            f"the request body holds a lone surrogate in {bad!a}: strings must be Unicode",
+            code="invalid_message",
+        )
+    return value
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """The first string (key or value) of a JSON value that is not valid Unicode, or None."""
+    pending = [value]  # iterative: the parser's own depth limit has been checked already
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return item
+    return None
 
 
 @dataclass(frozen=True, slots=True)

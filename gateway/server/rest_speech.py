@@ -13,7 +13,11 @@ an incomplete body instead of audio that silently stops, and the gateway logs wh
 
 The response owns two tasks: the speaker's (the producer) and one that waits for the client to
 go away. A disconnect cancels synthesis at once; both tasks are cancelled and awaited when the
-response ends in any way.
+response ends in any way. Every send to the client must complete within
+``limits.slow_client_grace_s``, and at shutdown the response ends within the sessions' share of
+``server.shutdown_timeout_s``: a client that does not read in time has its connection dropped
+(through the :class:`~gateway.server.link.Link`), so it holds neither the response nor the
+shutdown.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from gateway.audio.codecs import OpusOptions, Pcm16Encoder
 from gateway.audio.containers import MEDIA_TYPES, ContainerWriter, container_writer
@@ -37,6 +41,7 @@ from gateway.core.metrics import SessionMetrics
 from gateway.core.protocol import BackendSwitched, ServerMessage
 from gateway.core.session import Session
 from gateway.server.gateway import Gateway
+from gateway.server.link import Link, link_of
 from gateway.server.opening import open_speaker
 from gateway.server.rest_params import RestError, SpeechParams
 from gateway.server.tasks import cancel_and_wait
@@ -63,6 +68,10 @@ class _Failure:
 @dataclass(frozen=True, slots=True)
 class _End:
     """All audio is in the queue."""
+
+
+class _NotReading(Exception):
+    """A send to the client did not complete in time."""
 
 
 _Item = bytes | _Failure | _End
@@ -143,10 +152,14 @@ class SpeechStream(Response):
         self._observer = gateway.metrics.session(self._speaker.stream.backend.name)
         self._text = params.input
         self._producer: asyncio.Task[None] | None = None
+        self._grace_s = config.limits.slow_client_grace_s
+        self._link: Link | None = None
+        self._finished = asyncio.Event()  # the response has ended, one way or another
         self._sent_bytes = 0
         self._first_byte_at: float | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._link = link_of(scope)
         listener = asyncio.create_task(_disconnected(receive), name=f"speech-listener-{self.id}")
         with self._gateway.serving(self):
             try:
@@ -158,24 +171,55 @@ class SpeechStream(Response):
                 self._log.info("speech: %d characters, backend=%s voice=%s format=%s",
                                len(self._text), stream.backend.name, stream.voice,
                                self._format.value)  # fmt: skip
-                await self._respond(scope, receive, send, listener)
+                await self._respond(scope, receive, self._within_grace(send), listener)
+            except _NotReading:
+                self._log.warning("gave up on a client that does not read: a send did not "
+                                  "complete in %g s (%d bytes sent)", self._grace_s,
+                                  self._sent_bytes)  # fmt: skip
+                self._drop()
             finally:
+                self._finished.set()
                 await cancel_and_wait(listener)
                 await cancel_and_wait(self._producer)
                 self._writer.close()
                 self._session.close()
 
     async def shut_down(self, finish_within_s: float) -> None:
-        """The gateway is stopping: finish the segment being spoken (for at most
-        ``finish_within_s``), then end the response early (a stream already begun is cut)."""
+        """The gateway is stopping: finish the segment being spoken and send what is queued,
+        for at most ``finish_within_s`` in all, then end the response early (a stream already
+        begun is cut; a client that has not taken it by then loses its connection)."""
+        stop_by = asyncio.get_running_loop().time() + finish_within_s
         task = self._producer
-        if task is None or task.done():
-            return
-        self._speaker.draining = True
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            async with asyncio.timeout(finish_within_s):
-                await asyncio.shield(task)
-        await cancel_and_wait(task)
+        if task is not None and not task.done():
+            self._speaker.draining = True
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                async with asyncio.timeout_at(stop_by):
+                    await asyncio.shield(task)
+            await cancel_and_wait(task)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(stop_by):
+                await self._finished.wait()
+        if not self._finished.is_set():
+            self._log.warning("shutting down: the response is cut after %d bytes (the client "
+                              "did not take the rest in time)", self._sent_bytes)  # fmt: skip
+            self._drop()
+
+    def _drop(self) -> None:
+        """Drop the connection at once (unsent bytes are discarded, not flushed)."""
+        if self._link is not None:
+            self._link.abort()
+
+    def _within_grace(self, send: Send) -> Send:
+        """``send``, each call within ``slow_client_grace_s`` (else :class:`_NotReading`)."""
+
+        async def timed(message: Message) -> None:
+            try:
+                async with asyncio.timeout(self._grace_s):
+                    await send(message)
+            except TimeoutError:
+                raise _NotReading from None
+
+        return timed
 
     # -- producer: the speaker -------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -14,6 +15,9 @@ import uvicorn
 from gateway.backends import Backend
 from gateway.config import Config
 from gateway.server.app import Gateway, create_app
+from gateway.server.link import LinkSettings
+from gateway.server.logs import configure_logging
+from gateway.server.protocols import protocol_classes
 
 __all__ = [
     "BackgroundServer",
@@ -25,18 +29,44 @@ __all__ = [
 ]
 
 
+# Of server.shutdown_timeout_s: sessions finish their segment in the first half; connections
+# still open at this share of it (peers that do not read their last bytes, closes that get
+# no answer) are dropped, so the rest is left for the backends to close and the process to exit.
+_CONNECTIONS_SHARE = 0.75
+
+
 class GatewayServer(uvicorn.Server):
     """uvicorn's server, but sessions are closed by the gateway (1001) before uvicorn's own
-    shutdown would close them with 1012."""
+    shutdown would close them with 1012, and the whole shutdown keeps to
+    ``server.shutdown_timeout_s``."""
 
     def __init__(self, config: uvicorn.Config, gateway: Gateway) -> None:
         super().__init__(config)
         self.gateway = gateway
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        budget = self.gateway.config.server.shutdown_timeout_s
+        started = loop.time()
+        share = budget * _CONNECTIONS_SHARE
         for server in self.servers:
             server.close()  # stop accepting first
-        await self.gateway.close_sessions()
+        # Sessions finish their segment within half the budget; their last sends have deadlines
+        # of their own, which dropping the connections (below) cuts short.
+        closing = asyncio.ensure_future(self.gateway.close_sessions())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(share):
+                await asyncio.shield(closing)
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        # uvicorn's set of connections has no event to wait on; it polls them the same way.
+        while self.server_state.connections and loop.time() - started < share:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        for connection in list(self.server_state.connections):
+            connection.transport.abort()  # a peer that does not read cannot hold the exit
+        await closing  # its sends fail at once now
+        remaining = budget - (loop.time() - started)
+        self.config.timeout_graceful_shutdown = max(1, math.ceil(remaining))
         await super().shutdown(sockets)
 
     @contextlib.contextmanager
@@ -53,20 +83,26 @@ class GatewayServer(uvicorn.Server):
 def uvicorn_config(
     config: Config, *, backends: Mapping[str, Backend] | None = None
 ) -> uvicorn.Config:
-    """The uvicorn settings for ``config``: WebSocket limits, keepalive, graceful shutdown."""
+    """The uvicorn settings for ``config``: the gateway's HTTP and WebSocket protocols (their
+    limits: :mod:`gateway.server.protocols`), WebSocket limits, keepalive, graceful shutdown, no
+    ``server`` header, and logging left to the process (:func:`configure_logging`)."""
     limits = config.limits
+    http, ws = protocol_classes(LinkSettings.from_config(config))
     return uvicorn.Config(
         create_app(config, backends=backends),
         host=config.server.host,
         port=config.server.port,
-        ws="websockets-sansio",
+        http=http,
+        ws=ws,
         ws_max_size=limits.max_message_bytes,
         ws_ping_interval=limits.ping_interval_s,
         ws_ping_timeout=limits.ping_timeout_s,
         ws_per_message_deflate=False,
         lifespan="on",
+        log_config=None,
         log_level=config.server.log_level,
-        timeout_graceful_shutdown=int(config.server.shutdown_timeout_s),
+        server_header=False,
+        timeout_graceful_shutdown=math.ceil(config.server.shutdown_timeout_s),
     )
 
 
@@ -114,10 +150,7 @@ async def serve_in_background(
 
 def run_server(config: Config) -> None:
     """Serve until interrupted (SIGINT/SIGTERM)."""
-    logging.basicConfig(
-        level=config.server.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(config.server.log_level)
     logging.getLogger(__name__).info(
         "tts-gateway on ws://%s:%d/v1/stream (config: %s)",
         config.server.host,

@@ -43,6 +43,7 @@ from gateway.core.protocol import (
 from gateway.core.ratelimit import TokenBucket
 from gateway.core.session import Session, SessionState
 from gateway.server.gateway import Gateway
+from gateway.server.link import SocketLink, link_of
 from gateway.server.opening import frame_encoder, open_speaker, resolve_stream
 from gateway.server.outbox import Closed, Outbox
 from gateway.server.tasks import cancel_and_wait
@@ -83,7 +84,9 @@ class Connection:
             max_pending_flushes=limits.max_pending_flushes,
             max_heard_chars=limits.max_heard_chars,
         )
-        self._outbox = Outbox(websocket)
+        self._link = link_of(websocket.scope)
+        self._outbox = Outbox(websocket, deadline_s=limits.slow_client_grace_s, link=self._link)
+        self._flooded = asyncio.Event()
         self._observer = gateway.metrics.session()
         self._work_ready = asyncio.Event()
         self._speaker: Speaker | None = None
@@ -92,7 +95,11 @@ class Connection:
         self._metrics = SessionMetrics(sample_rate=24000, started_at=time.monotonic())
         self._opened_at = time.monotonic()
         self._last_message_at = self._opened_at
-        self._rate = TokenBucket(limits.max_messages_per_s, limits.max_message_burst)
+        if isinstance(self._link, SocketLink):  # control frames take from the same budget
+            self._rate = self._link.rate
+            self._link.on_flood = self._flooded.set
+        else:
+            self._rate = TokenBucket(limits.max_messages_per_s, limits.max_message_burst)
         self._watchdog: asyncio.Task[None] | None = None
         self._start_received = False
 
@@ -105,10 +112,17 @@ class Connection:
         self._watchdog = asyncio.create_task(self._watch(), name=f"watchdog-{self.id}")
         reader = asyncio.create_task(self._read_loop(), name=f"reader-{self.id}")
         given_up = asyncio.create_task(self._outbox.gave_up.wait(), name=f"give-up-{self.id}")
+        flooded = asyncio.create_task(self._flooded.wait(), name=f"flooded-{self.id}")
         try:
-            await asyncio.wait({reader, given_up}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({reader, given_up, flooded}, return_when=asyncio.FIRST_COMPLETED)
             if reader.done():
                 reader.result()
+            elif flooded.done():
+                await cancel_and_wait(reader)
+                limit = self._config.limits.max_messages_per_s
+                await self._end_session(ErrorCode.RATE_LIMITED,
+                                        f"more than {limit:g} messages a second (pings count)",
+                                        "rate limited")  # fmt: skip
         except Closed:
             pass
         except Exception:
@@ -117,6 +131,7 @@ class Connection:
         finally:
             await cancel_and_wait(reader)
             await cancel_and_wait(given_up)
+            await cancel_and_wait(flooded)
             await cancel_and_wait(self._watchdog)
             await self._stop_speaker()
             self._cancel_idle_timer()
@@ -152,15 +167,15 @@ class Connection:
         await self._close(close_code(error), reason)
 
     async def _watch(self) -> None:
-        """Deadlines: a `start` (and credentials) soon after the upgrade, and the idle timeout."""
+        """Deadlines: a `start` (and credentials) soon after the upgrade, the idle timeout, and
+        a client that has left what was sent unread for ``slow_client_grace_s``."""
         limits = self._config.limits
         grace = limits.slow_client_grace_s
         while not self._outbox.closed:
             now = time.monotonic()
-            blocked_since = self._outbox.blocked_since
-            if blocked_since is not None and now - blocked_since >= grace:
-                self._outbox.give_up()
-                self._log.warning("gave up on a client that does not read")
+            lag = self._link.read_lag_s() if isinstance(self._link, SocketLink) else 0.0
+            if lag >= grace:
+                self._outbox.give_up(f"nothing read for {lag:.1f} s")
                 return
             if not self._authenticated:
                 deadline = self._opened_at + self._config.auth.first_message_timeout_s
@@ -182,7 +197,7 @@ class Connection:
                     await self._end_session(ErrorCode.IDLE_TIMEOUT, message, "idle timeout")
                     return
                 deadline = max(deadline, now + 1.0)
-            # A blocked send is looked at again within a tenth of the grace period after it.
+            # The client's reading is looked at again within a tenth of the grace period.
             await asyncio.sleep(max(0.05, min(deadline - now, grace / 10)))
 
     def _quiet(self) -> bool:
@@ -240,7 +255,7 @@ class Connection:
         key_id = self._gateway.auth.identify(message.token, origin=origin, scope="stream")
         if key_id is None:
             raise ProtocolError(ErrorCode.UNAUTHORIZED, "invalid API key or token", fatal=True)
-        if (refusal := await self._gateway.admit(self, key_id, live=True)) is not None:
+        if (refusal := await self._gateway.admit_waiting(self, key_id)) is not None:
             raise ProtocolError(refusal.code, refusal.reason, fatal=True)
         self.key_id, self._authenticated = key_id, True
         self._log.info("authenticated (key %s)", key_id)

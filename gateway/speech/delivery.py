@@ -3,9 +3,9 @@ paced to the listener, with the gateway's model of the listener's playback.
 
 A :class:`Delivery` belongs to one session. It encodes a few frames at a time (in the encoder
 threads when the gateway has them: the session with the least audio buffered goes first),
-keeps frames that were encoded but not yet handed over when a cancel landed, so the timeline
-never has a hole, and hands frames to an :class:`AudioSink`: protocol messages on a WebSocket
-(:class:`MessageSink`), or a file being written for a REST response.
+drops the frames encoded but not yet handed over when a cancel lands (the timeline goes on
+without a hole, with a fresh encoder), and hands frames to an :class:`AudioSink`: protocol
+messages on a WebSocket (:class:`MessageSink`), or a file being written for a REST response.
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ class Delivery:
         self._encoders = encoders  # None: encode on the event loop
         self._after_frame = after_frame
         self._unsent: deque[Frame] = deque()
+        self._handed = 0  # frames handed over to the sink
         self.playback = PlaybackModel(sample_rate)
 
     @property
@@ -104,8 +105,9 @@ class Delivery:
 
     @property
     def sent_end(self) -> int:
-        """Timeline position where the frames handed over so far end."""
-        return self._audio.sent_end
+        """Timeline position where the frames handed over to the sink so far end (frames
+        encoded but still waiting for pacing do not count)."""
+        return self._handed * self._audio.frame_samples
 
     def buffered_s(self) -> float:
         """Seconds of audio the listener holds unplayed now (the playback estimate)."""
@@ -128,9 +130,12 @@ class Delivery:
         """Hand over every sample written so far (the encoder's tail padded with silence)."""
         await self.send(self._audio.drain())
 
-    async def cut(self, fade_samples: int) -> None:
-        """Barge-in: end the audio now, fading what is held (see :meth:`AudioOut.cut`)."""
-        await self.send(self._audio.cut(fade_samples))
+    def cut(self) -> None:
+        """Barge-in: drop at once every frame not handed over yet (however much pacing held
+        back) and the samples held; the timeline goes on where the handed-over frames end,
+        with a fresh encoder (see :meth:`AudioOut.cut`). Nothing is handed over."""
+        self._unsent.clear()
+        self._audio.cut(self._handed)
         self.playback.stopped()
 
     async def boundary(self) -> None:
@@ -153,13 +158,14 @@ class Delivery:
 
     async def send(self, frames: Iterable[Frame]) -> None:
         """Hand over frames in order. Frames made but not handed over stay queued for the next
-        call, so the timeline never has a hole: a cancel sends them before its cut."""
+        call (or are dropped by :meth:`cut`), so the timeline never has a hole."""
         self._unsent.extend(frames)
         while self._unsent:
             frame = self._unsent[0]
             await self._pace()
             await self._sink.frame(frame)
             self._unsent.popleft()  # no await since the hand-over: a cancel cannot land between
+            self._handed = frame.seq + 1
             now = self._clock.now()
             self._metrics.frame_sent(len(frame.data), now)
             self.playback.sent(frame.sample_start + self._audio.frame_samples, now)

@@ -19,6 +19,7 @@ from gateway.backends.threads import WorkerPool
 from gateway.config import Config
 from gateway.core.admission import ModelLoad, ModelMeter
 from gateway.core.cost import CostMeter, Price
+from gateway.core.load import LoadMonitor
 from gateway.core.pacing import ModelShare, SynthesisTimeModel
 from gateway.core.seams import SeamConfig
 from gateway.core.segmenter import SegmenterConfig
@@ -80,7 +81,8 @@ class SpeechServices:
 
     ``price``: a backend's price (None: unknown); ``fallback_for``: the loaded backend a
     backend falls back to (None: none); ``recover_after_s``: how long a session stays on a
-    fallback before trying its backend again (0: for good).
+    fallback before trying its backend again (0: for good); ``saturated``: the gateway's verdict
+    on its load, which progress reports (its sessions report their frames to ``load``).
     """
 
     def __init__(
@@ -91,9 +93,12 @@ class SpeechServices:
         fallback_for: Callable[[Backend], Backend | None] = lambda _: None,
         recover_after_s: Callable[[Backend], float] = lambda _: 0.0,
         encoders: WorkerPool | None = None,
+        saturated: Callable[[], bool] = lambda: False,
     ) -> None:
         self.settings = settings
         self.encoders = encoders
+        self.load = LoadMonitor()
+        self.saturated = saturated
         self._price = price
         self._fallback_for = fallback_for
         self._recover_after_s = recover_after_s

@@ -109,6 +109,7 @@ class Speaker:
         self._origin = audio.cursor
         self._seconds_per_char = _DEFAULT_SECONDS_PER_CHAR
         self._progress_at = -float("inf")
+        self._underruns_seen = 0
         self._costs: dict[str, CostMeter] = {}  # by backend name (a fallback has its own)
         self._words: SegmentWords | None = None  # of the segment being spoken
         self._call_seconds, self._call_samples = 0.0, 0  # the segment's calls, so far
@@ -160,7 +161,7 @@ class Speaker:
         report what was heard and what was not spoken."""
         heard_at = self.playback.played(self._clock.now()) if position is None else position
         outcome = self._session.cancel(heard_at)
-        await self._delivery.cut(self._settings.seams.samples(self._settings.seams.fade_ms))
+        self._delivery.cut()
         self._shaper = SeamShaper(self._settings.seams)
         self._origin = self._delivery.cursor
         sent_end = self._delivery.sent_end
@@ -229,6 +230,7 @@ class Speaker:
             message = f"{self._failed_backend}: {error}"
             if self._stop_on_error:
                 raise SpeechError(message)
+            self._session.segment_failed(work)  # reported here: a cancel leaves it out
             await self._send(Error(ErrorCode.BACKEND_ERROR, message, char_start=segment.start,
                                    char_end=segment.end))  # fmt: skip
         last = self._shaper.end_piece(segment.boundary, last=True)
@@ -345,7 +347,8 @@ class Speaker:
                 words.predicted = True
                 rate = self._settings.sample_rate
                 end = start + round(self._seconds_per_char * rate * words.weight)
-            await self._send_words(words.segment.index, True, words.estimated(start, end))
+            estimate = words.estimated(start, end)  # a prediction is not heard until fitted
+            await self._send_words(words.segment.index, True, estimate, heard=whole_piece)
         if len(shaped.pcm) and not words.audio_sent:
             words.audio_sent = True
             step = self._delivery.frame_samples
@@ -356,10 +359,12 @@ class Speaker:
         else:
             await self._delivery.emit(shaped.pcm)
 
-    async def _send_words(self, segment: int, estimated: bool, words: list[WordEntry]) -> None:
+    async def _send_words(
+        self, segment: int, estimated: bool, words: list[WordEntry], *, heard: bool = True
+    ) -> None:
         if words:  # newer timings of these words replace older ones in the books of the heard
             self._session.forget_heard_from(words[0]["char_start"])
-        for word in words:
+        for word in words if heard else ():
             self._session.mark_heard(word["sample_end"], word["char_end"])
         await self._send(Words(segment, estimated, words))
 
@@ -400,6 +405,10 @@ class Speaker:
     # -- progress ------------------------------------------------------------------------------
 
     async def _tick(self) -> None:
+        """After every frame: tell the gateway's load (did the listener run dry?); maybe tick."""
+        underruns = self.playback.underruns
+        self._services.load.frame(self, self._clock.now(), stalled=underruns > self._underruns_seen)
+        self._underruns_seen = underruns
         await self._progress("tick", None)
 
     async def _progress(self, event: str, segment: int | None, *, force: bool = False) -> None:
@@ -418,7 +427,8 @@ class Speaker:
                      audio_buffered_ms=round(self.playback.buffered(now) / rate_ms, 1),
                      underruns=self.playback.underruns,
                      time_to_first_audio_ms=_rounded(metrics.time_to_first_audio_ms),
-                     real_time_factor=None if rtf is None else round(rtf, 4), **self.cost())
+                     real_time_factor=None if rtf is None else round(rtf, 4),
+                     saturated=self._services.saturated(), **self.cost())
         )  # fmt: skip
 
 
