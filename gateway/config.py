@@ -185,6 +185,24 @@ class SeamSettings:
 
 # OpenAI's speech models: in a request to POST /v1/audio/speech they mean the default backend.
 OPENAI_MODELS: Final = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
+# OpenAI's voice names (the default of most examples is "alloy") -> voices of the default backend,
+# the bundled Kokoro: its four female voices and one male voice, and blends of them where OpenAI
+# has more voices of a kind, so that no two names sound the same.
+OPENAI_VOICES: Final = {
+    "alloy": "jf_alpha",
+    "ash": "jm_kumo",
+    "ballad": "jm_kumo(3)+jf_tebukuro(1)",
+    "cedar": "jm_kumo(3)+jf_nezumi(1)",
+    "coral": "jf_nezumi",
+    "echo": "jm_kumo(3)+jf_alpha(1)",
+    "fable": "jm_kumo(3)+jf_gongitsune(1)",
+    "marin": "jf_gongitsune(1)+jf_nezumi(1)",
+    "nova": "jf_gongitsune",
+    "onyx": "jm_kumo(4)+jf_tebukuro(1)",
+    "sage": "jf_tebukuro",
+    "shimmer": "jf_alpha(1)+jf_tebukuro(1)",
+    "verse": "jm_kumo(2)+jf_alpha(1)",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +211,7 @@ class RestSettings:
 
     max_input_chars: int = 4096
     openai_models: tuple[str, ...] = OPENAI_MODELS
-    voice_aliases: Mapping[str, str] = field(default_factory=dict)
+    voice_aliases: Mapping[str, str] = field(default_factory=lambda: dict(OPENAI_VOICES))
     bitrate: int = 64000
 
     def __post_init__(self) -> None:
