@@ -1,0 +1,254 @@
+"""The ElevenLabs-compatible WebSockets with a client written from ElevenLabs' API reference
+(tests/elevenlabs_client.py), against a real gateway on loopback: real Kokoro for speech
+(checked with Whisper), the tone backend where a test needs speed, a hang or a failure.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import av
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from tests.asr import transcribe, word_error_rate
+from tests.conftest import RunningServer, timeout
+from tests.elevenlabs_client import Received, XiClient, xi_connect, xi_url
+from tests.fakes import HANG_MARKER, RAISE_MARKER, ToneBackend
+from tests.servers import eventually
+from tests.test_output_formats import ffmpeg_decode
+
+FIRST = ("The first context speaks a long passage about the weather on the coast. "
+         "It goes on with sentence after sentence, so that it can be cut off. "
+         "Nobody hears the end of this one.")  # fmt: skip
+SECOND = "The second context says hello to everyone. It keeps on talking calmly."
+
+
+def pcm16(data: bytes | bytearray) -> NDArray[np.float32]:
+    return np.frombuffer(bytes(data), "<i2").astype(np.float32) / 32768.0
+
+
+def words_of(text: str) -> list[str]:
+    return re.findall(r"\S+\s*", text)
+
+
+def finished(*contexts: str | None) -> object:
+    return lambda client: all(client.of(c).finals for c in contexts)
+
+
+def check_alignment_clock(received: Received, sample_rate: int) -> None:
+    """Message times add up to the audio (each message's last start plus duration, from the end
+    of the previous alignment), and the context times are that clock plus the message times."""
+    clock = 0
+    normalized_alignments = received.alignments("normalizedAlignment")
+    for alignment, normalized in zip(received.alignments(), normalized_alignments, strict=True):
+        starts, durations = alignment["charStartTimesMs"], alignment["charDurationsMs"]
+        assert len(alignment["chars"]) == len(starts) == len(durations)
+        assert normalized["charStartTimesMs"] == [clock + s for s in starts]
+        assert all(d >= 0 for d in durations)
+        clock += starts[-1] + durations[-1]
+    assert clock == round(len(received.audio) / 2 * 1000 / sample_rate)
+
+
+# -- multi-stream-input ------------------------------------------------------------------------
+
+
+@pytest.mark.model
+async def test_two_contexts_interleaved_one_interrupted_nothing_lost_in_the_other(
+    server: RunningServer,
+) -> None:
+    url = xi_url(server, "21m00Tcm4TlvDq8ikWAM", model_id="eleven_flash_v2_5",
+                 output_format="pcm_24000")  # fmt: skip
+    async with xi_connect(url, additional_headers={"xi-api-key": "any key"}) as client:
+        await client.send(text=" ", context_id="a", voice_settings={"stability": 0.5})
+        await client.send(text=" ", context_id="b")
+        first, second = words_of(FIRST), words_of(SECOND)
+        for i in range(max(len(first), len(second))):  # tokens of two replies, interleaved
+            if i < len(first):
+                await client.send(text=first[i], context_id="a", flush=i == len(first) - 1)
+            if i < len(second):
+                await client.send(text=second[i], context_id="b")
+        await client.send(context_id="b", flush=True)  # b's input ends: a bare flush
+        await client.read_until(lambda c: len(c.of("a").audio) >= 2 * 24000 // 2)
+        await client.send(context_id="a", close_context=True)  # a is interrupted mid-speech
+        await client.send(context_id="b", close_context=True)  # b speaks to its end
+        await client.read_until(finished("a", "b"))
+        a_audio_at_final = len(client.of("a").audio)
+        await client.send(close_socket=True)
+        await client.read_until(lambda _: False)
+    assert client.close_code == 1000
+    assert not client.errors
+    a, b = client.of("a"), client.of("b")
+    assert a.finals == b.finals == 1
+    assert a.audio_after_final == b.audio_after_final == 0
+    assert len(a.audio) == a_audio_at_final
+    assert len(a.audio) / 2 / 24000 < 0.8 * len(FIRST) / 14  # far from all of it
+    assert b.chars() == SECOND
+    assert b.chars("normalizedAlignment") == SECOND
+    check_alignment_clock(b, 24000)
+    heard = transcribe(pcm16(b.audio), 24000)
+    assert word_error_rate(SECOND, heard) <= 0.15, heard
+
+
+async def test_a_context_is_stopped_at_once_and_the_others_go_on(
+    server: RunningServer, tone: ToneBackend
+) -> None:
+    """close_context after text interrupts: the hanging synthesis is cancelled, isFinal comes
+    at once, and the socket's other contexts keep working."""
+    url = xi_url(server, "tone", model_id="fake", output_format="pcm_24000", auto_mode="true")
+    async with xi_connect(url) as client:
+        await client.send(text=f"Hello there, {HANG_MARKER} forever.", context_id="stuck")
+        await eventually(lambda: tone.active > 0, deadline_s=timeout(10))
+        await client.read_until(lambda c: bool(c.of("stuck").audio))  # "Hello there," spoke
+        await client.send(context_id="stuck", close_context=True)
+        await client.read_until(finished("stuck"), deadline_s=10)
+        await eventually(lambda: tone.active == 0, deadline_s=timeout(10))
+        await client.send(text="One two three.", context_id="fine")
+        await client.send(context_id="fine", flush=True)
+        await client.send(context_id="fine", close_context=True)
+        await client.read_until(finished("fine"))
+    assert client.of("fine").chars() == "One two three. "
+    assert not client.errors
+
+
+async def test_limits_and_refusals_keep_the_socket_serving(server: RunningServer) -> None:
+    url = xi_url(server, "tone", model_id="fake", output_format="pcm_16000")
+    async with xi_connect(url) as client:
+        await client.socket.send("not json")
+        await client.send(text=5, context_id="x")
+        await client.send(context_id="ghost", close_context=True)  # unknown: ignored
+        for name in ("k1", "k2", "k3", "k4", "k5", "k6"):  # keep-alives open nothing
+            await client.send(text="", context_id=name)
+        await client.read_until(lambda c: len(c.errors) == 2, deadline_s=10)
+        assert [e["error"] for e in client.errors] == ["invalid_input_message"] * 2
+        assert "Could not parse input message" in client.errors[0]["message"]
+        for index in range(5):
+            await client.send(text=" ", context_id=f"c{index}")
+        await client.send(text="One.", context_id="c0", flush=True)
+        await client.send(context_id="c0", flush=True)
+        await client.send(context_id="c0", close_context=True)  # frees its slot at once
+        await client.send(text=" ", context_id="c5")
+        await client.send(text="Two.", context_id="c5", flush=True)
+        await client.read_until(lambda c: bool(c.of("c5").audio) and c.of("c0").finals > 0)
+        await client.send(text=" ", context_id="c6")  # a sixth open context
+        await client.read_until(lambda _: False)
+    assert client.close_code == 1008
+    assert client.errors[-1] == {
+        "message": "Maximum simultaneous contexts per WebSocket connection exceeded (5). "
+                   "Please close an existing context before opening a new one.",
+        "error": "max_active_conversations", "code": 1008, "contextId": "c6",
+    }  # fmt: skip
+    assert client.of("c0").chars() == "One."
+    assert client.of("c0").finals == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [
+        ("nobody/multi-stream-input", 404, "voice_not_found"),
+        ("tone/multi-stream-input?model_id=fake&output_format=wav_24000", 422,
+         "invalid_output_format"),
+        ("tone/stream-input?model_id=fake&enable_ssml_parsing=true", 422, "unsupported_feature"),
+        ("tone/stream-input?model_id=fake&language_code=ja", 422, "unsupported_language"),
+        ("tone/stream-input?model_id=fake&inactivity_timeout=999", 422, "invalid_parameters"),
+    ],
+)  # fmt: skip
+async def test_handshake_refusals_have_the_services_error_shape(
+    server: RunningServer, path: str, status: int, code: str
+) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(f"ws://127.0.0.1:{server.port}/v1/text-to-speech/{path}"):
+            pass
+    response = refused.value.response
+    assert response.status_code == status
+    detail = json.loads(response.body or b"")["detail"]
+    assert detail["status"] == code
+    if code == "voice_not_found":
+        assert detail["message"].startswith("A voice with the voice_id nobody was not found.")
+
+
+async def test_a_backend_failure_is_an_error_for_its_context(server: RunningServer) -> None:
+    url = xi_url(server, "tone", model_id="fake", output_format="pcm_24000", auto_mode="true")
+    async with xi_connect(url) as client:
+        await client.send(text=f"Fine words. Then {RAISE_MARKER} here.", context_id="f")
+        await client.send(context_id="f", flush=True)
+        await client.send(context_id="f", close_context=True)
+        await client.read_until(finished("f"))
+    (error,) = client.errors
+    assert (error["error"], error["contextId"]) == ("backend_error", "f")
+    # The failed sentence's characters go out only as far as its audio did (none of its last
+    # words): the rest of it is reported by the error, never as spoken.
+    chars = client.of("f").chars()
+    assert chars.startswith("Fine words. ")
+    assert RAISE_MARKER not in chars
+    assert "here" not in chars
+
+
+# -- stream-input and formats ------------------------------------------------------------------
+
+
+async def speak_single(url: str, text: str, **opening: object) -> XiClient:
+    """The documented stream-input exchange: opening " ", pieces, then "" to end."""
+    async with xi_connect(url) as client:
+        await client.send(text=" ", **opening)
+        for piece in words_of(text):
+            await client.send(text=piece, try_trigger_generation=True)
+        await client.send(text="")
+        await client.read_until(lambda _: False)
+    return client
+
+
+@pytest.mark.model
+async def test_stream_input_ulaw_8000_is_speech_after_the_g711_table(server: RunningServer) -> None:
+    text = "Your table for two is booked for seven thirty tonight."
+    url = xi_url(server, "pNInz6obpgDQGcFmaJgB", "stream-input", output_format="ulaw_8000")
+    client = await speak_single(url, text, xi_api_key="any key")
+    assert client.close_code == 1000
+    received = client.of(None)
+    assert received.finals == 1
+    assert received.chars().strip() == text
+    pcm = ffmpeg_decode("pcm_mulaw", bytes(received.audio), 8000)
+    heard = transcribe(pcm, 8000)
+    assert word_error_rate(text, heard) <= 0.2, heard
+
+
+@pytest.mark.parametrize(
+    ("output_format", "rate"),
+    [("pcm_16000", 16000), ("mp3_44100_128", 44100), ("mp3_22050_32", 22050),
+     ("opus_48000_64", 48000), ("alaw_8000", 8000)],
+)  # fmt: skip
+async def test_output_formats(server: RunningServer, output_format: str, rate: int) -> None:
+    text = "One two three. Four five six seven."
+    url = xi_url(server, "tone", "stream-input", model_id="fake", output_format=output_format)
+    client = await speak_single(url, text)
+    received = client.of(None)
+    data = bytes(received.audio)
+    if output_format.startswith("pcm"):
+        pcm, decoded_rate = pcm16(data), rate
+    elif output_format.startswith("alaw"):
+        pcm, decoded_rate = ffmpeg_decode("pcm_alaw", data, rate), rate
+    else:
+        with av.open(io.BytesIO(data)) as container:
+            stream = container.streams.audio[0]
+            decoded_rate = stream.rate
+            pcm = np.concatenate([f.to_ndarray()[0] for f in container.decode(stream)])
+    assert decoded_rate == rate
+    tones = 7 * 0.12  # the tone backend: 120 ms a word, plus seams and pauses
+    assert tones < len(pcm) / rate < tones + 2.0
+    assert received.chars().strip() == text
+
+
+async def test_stream_input_inactivity_ends_with_the_services_error(server: RunningServer) -> None:
+    url = xi_url(server, "tone", "stream-input", model_id="fake", inactivity_timeout="1")
+    async with xi_connect(url) as client:
+        await client.send(text=" ")
+        await client.send(text="Waiting ")
+        await client.read_until(lambda _: False, deadline_s=30)
+    assert client.close_code == 1008
+    assert client.errors[-1]["error"] == "input_timeout_exceeded"
+    assert "within the timeout of 1 seconds" in client.errors[-1]["message"]
