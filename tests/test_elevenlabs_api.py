@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Callable
 
 import av
 import numpy as np
@@ -37,7 +38,7 @@ def words_of(text: str) -> list[str]:
     return re.findall(r"\S+\s*", text)
 
 
-def finished(*contexts: str | None) -> object:
+def finished(*contexts: str | None) -> Callable[[XiClient], bool]:
     return lambda client: all(client.of(c).finals for c in contexts)
 
 
@@ -233,7 +234,7 @@ async def test_output_formats(server: RunningServer, output_format: str, rate: i
     elif output_format.startswith("alaw"):
         pcm, decoded_rate = ffmpeg_decode("pcm_alaw", data, rate), rate
     else:
-        with av.open(io.BytesIO(data)) as container:
+        with av.open(io.BytesIO(data), "r") as container:
             stream = container.streams.audio[0]
             decoded_rate = stream.rate
             pcm = np.concatenate([f.to_ndarray()[0] for f in container.decode(stream)])
