@@ -217,6 +217,11 @@ class Context:
         self._writer.close()
 
     @property
+    def speaking(self) -> bool:
+        """Whether its speaker task is still running."""
+        return self._task is not None and not self._task.done()
+
+    @property
     def idle(self) -> bool:
         """Nothing to speak and nothing being spoken (inactivity may close it)."""
         return not (self._session.has_work or self._session.has_pending_text or self._speaker.busy)

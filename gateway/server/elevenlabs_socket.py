@@ -117,6 +117,11 @@ class ElevenLabsSocket:
             await asyncio.gather(*(c.wind_down(finish_within_s) for c in contexts))
             await self._outbox.close(1001, "the gateway is shutting down")
 
+    @property
+    def contexts_speaking(self) -> int:
+        """Contexts whose speaker task still runs (open ones, and closed ones that finish)."""
+        return sum(context.speaking for context in self._all_contexts())
+
     def _all_contexts(self) -> list[Context]:
         return [*self._contexts.values(), *self._draining]
 
