@@ -23,6 +23,7 @@ from starlette.websockets import WebSocket
 from gateway.backends import Backend, create_backend
 from gateway.config import Config
 from gateway.server.auth import SUBPROTOCOL, credentials
+from gateway.server.cors import cors_middleware
 from gateway.server.elevenlabs_routes import elevenlabs_routes
 from gateway.server.gateway import Gateway
 from gateway.server.metrics import CONTENT_TYPE
@@ -175,7 +176,7 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
     ]
     if WEB_CLIENT_DIR.is_dir():
         routes.append(Mount("/client", StaticFiles(directory=WEB_CLIENT_DIR)))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[cors_middleware(config)])
     app.state.gateway = gateway
     return app
 
