@@ -95,17 +95,16 @@ class ElevenLabsSocket:
         tasks = (writer, reader, watchdog)
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in tasks:
-                if task.done() and not task.cancelled() and task.exception() is not None:
-                    error = task.exception()
-                    if not isinstance(error, Closed):
-                        self._log.error("elevenlabs socket failed", exc_info=error)
         finally:
             await cancel_and_wait(reader)
             await cancel_and_wait(watchdog)
             for context in self._all_contexts():
                 await context.stop()
             await cancel_and_wait(writer)
+            for task in tasks:  # every task's end is looked at, so none is left unretrieved
+                error = None if task.cancelled() else task.exception()
+                if error is not None and not isinstance(error, Closed):
+                    self._log.error("elevenlabs socket failed", exc_info=error)
             reading = " (the client stopped reading)" if self._outbox.given_up else ""
             self._log.info("elevenlabs socket closed%s", reading)
 
