@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import io
 import json
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import av
 import numpy as np
@@ -17,8 +19,12 @@ from numpy.typing import NDArray
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from gateway.backends.base import SynthesisRequest
+from gateway.backends.elevenlabs import ElevenLabsBackend
+from gateway.backends.settings import ElevenLabsSettings
+from gateway.config import AuthRequired
 from tests.asr import transcribe, word_error_rate
-from tests.conftest import RunningServer, timeout
+from tests.conftest import RunningServer, repo_config, serve, timeout
 from tests.elevenlabs_client import Received, XiClient, xi_connect, xi_url
 from tests.fakes import HANG_MARKER, RAISE_MARKER, ToneBackend
 from tests.servers import eventually
@@ -253,3 +259,93 @@ async def test_stream_input_inactivity_ends_with_the_services_error(server: Runn
     assert client.close_code == 1008
     assert client.errors[-1]["error"] == "input_timeout_exceeded"
     assert "within the timeout of 1 seconds" in client.errors[-1]["message"]
+
+
+async def test_close_socket_lets_a_context_whose_input_ended_finish(server: RunningServer) -> None:
+    url = xi_url(server, "tone", model_id="fake", output_format="pcm_24000")
+    async with xi_connect(url) as client:
+        await client.send(text="One two three four five six.", context_id="done", flush=True)
+        await client.send(context_id="done", flush=True)  # its input ended
+        await client.send(text="Seven eight nine ten.", context_id="cut", flush=True)
+        await client.send(close_socket=True)
+        await client.read_until(lambda _: False)
+    assert client.close_code == 1000
+    assert client.of("done").chars() == "One two three four five six."
+    assert client.of("done").finals == client.of("cut").finals == 1
+    assert client.of("cut").chars() != "Seven eight nine ten."  # stopped, not drained
+
+
+# -- authentication, shutdown, the gateway's own ElevenLabs client -------------------------------
+
+KEY = "elevenlabs-test-key-0123456789"
+
+
+@pytest.fixture
+async def keyed(tone: ToneBackend) -> AsyncIterator[RunningServer]:
+    config = repo_config()
+    auth = dataclasses.replace(config.auth, required=AuthRequired.YES, api_keys=(KEY,))
+    running = await serve(dataclasses.replace(config, auth=auth), {"kokoro": tone})
+    yield running
+    await running.stop()
+
+
+async def test_the_key_from_the_header_or_the_first_message(keyed: RunningServer) -> None:
+    url = xi_url(keyed, "tone", "stream-input", output_format="pcm_16000")
+    with pytest.raises(InvalidStatus) as refused:
+        async with xi_connect(url, additional_headers={"xi-api-key": "wrong key"}):
+            pass
+    assert refused.value.response.status_code == 401
+    assert json.loads(refused.value.response.body or b"")["detail"]["status"] == "invalid_api_key"
+    client = await speak_single(url, "Hello.", xi_api_key=KEY)
+    assert client.of(None).chars() == "Hello."
+    async with xi_connect(url, additional_headers={"xi-api-key": KEY}) as client:
+        await client.send(text="Hi there.")
+        await client.send(text="")
+        await client.read_until(lambda _: False)
+    assert client.close_code == 1000
+    async with xi_connect(url) as client:
+        await client.send(text=" ")  # no key in the first message
+        await client.read_until(lambda _: False)
+    assert client.close_code == 1008
+    assert client.errors[-1]["error"] == "invalid_api_key"
+
+
+async def test_shutdown_reports_what_will_not_be_spoken() -> None:
+    tone = ToneBackend("kokoro", chunk_delay_s=0.05)
+    running = await serve(repo_config(), {"kokoro": tone})
+    url = xi_url(running, "tone", output_format="pcm_24000", auto_mode="true")
+    async with xi_connect(url) as client:
+        await client.send(text="One two three four five six seven eight nine.", context_id="s")
+        await client.send(text="Ten eleven twelve thirteen fourteen.", context_id="s")
+        await client.read_until(lambda c: bool(c.of("s").audio))
+        stopping = asyncio.create_task(running.stop())
+        await client.read_until(lambda _: False)
+        await stopping
+    assert client.close_code == 1001
+    (error,) = client.errors
+    assert (error["error"], error["contextId"]) == ("shutting_down", "s")
+    assert client.of("s").finals == 1
+
+
+@pytest.mark.model
+async def test_the_gateways_own_elevenlabs_backend_speaks_through_stream_input(
+    server: RunningServer,
+) -> None:
+    """The gateway's ``elevenlabs`` backend (a stream-input client written against the
+    service) pointed at the gateway: speech with word timings from the alignment."""
+    settings = ElevenLabsSettings(base_url=server.http_url, api_key="any key",
+                                  default_voice="jm_kumo")  # fmt: skip
+    backend = ElevenLabsBackend("elevenlabs", settings)
+    await backend.load()
+    text = "Good evening. The last train leaves at ten."
+    try:
+        request = SynthesisRequest(text, "jm_kumo", "en-us", 1.0)
+        chunks = [chunk async for chunk in backend.synthesize(request)]
+    finally:
+        await backend.aclose()
+    assert "jf_alpha" in [voice.id for voice in backend.voices()]
+    pcm = np.concatenate([chunk.pcm for chunk in chunks])
+    words = [text[w.char_start : w.char_end] for chunk in chunks for w in chunk.words]
+    assert words == ["Good", "evening", "The", "last", "train", "leaves", "at", "ten"]
+    heard = transcribe(pcm, backend.sample_rate)
+    assert word_error_rate(text, heard) <= 0.15, heard
