@@ -24,8 +24,8 @@ def test_repository_config_is_exactly_the_defaults() -> None:
 def test_repository_config_lists_every_setting() -> None:
     raw = tomllib.loads((REPO / "config.toml").read_text())
     defaults = Config()
-    sections = ("server", "limits", "session", "segmenter", "audio", "seams", "rest")
-    sections += ("elevenlabs_api",)
+    sections = ["server", "limits", "session", "segmenter", "audio", "seams", "rest"]
+    sections.append("elevenlabs_api")
     for section in sections:
         names = {f.name for f in dataclasses.fields(getattr(defaults, section))}
         assert set(raw[section]) == names, section
