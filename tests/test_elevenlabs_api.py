@@ -123,6 +123,20 @@ async def test_a_context_is_stopped_at_once_and_the_others_go_on(
     assert not client.errors
 
 
+async def test_a_client_that_goes_away_stops_every_context(
+    server: RunningServer, tone: ToneBackend
+) -> None:
+    url = xi_url(server, "tone", model_id="fake", output_format="pcm_24000", auto_mode="true")
+    async with xi_connect(url) as client:
+        for name in ("x", "y"):
+            await client.send(text=f"Speaking, {HANG_MARKER} for ever.", context_id=name)
+        await eventually(lambda: tone.active >= 2, deadline_s=timeout(10))
+        await client.read_until(lambda c: bool(c.of("x").audio and c.of("y").audio))
+    # The socket is gone: both syntheses are cancelled and the session ends.
+    await eventually(lambda: tone.active == 0, deadline_s=timeout(10))
+    await eventually(lambda: not server.gateway.sessions, deadline_s=timeout(10))
+
+
 async def test_limits_and_refusals_keep_the_socket_serving(server: RunningServer) -> None:
     url = xi_url(server, "tone", model_id="fake", output_format="pcm_16000")
     async with xi_connect(url) as client:
