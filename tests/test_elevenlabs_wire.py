@@ -221,3 +221,31 @@ def test_message_clocks_add_up_and_every_character_goes_out_once(
     rest, _ = timeline.take(end, everything=True)
     chars += rest.chars if rest is not None else []
     assert "".join(chars) == text
+
+
+def test_a_long_context_keeps_only_what_it_has_not_sent() -> None:
+    """Thousands of characters, words arriving as their segments start, messages of 40 ms:
+    every character goes out once, in order, and the sent ones are not kept."""
+    timeline = CharTimeline(RATE)
+    sent: list[str] = []
+    text = ""
+    for segment in range(200):
+        sentence = f"Sentence {segment} is here. "
+        start, position = len(text), segment * 1000
+        text += sentence
+        timeline.add_text(sentence)
+        timeline.segment(start, len(text), position)
+        words, offset = [], start
+        for word in sentence.split():
+            offset = text.index(word, offset)
+            words.append({"char_start": offset, "char_end": offset + len(word.strip(".")),
+                          "sample_start": position, "sample_end": position + 200})  # fmt: skip
+            offset += len(word)
+            position += 250
+        timeline.words(words)
+        for end in range(segment * 1000 + 40, segment * 1000 + 1001, 40):
+            alignment, _ = timeline.take(end)
+            sent += alignment.chars if alignment is not None else []
+    assert "".join(sent) == text
+    assert timeline.pending == 0
+    assert timeline.held < 300  # the characters sent are forgotten

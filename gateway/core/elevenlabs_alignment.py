@@ -30,6 +30,8 @@ from gateway.core.elevenlabs_wire import Alignment
 
 __all__ = ["AlignmentTimes", "CharTimeline"]
 
+_FORGET_AFTER = 256  # characters handed out before they are dropped from memory
+
 
 class AlignmentTimes(enum.StrEnum):
     """The time base of the two alignment fields (see the module docstring)."""
@@ -46,14 +48,18 @@ def _between_words(char: str) -> bool:
 
 class CharTimeline:
     """One context's characters and where on its timeline (samples at ``sample_rate``) the
-    sound of each starts; which of them went out already."""
+    sound of each starts; which of them went out already. Offsets are the session's (from the
+    context's first character); only the characters not handed out yet are kept."""
 
     def __init__(self, sample_rate: int, times: AlignmentTimes = AlignmentTimes.SPLIT) -> None:
         self._rate = sample_rate
         self._times = times
+        # The characters from offset ``_base`` on, where each starts (None: not known yet), and
+        # whether it belongs to a failed segment (never spoken).
+        self._base = 0
         self._text: list[str] = []
-        self._starts: list[int | None] = []  # None: not known yet
-        self._skipped: list[bool] = []  # characters of failed segments: never spoken
+        self._starts: list[int | None] = []
+        self._skipped: list[bool] = []
         self._sent = 0  # characters handed out so far
         self._last_start = 0  # of the last character handed out (starts never go back)
         self._covered = 0  # end of the audio the alignments handed out so far cover
@@ -62,7 +68,12 @@ class CharTimeline:
     @property
     def pending(self) -> int:
         """Characters not handed out yet."""
-        return len(self._text) - self._sent
+        return self._base + len(self._text) - self._sent
+
+    @property
+    def held(self) -> int:
+        """Characters held in memory (those not handed out, and a few hundred more at most)."""
+        return len(self._text)
 
     def add_text(self, text: str) -> None:
         """Text the session accepted (appended to its text)."""
@@ -75,11 +86,11 @@ class CharTimeline:
         (blank segments, stray symbols) and its own leading whitespace and punctuation start
         there."""
         for i in range(self._sent, char_start):
-            if self._starts[i] is None:
-                self._starts[i] = sample_start
-        i = char_start
-        while i < char_end and _between_words(self._text[i]):
-            self._starts[i] = sample_start
+            if self._starts[i - self._base] is None:
+                self._set(i, sample_start)
+        i = max(char_start, self._sent)
+        while i < char_end and _between_words(self._char(i)):
+            self._set(i, sample_start)
             i += 1
         self._segment_end = char_end
 
@@ -91,16 +102,16 @@ class CharTimeline:
             start, end = word["char_start"], word["char_end"]
             first, last = word["sample_start"], max(word["sample_end"], word["sample_start"])
             for i in range(start, end):
-                self._starts[i] = first + (last - first) * (i - start) // (end - start)
-            i = end
-            while i < self._segment_end and _between_words(self._text[i]):
-                self._starts[i] = last
+                self._set(i, first + (last - first) * (i - start) // (end - start))
+            i = max(end, self._sent)
+            while i < self._segment_end and _between_words(self._char(i)):
+                self._set(i, last)
                 i += 1
 
     def skip(self, char_start: int, char_end: int) -> None:
         """The characters of a failed segment: reported as an error, never in an alignment."""
-        for i in range(char_start, char_end):
-            self._skipped[i] = True
+        for i in range(max(char_start, self._sent), char_end):
+            self._skipped[i - self._base] = True
 
     def take(
         self, audio_end: int, *, everything: bool = False
@@ -111,17 +122,19 @@ class CharTimeline:
         character starts in the message (its audio then counts towards the next one's)."""
         chars: list[str] = []
         starts: list[int] = []
-        while self._sent < len(self._text):
-            start = self._starts[self._sent]
+        while self.pending:
+            index = self._sent - self._base
+            start = self._starts[index]
             if not everything and (start is None or start >= audio_end):
                 break
-            if not self._skipped[self._sent]:
+            if not self._skipped[index]:
                 at = min(max(start if start is not None else audio_end, self._last_start,
                              self._covered), audio_end)  # fmt: skip
-                chars.append(self._text[self._sent])
+                chars.append(self._text[index])
                 starts.append(at)
                 self._last_start = at
             self._sent += 1
+        self._forget_sent()
         if not chars:
             return None, None
         begin, self._covered = self._covered, max(self._covered, audio_end)
@@ -135,6 +148,22 @@ class CharTimeline:
             case AlignmentTimes.CONTEXT:
                 return absolute, absolute
         return relative, absolute
+
+    def _char(self, offset: int) -> str:
+        return self._text[offset - self._base]
+
+    def _set(self, offset: int, sample: int) -> None:
+        """A character's start, unless it went out already (its time is history)."""
+        if offset >= self._sent:
+            self._starts[offset - self._base] = sample
+
+    def _forget_sent(self) -> None:
+        """Drop the characters handed out, a few hundred at a time (a long context keeps only
+        what it has not sent)."""
+        sent = self._sent - self._base
+        if sent >= _FORGET_AFTER:
+            del self._text[:sent], self._starts[:sent], self._skipped[:sent]
+            self._base = self._sent
 
     def _ms(self, sample: int) -> int:
         return round(sample * 1000 / self._rate)
