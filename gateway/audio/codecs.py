@@ -85,24 +85,16 @@ class G711Law(enum.StrEnum):
     ALAW = "alaw"
 
 
-class G711Encoder:
-    """G.711 mu-law or A-law (:mod:`gateway.audio.g711`): one byte per sample, no delay, one
-    packet per frame."""
+class G711Encoder(Pcm16Encoder):
+    """G.711 mu-law or A-law (:mod:`gateway.audio.g711`): framed as PCM16, each sample coded
+    in one byte; no delay, one packet per frame."""
 
     def __init__(self, law: G711Law, *, sample_rate: int, frame_ms: int) -> None:
-        self._frame_samples = sample_rate * frame_ms // 1000
-        self._encode = ulaw_encode if law is G711Law.ULAW else alaw_encode
-
-    @property
-    def frame_samples(self) -> int:
-        return self._frame_samples
-
-    @property
-    def preskip(self) -> int:
-        return 0
+        super().__init__(sample_rate=sample_rate, frame_ms=frame_ms)
+        self._code = ulaw_encode if law is G711Law.ULAW else alaw_encode
 
     def encode(self, frame: Float32Array) -> list[bytes]:
-        return [self._encode(_pcm16(frame))]
+        return [self._code(_pcm16(frame))]
 
 
 @dataclass(frozen=True, slots=True)
