@@ -82,6 +82,11 @@ async def _serve(gateway: Gateway, websocket: WebSocket, *, single: bool) -> Non
         await websocket.send_denial_response(JSONResponse(body, status_code=refused.status))
         return
     socket = ElevenLabsSocket(websocket, gateway, opened, single=single)
+    if (refusal := await gateway.admit(socket, opened.key_id)) is not None:
+        log.info("refused an elevenlabs socket: %s %s", refusal.status, refusal.reason)
+        body = {"detail": {"status": refusal.code.value, "message": refusal.reason}}
+        await websocket.send_denial_response(JSONResponse(body, status_code=refusal.status))
+        return
     with gateway.serving(socket):
         await socket.run()
 
@@ -96,10 +101,10 @@ async def _handshake(gateway: Gateway, websocket: WebSocket) -> Opened:
         raise _Refused(422, error.code, error.message) from None
     secret = (websocket.headers.get("xi-api-key") or credentials(websocket.headers, ()).secret
               or query.api_key)  # fmt: skip
-    key_id = auth.identify(secret)
+    key_id = auth.identify(secret, origin=websocket.headers.get("origin"), scope="stream")
     if secret is not None and key_id is None and auth.required:
         raise _Refused(401, "invalid_api_key", "Invalid API key")
-    if (refusal := gateway.admission_error(key_id)) is not None:
+    if (refusal := gateway.admission_error()) is not None:  # the key's limits: on admission
         raise _Refused(refusal.status, refusal.code.value, refusal.reason)
     try:
         output = parse_output_format(query.output_format)

@@ -61,6 +61,8 @@ class Opened:
 class ElevenLabsSocket:
     """One ElevenLabs-compatible connection (``single``: the ``stream-input`` endpoint)."""
 
+    edge = "elevenlabs"
+
     def __init__(
         self, websocket: WebSocket, gateway: Gateway, opened: Opened, *, single: bool
     ) -> None:
@@ -200,16 +202,17 @@ class ElevenLabsSocket:
 
     async def _authenticate(self, message: ClientMessage) -> bool:
         """The first message must carry a valid key when the handshake had none."""
-        key_id = self._gateway.auth.identify(message.api_key)
+        key_id = self._gateway.auth.identify(
+            message.api_key, origin=self._ws.headers.get("origin"), scope="stream"
+        )
         if key_id is None:
             await self._fail("invalid_api_key", "a valid API key is required: send the "
                              "xi-api-key header, or xi_api_key in the first message")  # fmt: skip
             return False
-        if (refusal := self._gateway.admission_error(key_id, live=True)) is not None:
+        if (refusal := await self._gateway.admit(self, key_id, live=True)) is not None:
             await self._fail(refusal.code.value, refusal.reason)
             return False
         self.key_id, self._needs_key = key_id, False
-        self._gateway.sessions_per_key[key_id] += 1
         return True
 
     # -- contexts ----------------------------------------------------------------------------------
