@@ -2,7 +2,7 @@
 
     python -m bench.suite [--quick] [--runs 20] [--out bench/results] [--parts ...]
 
-(``make bench`` runs it; ``BENCH_ARGS`` passes options.) Six parts, and the ONNX Runtime tuning:
+(``make bench`` runs it; ``BENCH_ARGS`` passes options.) Nine parts, and the ONNX Runtime tuning:
 
 1. ``ttfa``: time to first audio per backend (kokoro, piper, espeak) at the client, median and
    p95 over ``--runs`` sessions, from sending the token that completes the first segment to the
@@ -26,6 +26,8 @@
 9. ``cluster``: replicas behind HAProxy: the time to first audio HAProxy adds, espeak sessions
    held by 1 and by 3 replicas on the same cores, a ``/metrics`` scrape with 100 sessions
    (:mod:`bench.cluster`).
+10. ``elevenlabs``: what the ElevenLabs-compatible edge adds to the time to first audio, against
+    ``/v1/stream``, with the zero-cost backend (:mod:`bench.elevenlabs_edge`).
 
 The gateways under test run as processes of their own (``python -m gateway serve`` on
 config.toml, one per scheduling policy, and ``python -m bench.zero``); the clients and the
@@ -54,7 +56,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench import backends as backends_bench
-from bench import cluster, memory, onnx_tuning, overhead, streaming, sweep
+from bench import cluster, elevenlabs_edge, memory, onnx_tuning, overhead, streaming, sweep
 from bench.first_audio import opus_cost
 from bench.machine import cores, describe, machine_info
 from bench.plot import plot_suite
@@ -74,6 +76,7 @@ PARTS: Final = (
     "tuning",
     "streaming",
     "cluster",
+    "elevenlabs",
 )
 TTFA_TARGET_MS: Final = {"kokoro": 250.0, "piper": 120.0, "espeak": 20.0}
 KOKORO_TTFA_P95_MS: Final = 300.0
@@ -83,6 +86,7 @@ STREAMING_CPU_RATIO: Final = 1.10
 OVERHEAD_TARGET: Final = 0.03
 SWEEP_TARGET: Final = 0.8
 ZERO_COMMAND: Final = ("-m", "bench.zero")
+ZERO_BACKEND: Final = "zero"
 _FIRST_SENTENCE: Final = backends_bench.PASSAGE.split(". ")[0] + "."
 _TWO_SENTENCES: Final = ". ".join(backends_bench.PASSAGE.split(". ")[:2]) + "."
 _SHORT_SWEEP_TEXT: Final = ". ".join(sweep.PASSAGE.split(". ")[:2]) + "."
@@ -108,6 +112,7 @@ class SuitePlan:
     memory_active: int = 4
     memory_text: str = _SHORT_SWEEP_TEXT
     opus_seconds: float = 30.0
+    edge_runs: int = 30
     tuning_reps: int = 3
     streaming_runs: int = 10
     quick: bool = False
@@ -129,6 +134,7 @@ def plan_for(*, quick: bool, runs: int | None = None) -> SuitePlan:
         memory_idle=4,
         memory_active=2,
         opus_seconds=5.0,
+        edge_runs=5,
         tuning_reps=1,
         streaming_runs=2,
         quick=True,
@@ -259,6 +265,13 @@ async def _streaming(run: _Run) -> dict[str, Any]:
     )
 
 
+async def _elevenlabs(run: _Run) -> dict[str, Any]:
+    run.log(f"part 10: the ElevenLabs edge against /v1/stream ({run.plan.edge_runs} runs each)")
+    return await elevenlabs_edge.compare_edges(
+        run.gateways["zero"], backend=ZERO_BACKEND, runs=run.plan.edge_runs
+    )
+
+
 async def _tuning(run: _Run) -> dict[str, Any]:
     run.log("ONNX Runtime tuning")
     return await onnx_tuning.tune(reps=run.plan.tuning_reps, quick=run.plan.quick, log=run.log)
@@ -276,6 +289,7 @@ _RUNNERS: Final[dict[str, Callable[[_Run], Awaitable[dict[str, Any]]]]] = {
     "overhead": _overhead,
     "memory": _memory,
     "opus": _opus,
+    "elevenlabs": _elevenlabs,
     "tuning": _tuning,
     "streaming": _streaming,
     "cluster": _cluster,
@@ -298,7 +312,7 @@ async def _gateways(
         wanted["deadline"] = (GATEWAY_COMMAND, {})
     if "sweep" in parts:
         wanted["fifo"] = (GATEWAY_COMMAND, _fifo_env(plan.sweep.backends))
-    if "overhead" in parts:
+    if parts & {"overhead", "elevenlabs"}:
         wanted["zero"] = (ZERO_COMMAND, {})
     started = {}
     for role, (command, env) in wanted.items():
@@ -354,6 +368,8 @@ def targets(result: dict[str, Any]) -> list[Target]:
                 )
             )
     found += _streaming_targets(_figures(result, "streaming"))
+    if edge := _figures(result, "elevenlabs"):
+        found.append(elevenlabs_edge.target(edge))
     ratios = _figures(result, "overhead").get("ratio_to_synthesis", {})
     if "kokoro" in ratios:
         found.append(
@@ -497,6 +513,7 @@ _SECTIONS: Final = (
     ("tuning", "ONNX Runtime tuning (Kokoro)"),
     ("streaming", "8. Kokoro streaming inside a sentence"),
     ("cluster", "9. Replicas behind HAProxy (bench/cluster.py)"),
+    ("elevenlabs", "10. The ElevenLabs-compatible edge: time to first audio against /v1/stream"),
 )
 
 
@@ -508,6 +525,7 @@ def _section_table(part: str, result: dict[str, Any]) -> str:
         "sweep": lambda: sweep.report(result["sweep"]),
         "memory": lambda: memory.report(result["memory"]),
         "opus": lambda: _opus_table(result["opus"]),
+        "elevenlabs": lambda: elevenlabs_edge.report(result["elevenlabs"]),
         "tuning": lambda: onnx_tuning.report(result["tuning"]),
         "streaming": lambda: streaming.report(result["streaming"]),
         "cluster": lambda: cluster.report(result["cluster"]),

@@ -49,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     say.add_argument("--voice", help="voice id (default: the backend's)")
     say.add_argument("--lang", help="language, e.g. en-us")
     say.add_argument("--speed", type=float, help="speaking rate, 0.5 to 2.0")
-    say.add_argument("--format", choices=["opus", "pcm16"], help="audio format on the wire")
+    say.add_argument(
+        "--format", choices=["opus", "pcm16", "ulaw", "alaw"], help="audio format on the wire"
+    )
     say.add_argument(
         "--simulate-llm",
         type=float,

@@ -28,6 +28,7 @@ from gateway.backends.settings import (
     PiperSettings,
 )
 from gateway.core.cost import CostSettings
+from gateway.core.elevenlabs_alignment import AlignmentTimes
 from gateway.core.errors import ConfigError
 from gateway.core.protocol import OPUS_FRAME_MS, AudioFormat
 from gateway.core.segmenter import SegmenterConfig
@@ -40,6 +41,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "CostSettings",
+    "ElevenLabsApiSettings",
     "LimitsSettings",
     "RestSettings",
     "SeamSettings",
@@ -211,6 +213,24 @@ class SeamSettings:
 
 # OpenAI's speech models: in a request to POST /v1/audio/speech they mean the default backend.
 OPENAI_MODELS: Final = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
+# OpenAI's voice names (the default of most examples is "alloy") -> voices of the default backend,
+# the bundled Kokoro: its four female voices and one male voice, and blends of them where OpenAI
+# has more voices of a kind, so that no two names sound the same.
+OPENAI_VOICES: Final = {
+    "alloy": "jf_alpha",
+    "ash": "jm_kumo",
+    "ballad": "jm_kumo(3)+jf_tebukuro(1)",
+    "cedar": "jm_kumo(3)+jf_nezumi(1)",
+    "coral": "jf_nezumi",
+    "echo": "jm_kumo(3)+jf_alpha(1)",
+    "fable": "jm_kumo(3)+jf_gongitsune(1)",
+    "marin": "jf_gongitsune(1)+jf_nezumi(1)",
+    "nova": "jf_gongitsune",
+    "onyx": "jm_kumo(4)+jf_tebukuro(1)",
+    "sage": "jf_tebukuro",
+    "shimmer": "jf_alpha(1)+jf_tebukuro(1)",
+    "verse": "jm_kumo(2)+jf_alpha(1)",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +239,7 @@ class RestSettings:
 
     max_input_chars: int = 4096
     openai_models: tuple[str, ...] = OPENAI_MODELS
-    voice_aliases: Mapping[str, str] = field(default_factory=dict)
+    voice_aliases: Mapping[str, str] = field(default_factory=lambda: dict(OPENAI_VOICES))
     bitrate: int = 64000
 
     def __post_init__(self) -> None:
@@ -229,6 +249,62 @@ class RestSettings:
         for alias, voice in self.voice_aliases.items():
             if not alias or not voice:
                 raise ValueError("voice_aliases: names and voices must not be empty")
+
+
+# ElevenLabs' premade voices (their voice_ids, which client libraries use as defaults) -> voices
+# of the default backend, the bundled Kokoro: women to its four female voices, men to its male
+# voice, blended with a female one where a name would otherwise repeat.
+ELEVENLABS_VOICES: Final = {
+    "21m00Tcm4TlvDq8ikWAM": "jf_alpha",  # Rachel
+    "AZnzlk1XvdvUeBnXmlld": "jf_nezumi",  # Domi
+    "EXAVITQu4vr4xnSDxMaL": "jf_gongitsune",  # Sarah (formerly Bella)
+    "MF3mGyEYCv7XYnRGHXs8": "jf_tebukuro",  # Elli
+    "hpp4J3VqNfWAUOO0d1Us": "jf_alpha(1)+jf_gongitsune(1)",  # Bella (LiveKit's default)
+    "XB0fDUnXU5powFXDhCwa": "jf_alpha(1)+jf_nezumi(1)",  # Charlotte
+    "pFZP5JQG7iQjIQuC4Bku": "jf_gongitsune(1)+jf_tebukuro(1)",  # Lily
+    "cgSgspJ2msm6clMCkdW9": "jf_nezumi(1)+jf_tebukuro(1)",  # Jessica
+    "9BWtsMINqrJLrRacOk9x": "jf_alpha(1)+jf_tebukuro(1)",  # Aria
+    "FGY2WhTYpPnrIDTdsKH5": "jf_gongitsune(1)+jf_nezumi(1)",  # Laura
+    "Xb7hH8MSUJpSbSDYk0k2": "jf_alpha(2)+jf_nezumi(1)",  # Alice
+    "pNInz6obpgDQGcFmaJgB": "jm_kumo",  # Adam
+    "ErXwobaYiN019PkySvjV": "jm_kumo(3)+jf_alpha(1)",  # Antoni
+    "TxGEqnHWrfWFTfGW9XjX": "jm_kumo(3)+jf_nezumi(1)",  # Josh
+    "VR6AewLTigWG4xSOukaG": "jm_kumo(4)+jf_tebukuro(1)",  # Arnold
+    "yoZ06aMxZJJ28mfd3POQ": "jm_kumo(3)+jf_gongitsune(1)",  # Sam
+    "JBFqnCBsd6RMkjVDRZzb": "jm_kumo(4)+jf_alpha(1)",  # George
+    "onwK4e9ZLuTAKqWW03F9": "jm_kumo(4)+jf_nezumi(1)",  # Daniel
+    "nPczCjzI2devNBz1zQrb": "jm_kumo(4)+jf_gongitsune(1)",  # Brian
+    "CwhRBWXzGAHq8TQ4Fs17": "jm_kumo(3)+jf_tebukuro(1)",  # Roger
+    "IKne3meq5aSn9XLyUdCD": "jm_kumo(2)+jf_alpha(1)",  # Charlie
+    "N2lVS1w4EtoT3dr4eOWO": "jm_kumo(2)+jf_nezumi(1)",  # Callum
+    "TX3LPaxmHKxFdv7VOQHJ": "jm_kumo(2)+jf_gongitsune(1)",  # Liam
+    "bIHbv24MWmeRgasZH58o": "jm_kumo(2)+jf_tebukuro(1)",  # Will
+    "cjVigY5qzO86Huf0OWal": "jm_kumo(5)+jf_alpha(1)",  # Eric
+    "iP95p4xoKVk53GoZ742B": "jm_kumo(5)+jf_nezumi(1)",  # Chris
+    "SAz9YHcvj6GT2YYXdXww": "jm_kumo(1)+jf_alpha(1)",  # River
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ElevenLabsApiSettings:
+    """The ElevenLabs-compatible WebSockets (``/v1/text-to-speech/{voice_id}/stream-input`` and
+    ``.../multi-stream-input``, docs/elevenlabs.md)."""
+
+    enabled: bool = True
+    backend: str = ""  # the backend when model_id names none; "": session.default_backend
+    max_contexts: int = 5
+    alignment_times: AlignmentTimes = AlignmentTimes.SPLIT
+    max_message_ms: int = 500
+    voice_ids: Mapping[str, str] = field(default_factory=lambda: dict(ELEVENLABS_VOICES))
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_contexts <= 100:
+            raise ValueError(f"max_contexts: must be 1 to 100, got {self.max_contexts}")
+        if not 20 <= self.max_message_ms <= 5000:
+            raise ValueError(f"max_message_ms: must be 20 to 5000, got {self.max_message_ms}")
+        for voice_id, voice in self.voice_ids.items():
+            if not voice_id or not voice:
+                raise ValueError("voice_ids: ids and voices must not be empty")
 
 
 class AuthRequired(enum.StrEnum):
@@ -295,6 +371,7 @@ class Config:
     audio: AudioSettings = field(default_factory=AudioSettings)
     seams: SeamSettings = field(default_factory=SeamSettings)
     rest: RestSettings = field(default_factory=RestSettings)
+    elevenlabs_api: ElevenLabsApiSettings = field(default_factory=ElevenLabsApiSettings)
     cost: CostSettings = field(default_factory=CostSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     backends: Mapping[str, BackendSettings] = field(default_factory=default_backends)
@@ -334,6 +411,11 @@ class Config:
             raise ValueError(
                 f"rest.openai_models: {clash!r} is also the name of a backend; a request for it "
                 "would be ambiguous (rename the backend or drop the model from the list)"
+            )
+        if self.elevenlabs_api.backend and self.elevenlabs_api.backend not in self.backends:
+            raise ValueError(
+                f"elevenlabs_api.backend: {self.elevenlabs_api.backend!r} is not configured "
+                f"under [backends] (configured: {', '.join(self.backends) or 'none'})"
             )
         if self.session.default_backend not in self.backends:
             raise ValueError(

@@ -258,15 +258,22 @@ def test_targets_and_render_of_a_result() -> None:
         "ttfa": {"espeak": {"first_segment_chars": 20, "ttfa_ms": summary([5.0, 30.0, 40.0]),
                             "ttfa_ms_runs": [5.0, 30.0, 40.0]}},
         "opus": {"cpu_per_audio_s": 0.005, "streams_per_core": 200.0},
+        "elevenlabs": {"backend": "zero", "stream_ttfa_ms": summary([2.0, 2.5]),
+                       "elevenlabs_ttfa_ms": summary([2.5, 3.0]), "added_ms": 0.5},
         "sweep": {"error": "RuntimeError: the gateway exited with 1"},
     }  # fmt: skip
     found = suite.targets(result)
-    assert [(t.name, t.met) for t in found] == [("espeak median time to first audio, ms", False)]
+    assert [(t.name, t.met) for t in found] == [
+        ("espeak median time to first audio, ms", False),
+        ("ElevenLabs edge: added time to first audio, median ms (zero)", True),
+    ]
     result["targets"] = [t.as_dict() for t in found]
     text = suite.render(result)
     assert "Machine: Test CPU, 2 cores, 24 GiB RAM" in text
     assert "## 1. Time to first audio" in text
     assert "## 6. Opus encoding cost per stream" in text
+    assert "## 10. The ElevenLabs-compatible edge" in text
+    assert "the ElevenLabs edge adds 0.50 ms at the median (target: at most 5 ms)" in text
     assert "| espeak median time to first audio, ms | 30 | <= 20 | NOT met |" in text
     assert "This part failed: RuntimeError: the gateway exited with 1" in text
 

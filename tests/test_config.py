@@ -24,7 +24,9 @@ def test_repository_config_is_exactly_the_defaults() -> None:
 def test_repository_config_lists_every_setting() -> None:
     raw = tomllib.loads((REPO / "config.toml").read_text())
     defaults = Config()
-    for section in ("server", "limits", "session", "segmenter", "audio", "seams", "rest"):
+    sections = ["server", "limits", "session", "segmenter", "audio", "seams", "rest"]
+    sections.append("elevenlabs_api")
+    for section in sections:
         names = {f.name for f in dataclasses.fields(getattr(defaults, section))}
         assert set(raw[section]) == names, section
     assert set(raw["backends"]) == {"kokoro", "espeak", "piper"}

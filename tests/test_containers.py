@@ -11,6 +11,7 @@ import pytest
 
 from gateway.audio.codecs import OpusOptions
 from gateway.audio.containers import ResponseFormat, container_writer, wav_header
+from gateway.audio.g711 import alaw_decode, ulaw_decode
 
 RATE = 24000
 FRAME = 480
@@ -36,6 +37,13 @@ def test_bytes_stream_out_before_the_end_and_decode(fmt: ResponseFormat) -> None
     data = early + late + out.flush() + out.finish()
     if fmt is ResponseFormat.PCM:
         assert data == b"".join(frames)
+        return
+    if fmt in (ResponseFormat.ULAW, ResponseFormat.ALAW):  # raw, one byte a sample
+        decode = ulaw_decode if fmt is ResponseFormat.ULAW else alaw_decode
+        pcm = np.frombuffer(b"".join(frames), "<i2")
+        assert len(data) == len(pcm)
+        # G.711 keeps about 13 bits: within 4 % of full scale of the original everywhere.
+        assert np.max(np.abs(decode(data).astype(np.int32) - pcm)) < 0.04 * 32768
         return
     with av.open(io.BytesIO(data), "r") as container:
         stream = container.streams.audio[0]

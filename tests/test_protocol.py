@@ -111,7 +111,7 @@ def _rejected(body: object) -> ProtocolError:
         ({"type": "start", "speed": 9.0}, ErrorCode.INVALID_FIELD, "between 0.5 and 2"),
         ({"type": "start", "speed": float("nan")}, ErrorCode.INVALID_FIELD, "finite"),
         ({"type": "start", "speed": True}, ErrorCode.INVALID_FIELD, "start.speed"),
-        ({"type": "start", "format": "mp3"}, ErrorCode.INVALID_FIELD, "'opus' or 'pcm16'"),
+        ({"type": "start", "format": "mp3"}, ErrorCode.INVALID_FIELD, "'opus', 'pcm16', 'ulaw'"),
         ({"type": "start", "frame_ms": 25}, ErrorCode.INVALID_FIELD, "10, 20, 40, 60"),
         ({"type": "start", "bitrate": 100}, ErrorCode.INVALID_FIELD, "start.bitrate"),
         ({"type": "start", "voice": ""}, ErrorCode.INVALID_FIELD, "start.voice"),

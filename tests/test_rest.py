@@ -300,17 +300,19 @@ async def test_bad_requests_get_400_naming_the_parameter(
     assert says in str(error["message"])
 
 
-async def test_unknown_model_or_voice_is_404_and_the_package_raises_not_found(
+async def test_unknown_model_is_404_and_unknown_voice_400_as_openai_answers_them(
     server: RunningServer,
 ) -> None:
     with pytest.raises(openai.NotFoundError) as model:
         await speech(server, model="tts-2", voice="jf_alpha", input="Hi.")
     assert model.value.code == "unknown_model"
     assert "unknown model 'tts-2'; models: kokoro, fake, tts-1" in model.value.message
-    with pytest.raises(openai.NotFoundError) as voice:
-        await speech(server, model="kokoro", voice="alloy", input="Hi.")
+    with pytest.raises(openai.BadRequestError) as voice:
+        await speech(server, model="kokoro", voice="nobody", input="Hi.")
+    assert voice.value.status_code == 400
     assert voice.value.code == "unknown_voice"
     assert voice.value.param == "voice"
+    assert voice.value.type == "invalid_request_error"
     assert "jm_kumo" in voice.value.message
 
 
@@ -331,7 +333,7 @@ async def test_voice_aliases_let_openai_voice_names_through() -> None:
         _, headers = await speech(gateway, model="tts-1", voice="alloy", input="Hi.")
         assert headers["x-tts-voice"] == "tone2"
         with pytest.raises(
-            openai.NotFoundError, match=r"'echo' maps to 'missing' \(rest.voice_aliases\)"
+            openai.BadRequestError, match=r"'echo' maps to 'missing' \(rest.voice_aliases\)"
         ):
             await speech(gateway, model="tts-1", voice="echo", input="Hi.")
     finally:

@@ -85,8 +85,13 @@ async def test_bad_input_gets_clear_errors_and_the_session_survives(
     await expect_error(raw, "unknown_voice", "voices: tone, tone2")
     await send(raw, {"type": "start", "backend": "fake", "lang": "tlh"})
     await expect_error(raw, "unsupported_language", "'tlh'")
-    await send(raw, {"type": "start", "backend": "fake", "sample_rate": 16000})
-    await expect_error(raw, "invalid_field", "24000 Hz only")
+    await send(raw, {"type": "start", "backend": "fake", "sample_rate": 22050})
+    await expect_error(raw, "invalid_field", "opus streams at 8000, 12000, 16000, 24000, 48000 Hz")
+    await send(raw, {"type": "start", "backend": "fake", "format": "ulaw", "sample_rate": 24000})
+    await expect_error(raw, "invalid_field", "ulaw streams at 8000 Hz")
+    await send(raw, {"type": "start", "backend": "fake", "format": "pcm16",
+                     "sample_rate": 22050, "frame_ms": 10})  # fmt: skip
+    await expect_error(raw, "invalid_field", "10 ms is not a whole number of samples")
     # After all of that, a valid start still works on the same socket.
     await send(raw, {"type": "start", "backend": "fake"})
     ready = await receive(raw)

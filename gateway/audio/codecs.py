@@ -1,4 +1,5 @@
-"""Frame encoders (Opus through PyAV's bundled libopus, raw PCM16) and the Opus decoder.
+"""Frame encoders (Opus through PyAV's bundled libopus, raw PCM16, G.711 mu-law and A-law) and
+the frame decoders that undo them.
 
 An encoder takes exactly one frame of float32 mono samples at a time and returns the encoded
 packets. One encoder lives for a whole stream: Opus carries state from packet to packet, so
@@ -7,7 +8,9 @@ re-creating it per chunk would put an audible seam at every chunk boundary.
 
 from __future__ import annotations
 
+import enum
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -15,12 +18,18 @@ import av
 import numpy as np
 from numpy.typing import NDArray
 
+from gateway.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+
 __all__ = [
+    "FrameDecoder",
     "FrameEncoder",
+    "G711Encoder",
+    "G711Law",
     "OpusDecoder",
     "OpusEncoder",
     "OpusOptions",
     "Pcm16Encoder",
+    "frame_decoder",
     "opus_head",
 ]
 
@@ -66,11 +75,34 @@ class Pcm16Encoder:
         return 0
 
     def encode(self, frame: Float32Array) -> list[bytes]:
-        pcm = np.clip(frame, -1.0, 1.0) * 32767.0
-        return [np.rint(pcm).astype("<i2").tobytes()]
+        return [_pcm16(frame).tobytes()]
 
     def reset(self) -> None:
         """PCM carries no state."""
+
+
+def _pcm16(samples: Float32Array) -> NDArray[np.int16]:
+    pcm16: NDArray[np.int16] = np.rint(np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
+    return pcm16
+
+
+class G711Law(enum.StrEnum):
+    """The two companding laws of G.711."""
+
+    ULAW = "ulaw"
+    ALAW = "alaw"
+
+
+class G711Encoder(Pcm16Encoder):
+    """G.711 mu-law or A-law (:mod:`gateway.audio.g711`): framed as PCM16, each sample coded
+    in one byte; no delay, one packet per frame."""
+
+    def __init__(self, law: G711Law, *, sample_rate: int, frame_ms: int) -> None:
+        super().__init__(sample_rate=sample_rate, frame_ms=frame_ms)
+        self._code = ulaw_encode if law is G711Law.ULAW else alaw_encode
+
+    def encode(self, frame: Float32Array) -> list[bytes]:
+        return [self._code(_pcm16(frame))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,3 +224,42 @@ def _joined(parts: list[Float32Array]) -> Float32Array:
     if not parts:
         return np.zeros(0, dtype=np.float32)
     return np.concatenate(parts)
+
+
+class FrameDecoder(Protocol):
+    """Turns a stream's packets back into float32 samples, in order."""
+
+    def decode(self, packet: bytes) -> Float32Array:
+        """Decode one packet; returns the samples that are ready."""
+        ...
+
+    def finish(self) -> Float32Array:
+        """The samples still held, at the end of the stream."""
+        ...
+
+
+class _SampleDecoder:
+    """Formats with one sample per fixed number of bytes (PCM16, G.711): nothing is held."""
+
+    def __init__(self, to_int16: Callable[[bytes], NDArray[np.int16]]) -> None:
+        self._to_int16 = to_int16
+
+    def decode(self, packet: bytes) -> Float32Array:
+        return self._to_int16(packet).astype(np.float32) / 32768.0
+
+    def finish(self) -> Float32Array:
+        return np.zeros(0, dtype=np.float32)
+
+
+def frame_decoder(fmt: str, sample_rate: int) -> FrameDecoder:
+    """The decoder of a stream's ``format`` (``opus``, ``pcm16``, ``ulaw``, ``alaw``)."""
+    match fmt:
+        case "opus":
+            return OpusDecoder(sample_rate)
+        case "pcm16":
+            return _SampleDecoder(lambda data: np.frombuffer(data, dtype="<i2"))
+        case G711Law.ULAW:
+            return _SampleDecoder(ulaw_decode)
+        case G711Law.ALAW:
+            return _SampleDecoder(alaw_decode)
+    raise ValueError(f"unknown audio format {fmt!r}")

@@ -13,6 +13,8 @@ at the end, so headers that would normally hold the length say "unknown" (WAV) o
 | ``flac`` | native FLAC | FLAC |
 | ``wav`` | RIFF WAVE, sizes 0xFFFFFFFF | 16-bit PCM |
 | ``pcm`` | none | 16-bit little-endian PCM |
+| ``ulaw`` | none | G.711 mu-law, one byte per sample (:mod:`gateway.audio.g711`) |
+| ``alaw`` | none | G.711 A-law, one byte per sample |
 """
 
 from __future__ import annotations
@@ -20,19 +22,22 @@ from __future__ import annotations
 import enum
 import io
 import struct
+from collections.abc import Callable
 from typing import Final, Protocol
 
 import av
 import numpy as np
+from numpy.typing import NDArray
 
 from gateway.audio.codecs import OpusEncoder, OpusOptions
+from gateway.audio.g711 import alaw_encode, ulaw_encode
 from gateway.audio.ogg import OggOpusWriter
 
 __all__ = ["MEDIA_TYPES", "ContainerWriter", "ResponseFormat", "container_writer"]
 
 
 class ResponseFormat(enum.StrEnum):
-    """The audio formats of OpenAI's speech API."""
+    """The audio formats of OpenAI's speech API, and G.711 for telephony."""
 
     MP3 = "mp3"
     OPUS = "opus"
@@ -40,6 +45,8 @@ class ResponseFormat(enum.StrEnum):
     FLAC = "flac"
     WAV = "wav"
     PCM = "pcm"
+    ULAW = "ulaw"
+    ALAW = "alaw"
 
 
 MEDIA_TYPES: Final[dict[ResponseFormat, str]] = {
@@ -49,6 +56,9 @@ MEDIA_TYPES: Final[dict[ResponseFormat, str]] = {
     ResponseFormat.FLAC: "audio/flac",
     ResponseFormat.WAV: "audio/wav",
     ResponseFormat.PCM: "audio/pcm",
+    # RFC 4856's names for G.711 (8 kHz, the only rate served).
+    ResponseFormat.ULAW: "audio/PCMU",
+    ResponseFormat.ALAW: "audio/PCMA",
 }
 
 # Ogg pages are written every this many Opus packets (and at every flush): 200 ms at 20 ms
@@ -84,6 +94,10 @@ def container_writer(
     match fmt:
         case ResponseFormat.PCM:
             return _RawPcm()
+        case ResponseFormat.ULAW:
+            return _G711(ulaw_encode)
+        case ResponseFormat.ALAW:
+            return _G711(alaw_encode)
         case ResponseFormat.WAV:
             return _Wav(sample_rate)
         case ResponseFormat.OPUS:
@@ -99,6 +113,25 @@ def container_writer(
 class _RawPcm:
     def write(self, pcm16: bytes) -> bytes:
         return pcm16
+
+    def flush(self) -> bytes:
+        return b""
+
+    def finish(self) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        pass
+
+
+class _G711:
+    """Raw G.711 bytes, converted from the 16-bit samples as they come."""
+
+    def __init__(self, encode: Callable[[NDArray[np.int16]], bytes]) -> None:
+        self._encode = encode
+
+    def write(self, pcm16: bytes) -> bytes:
+        return self._encode(np.frombuffer(pcm16, "<i2"))
 
     def flush(self) -> bytes:
         return b""

@@ -186,10 +186,10 @@ class _Dequantizer:
         new_graph = helper.make_graph(
             kept, graph.name, list(graph.input), list(graph.output), initializer=initializers
         )
-        new = helper.make_model(new_graph, opset_imports=list(self._source.opset_import))
-        new.ir_version = self._source.ir_version
-        new.producer_name = "tts-gateway/dequantized"
-        return new
+        model = helper.make_model(new_graph, opset_imports=list(self._source.opset_import))
+        model.ir_version = self._source.ir_version
+        model.producer_name = "tts-gateway/dequantized"
+        return model
 
     def _array(self, name: str) -> NDArray[Any]:
         return numpy_helper.to_array(self._inits[name])

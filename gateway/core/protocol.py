@@ -58,10 +58,13 @@ BITRATE_RANGE: Final = (6_000, 256_000)
 
 
 class AudioFormat(enum.StrEnum):
-    """How audio frames are carried: Opus packets or raw little-endian 16-bit PCM."""
+    """How audio frames are carried: Opus packets, raw little-endian 16-bit PCM, or G.711
+    (mu-law or A-law, one byte per sample: telephony)."""
 
     OPUS = "opus"
     PCM16 = "pcm16"
+    ULAW = "ulaw"
+    ALAW = "alaw"
 
 
 # --- client -> server ----------------------------------------------------------------------
@@ -556,7 +559,8 @@ def _audio_format(where: str, value: Any) -> AudioFormat:
     try:
         return AudioFormat(_string(where, value))
     except ValueError:
-        raise _invalid(where, "'opus' or 'pcm16'", value) from None
+        choices = ", ".join(repr(f.value) for f in AudioFormat)
+        raise _invalid(where, f"one of {choices}", value) from None
 
 
 def _request_id(where: str, value: Any) -> int | str:

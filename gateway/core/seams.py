@@ -16,6 +16,7 @@ timeline (sample 0 = the first sample it ever returned), clamped to the audio ke
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,6 +50,10 @@ class SeamConfig:
 
     def samples(self, ms: float) -> int:
         return round(ms * self.sample_rate / 1000)
+
+    def at_rate(self, sample_rate: int) -> SeamConfig:
+        """The same seams for a stream at ``sample_rate``."""
+        return dataclasses.replace(self, sample_rate=sample_rate)
 
     def pause_after(self, boundary: Boundary) -> int:
         """Samples of silence that follow a piece ending at ``boundary``."""

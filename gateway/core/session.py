@@ -313,6 +313,11 @@ class Session:
         return self._segments
 
     @property
+    def buffered_text(self) -> str:
+        """The text waiting in the segmenter for more to come (not released yet)."""
+        return self._segmenter.pending_text
+
+    @property
     def has_pending_text(self) -> bool:
         """Whether text that is not blank waits in the segmenter for more to come."""
         return bool(self._segmenter.pending_text.strip())

@@ -23,6 +23,8 @@ from starlette.websockets import WebSocket
 from gateway.backends import Backend, create_backend
 from gateway.config import Config
 from gateway.server.auth import SUBPROTOCOL, credentials
+from gateway.server.cors import cors_middleware
+from gateway.server.elevenlabs_routes import elevenlabs_routes
 from gateway.server.gateway import Gateway
 from gateway.server.guard import Guard, deny, error_response
 from gateway.server.logs import install_redaction
@@ -104,6 +106,10 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
                 "language": v.language,
                 "gender": v.gender,
                 "languages": list(v.languages or backend.languages),
+                # ElevenLabs' names, for its clients (LiveKit's list_voices reads these).
+                "voice_id": v.id,
+                "category": "premade",
+                "labels": {"language": v.language, "gender": v.gender},
             }
             for name, backend in ready.items()
             for v in backend.voices()
@@ -170,11 +176,12 @@ def create_app(config: Config, *, backends: Mapping[str, Backend] | None = None)
         *([Route("/metrics", metrics)] if config.server.metrics else []),
         WebSocketRoute("/v1/stream", stream),
         *rest_routes(gateway),
+        *elevenlabs_routes(gateway),
     ]
     if WEB_CLIENT_DIR.is_dir():
         routes.append(Mount("/client", StaticFiles(directory=WEB_CLIENT_DIR)))
-    app = Starlette(routes=routes, lifespan=lifespan,
-                    middleware=[Middleware(Guard, auth=gateway.auth)])  # fmt: skip
+    guard = Middleware(Guard, auth=gateway.auth)  # outermost: the policy before CORS answers
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[guard, cors_middleware(config)])
     app.state.gateway = gateway
     return app
 

@@ -46,7 +46,8 @@ class LiveSession(Protocol):
 
     @property
     def edge(self) -> str:
-        """Where it is served: ``stream`` (the WebSocket) or ``rest`` (metrics label)."""
+        """Where it is served (a metrics label): ``stream`` (the WebSocket), ``rest`` or
+        ``elevenlabs``."""
         ...
 
     async def shut_down(self, finish_within_s: float) -> None:

@@ -1,8 +1,8 @@
 """``GET /metrics``: what an operator watches, in the Prometheus text format (prometheus-client).
 
 Every series is labelled by a bounded set: ``backend`` (a configured backend), ``code`` (an
-:class:`~gateway.core.errors.ErrorCode`), ``edge`` (``stream`` or ``rest``). Counters and
-histograms are fed as things happen: each session's outgoing messages pass through a
+:class:`~gateway.core.errors.ErrorCode`), ``edge`` (``stream``, ``rest`` or ``elevenlabs``).
+Counters and histograms are fed as things happen: each session's outgoing messages pass through a
 :class:`SessionObserver` (audio bytes and send lag, time to first audio, underruns, cost, errors)
 and every backend call through :meth:`GatewayMetrics.call_ended` (real-time factor). Gauges are
 read when scraped (:class:`_LiveCollector`): sessions open, the replica's load and each model's

@@ -9,7 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from gateway.audio.codecs import FrameEncoder, OpusEncoder, OpusOptions, Pcm16Encoder
+from gateway.audio.codecs import (
+    FrameEncoder,
+    G711Encoder,
+    G711Law,
+    OpusEncoder,
+    OpusOptions,
+    Pcm16Encoder,
+)
 from gateway.audio.framing import AudioOut
 from gateway.backends.base import Backend
 from gateway.config import AudioSettings
@@ -35,13 +42,15 @@ async def resolve_stream(
     format: AudioFormat | None = None,
     bitrate: int | None = None,
     frame_ms: int | None = None,
+    sample_rate: int | None = None,
     instructions: str = "",
     aliases: Mapping[str, str] | None = None,
     aliases_setting: str = "voice aliases",
 ) -> StreamSettings:
     """What a client asked for, with the gateway's defaults; ProtocolError names what cannot
     be served (``unknown_backend``, ``backend_unavailable``, ``unknown_voice``,
-    ``unsupported_language``). Waits for a backend that is still loading."""
+    ``unsupported_language``). Waits for a backend that is still loading. ``sample_rate`` (Hz)
+    is the stream's, checked by the edge against its format's rates."""
     audio = gateway.config.audio
     chosen = await gateway.ready_backend(backend or gateway.config.session.default_backend)
     return StreamSettings(
@@ -53,6 +62,7 @@ async def resolve_stream(
         bitrate=bitrate or audio.bitrate,
         frame_ms=frame_ms or audio.frame_ms,
         instructions=instructions,
+        sample_rate=sample_rate or audio.sample_rate,
     )
 
 
@@ -89,10 +99,14 @@ def resolve_lang(backend: Backend, asked: str | None) -> str:
 
 
 def frame_encoder(audio: AudioSettings, stream: StreamSettings) -> FrameEncoder:
-    """The frame encoder of the stream's format, at the gateway's sample rate."""
-    rate = audio.sample_rate
-    if stream.format is AudioFormat.PCM16:
-        return Pcm16Encoder(sample_rate=rate, frame_ms=stream.frame_ms)
+    """The frame encoder of the stream's format, at the stream's sample rate."""
+    rate = stream.sample_rate
+    match stream.format:
+        case AudioFormat.PCM16:
+            return Pcm16Encoder(sample_rate=rate, frame_ms=stream.frame_ms)
+        case AudioFormat.ULAW | AudioFormat.ALAW:
+            law = G711Law(stream.format.value)
+            return G711Encoder(law, sample_rate=rate, frame_ms=stream.frame_ms)
     return OpusEncoder(
         OpusOptions(
             sample_rate=rate,

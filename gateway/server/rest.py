@@ -29,7 +29,7 @@ __all__ = ["rest_routes"]
 
 # How a refusal to open a session is answered here: status and the field at fault.
 _REFUSALS: Final = {
-    ErrorCode.UNKNOWN_VOICE: (404, "voice"),
+    ErrorCode.UNKNOWN_VOICE: (400, "voice"),  # OpenAI answers an invalid voice with 400
     ErrorCode.UNSUPPORTED_LANGUAGE: (400, "lang"),
     ErrorCode.UNKNOWN_BACKEND: (404, "model"),
     ErrorCode.BACKEND_UNAVAILABLE: (503, "model"),
@@ -177,6 +177,7 @@ async def _stream_settings(gateway: Gateway, params: SpeechParams) -> StreamSett
             lang=params.lang,
             speed=params.speed,
             format=AudioFormat.PCM16,
+            sample_rate=params.sample_rate,
             instructions=params.instructions,
             aliases=gateway.config.rest.voice_aliases,
             aliases_setting="rest.voice_aliases",

@@ -14,14 +14,16 @@ from typing import Any, Final
 from starlette.responses import JSONResponse
 
 from gateway.audio.containers import ResponseFormat
+from gateway.audio.formats import DEFAULT_SAMPLE_RATE, FILE_RATES, default_rate
 from gateway.config import RestSettings
 from gateway.core.errors import GatewayError
 from gateway.core.protocol import SPEED_RANGE
 
 __all__ = ["RestError", "SpeechParams", "decode_json", "parse_speech"]
 
-# Fields of a speech request body: OpenAI's, plus ``backend`` (a synonym of ``model``) and
-# ``lang`` (the language the backend reads the text in). ``/v1/estimate`` takes the same body.
+# Fields of a speech request body: OpenAI's, plus ``backend`` (a synonym of ``model``), ``lang``
+# (the language the backend reads the text in) and ``sample_rate`` (of the audio file, in Hz).
+# ``/v1/estimate`` takes the same body.
 _FIELDS: Final = (
     "model",
     "backend",
@@ -32,6 +34,7 @@ _FIELDS: Final = (
     "instructions",
     "stream_format",
     "lang",
+    "sample_rate",
 )
 _MAX_INSTRUCTIONS: Final = 4096
 _MAX_NAME: Final = 200
@@ -129,6 +132,7 @@ class SpeechParams:
     format: ResponseFormat = ResponseFormat.MP3
     instructions: str = ""
     lang: str | None = None
+    sample_rate: int = DEFAULT_SAMPLE_RATE
 
 
 def parse_speech(body: Any, rest: RestSettings, default_backend: str) -> SpeechParams:
@@ -179,12 +183,14 @@ def parse_speech(body: Any, rest: RestSettings, default_backend: str) -> SpeechP
     if name in rest.openai_models:
         name = default_backend
     _check_stream_format(body.get("stream_format"))
+    fmt = _format(body.get("response_format"))
     return SpeechParams(
         backend=name,
         input=text,
         voice=_voice(body.get("voice")),
         speed=_speed(body.get("speed")),
-        format=_format(body.get("response_format")),
+        format=fmt,
+        sample_rate=_sample_rate(body.get("sample_rate"), fmt),
         instructions=_instructions(body.get("instructions")),
         lang=_optional_name(body, "lang"),
     )
@@ -238,6 +244,17 @@ def _format(value: Any) -> ResponseFormat:
         raise _invalid(
             "response_format", f"'response_format' must be one of {choices}, got {value!r}"
         ) from None
+
+
+def _sample_rate(value: Any, fmt: ResponseFormat) -> int:
+    rates = FILE_RATES[fmt]
+    if value is None:
+        return default_rate(rates)
+    if isinstance(value, bool) or not isinstance(value, int) or value not in rates:
+        shown = ", ".join(map(str, rates))
+        message = f"'sample_rate' must be one of {shown} for {fmt.value}, got {value!r}"
+        raise _invalid("sample_rate", message)
+    return value
 
 
 def _instructions(value: Any) -> str:

@@ -119,7 +119,7 @@ class SpeechStream(Response):
         self._format = params.format
         config = gateway.config
         audio = config.audio
-        rate = audio.sample_rate
+        rate = stream.sample_rate
         self._writer = container_writer(
             params.format,
             sample_rate=rate,

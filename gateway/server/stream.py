@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from starlette.websockets import WebSocket
 
+from gateway.audio.formats import FRAME_RATES, default_rate
 from gateway.core.errors import close_code
 from gateway.core.metrics import SessionMetrics
 from gateway.core.protocol import (
@@ -315,7 +316,7 @@ class Connection:
             stream = await self._negotiate(start)
         finally:
             self._start_received = False
-        rate = self._config.audio.sample_rate  # backends' audio is resampled to it
+        rate = stream.sample_rate  # backends' audio is resampled to it
         self._metrics.sample_rate = rate
         encoder = frame_encoder(self._config.audio, stream)
         self._speaker = open_speaker(
@@ -352,16 +353,25 @@ class Connection:
         self._log.info("started: backend=%s voice=%s", stream.backend.name, stream.voice)
 
     async def _negotiate(self, start: Start) -> StreamSettings:
-        rate = self._config.audio.sample_rate
+        audio = self._config.audio
+        rates = FRAME_RATES[start.format or audio.format]
+        rate = start.sample_rate or default_rate(rates)
         stream = await resolve_stream(
             self._gateway, backend=start.backend, voice=start.voice, lang=start.lang,
             speed=start.speed, format=start.format, bitrate=start.bitrate,
-            frame_ms=start.frame_ms,
+            frame_ms=start.frame_ms, sample_rate=rate,
         )  # fmt: skip
-        if start.sample_rate is not None and start.sample_rate != rate:
+        if rate not in rates:
             raise ProtocolError(
                 ErrorCode.INVALID_FIELD,
-                f"start.sample_rate: this version streams at {rate} Hz only",
+                f"start.sample_rate: {stream.format.value} streams at "
+                f"{', '.join(map(str, rates))} Hz, not {rate}",
+            )
+        if rate * stream.frame_ms % 1000:
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD,
+                f"start.frame_ms: {stream.frame_ms} ms is not a whole number of samples at "
+                f"{rate} Hz; use a longer frame",
             )
         return stream
 

@@ -49,7 +49,7 @@ _CALIBRATION_TEXTS: Final = (
 class SpeechSettings:
     """The configuration of the speaking pipeline (units in the names)."""
 
-    sample_rate: int  # every backend's audio is resampled to it
+    sample_rate: int  # the default stream rate (a stream may choose another)
     seams: SeamConfig
     segmenter: SegmenterConfig
     progress_interval_s: float
@@ -184,7 +184,7 @@ class SpeechServices:
             report(call)
 
         guarded = Guarded(
-            BackendSynthesizer(stream, self.settings.sample_rate),
+            BackendSynthesizer(stream, stream.sample_rate),
             timeout_s=self.settings.backend_timeout_s,
             clock=clock,
             report=reported,

@@ -86,9 +86,10 @@ class Speaker:
         self._log = log
         self._clock = clock
         self._stop_on_error = stop_on_error
+        self._rate = stream.sample_rate  # of the timeline (a fallback keeps it)
+        self._seams = settings.seams.at_rate(self._rate)
         self._delivery = Delivery(
-            audio=audio, sink=sink, clock=clock, metrics=metrics,
-            sample_rate=settings.sample_rate,
+            audio=audio, sink=sink, clock=clock, metrics=metrics, sample_rate=self._rate,
             pace_ahead_s=settings.pace_ahead_s if paced else None,
             encoders=services.encoders, after_frame=self._tick,
         )  # fmt: skip
@@ -103,7 +104,7 @@ class Speaker:
             timing=lambda: services.timing_model(self.stream.backend) if adaptive else None,
             share=lambda: services.model_share(self.stream.backend) if adaptive else None,
         )  # fmt: skip
-        self._shaper = SeamShaper(settings.seams)
+        self._shaper = SeamShaper(self._seams)
         # Timeline position of the shaper's output sample 0; it moves when silence that is not
         # the shaper's (flush padding, a cut) joins the timeline.
         self._origin = audio.cursor
@@ -162,7 +163,7 @@ class Speaker:
         heard_at = self.playback.played(self._clock.now()) if position is None else position
         outcome = self._session.cancel(heard_at)
         self._delivery.cut()
-        self._shaper = SeamShaper(self._settings.seams)
+        self._shaper = SeamShaper(self._seams)
         self._origin = self._delivery.cursor
         sent_end = self._delivery.sent_end
         for flush_id in outcome.dropped_flushes:
@@ -309,7 +310,7 @@ class Speaker:
             meter = self._costs[backend.name] = self._services.cost_meter(backend)
         # A provider bills a request once audio came back for it.
         meter.add_segment(chars=billable_chars(report.text) if report.samples else 0,
-                          audio_s=report.samples / self._settings.sample_rate,
+                          audio_s=report.samples / self._rate,
                           compute_s=report.model_seconds)  # fmt: skip
         self._call_seconds += report.seconds
         self._call_samples += report.samples
@@ -345,8 +346,7 @@ class Speaker:
                 end = start + len(shaped.pcm)
             else:  # predict from the speaking rate; fitted once the segment has ended
                 words.predicted = True
-                rate = self._settings.sample_rate
-                end = start + round(self._seconds_per_char * rate * words.weight)
+                end = start + round(self._seconds_per_char * self._rate * words.weight)
             estimate = words.estimated(start, end)  # a prediction is not heard until fitted
             await self._send_words(words.segment.index, True, estimate, heard=whole_piece)
         if len(shaped.pcm) and not words.audio_sent:
@@ -370,7 +370,7 @@ class Speaker:
 
     def _learn_rate(self, words: SegmentWords, samples: int) -> None:
         if words.weight and samples:
-            measured = samples / self._settings.sample_rate / words.weight
+            measured = samples / self._rate / words.weight
             self._seconds_per_char = 0.7 * self._seconds_per_char + 0.3 * measured
 
     def _timeline(self, shaper_position: int) -> int:
@@ -416,9 +416,9 @@ class Speaker:
         if not force and now - self._progress_at < self._settings.progress_interval_s:
             return
         self._progress_at = now
-        rate_ms = self._settings.sample_rate / 1000
+        rate_ms = self._rate / 1000
         metrics = self._metrics
-        rtf = (metrics.synthesis_s * self._settings.sample_rate / metrics.speech_samples
+        rtf = (metrics.synthesis_s * self._rate / metrics.speech_samples
                if metrics.speech_samples else None)  # fmt: skip
         await self._send(
             Progress(event=event, segment=segment, chars_received=self._session.received,

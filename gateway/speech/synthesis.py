@@ -58,6 +58,7 @@ class StreamSettings:
     bitrate: int
     frame_ms: int
     instructions: str = ""  # a speaking style, for backends that take one
+    sample_rate: int = 24000  # the stream's rate (Hz): every backend's audio is resampled to it
 
     def on(self, backend: Backend) -> StreamSettings:
         """The same stream on another backend: its default voice, and the session's language

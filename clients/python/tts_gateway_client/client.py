@@ -25,7 +25,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
-from gateway.audio.codecs import OpusDecoder
+from gateway.audio.codecs import frame_decoder
 from gateway.core.protocol import (
     Audio,
     AudioFormat,
@@ -194,22 +194,18 @@ class SpeechStream:
 
     async def iter_pcm(self) -> AsyncIterator[PcmChunk]:
         """Decoded audio until the session ends, in timeline order, without gaps."""
-        opus = OpusDecoder(self.ready.sample_rate) if self.ready.format == "opus" else None
+        decoder = frame_decoder(self.ready.format, self.ready.sample_rate)
         position = 0
         async for message in self:
             if not isinstance(message, Audio):
                 continue
-            if opus is None:
-                samples = np.frombuffer(message.data, "<i2").astype(np.float32) / 32768.0
-            else:
-                samples = opus.decode(message.data)
+            samples = decoder.decode(message.data)
             if samples.size:
                 yield PcmChunk(position, samples)
                 position += samples.size
-        if opus is not None:
-            tail = opus.finish()
-            if tail.size:
-                yield PcmChunk(position, tail)
+        tail = decoder.finish()
+        if tail.size:
+            yield PcmChunk(position, tail)
 
     async def iter_opus(self) -> AsyncIterator[Audio]:
         """The ``audio`` frames (raw Opus packets, in ``seq`` order) until the session ends."""
@@ -272,6 +268,7 @@ async def connect(
     format: AudioFormat | str | None = None,
     bitrate: int | None = None,
     frame_ms: int | None = None,
+    sample_rate: int | None = None,
     short_first_segment: bool | None = None,
     open_timeout_s: float = 10.0,
     **socket_options: Any,
@@ -302,6 +299,7 @@ async def connect(
             format=AudioFormat(format) if format is not None else None,
             bitrate=bitrate,
             frame_ms=frame_ms,
+            sample_rate=sample_rate,
             short_first_segment=short_first_segment,
         )
         await socket.send(encode_client_message(start))

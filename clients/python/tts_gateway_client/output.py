@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from gateway.audio.codecs import OpusDecoder, opus_head
+from gateway.audio.codecs import frame_decoder, opus_head
 from gateway.audio.ogg import OggOpusWriter
 from gateway.core.protocol import Audio, Ready
 
@@ -39,16 +39,14 @@ class AudioCollector:
 
     def pcm(self) -> NDArray[np.float32]:
         """The decoded audio, float32 mono at the stream's sample rate (timeline order)."""
-        if self.ready.format == "pcm16":
-            data = b"".join(frame.data for frame in self.frames)
-            return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
-        decoder = OpusDecoder(self.ready.sample_rate)
+        decoder = frame_decoder(self.ready.format, self.ready.sample_rate)
         parts = [decoder.decode(frame.data) for frame in self.frames]
         parts.append(decoder.finish())
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
     def write(self, path: str | Path) -> None:
-        """Write ``.ogg`` (the Opus packets as received, no re-encoding) or ``.wav`` (PCM16)."""
+        """Write ``.ogg`` (the Opus packets as received, no re-encoding) or ``.wav`` (16-bit
+        PCM, any format decoded)."""
         path = Path(path)
         suffix = path.suffix.lower()
         if suffix in (".ogg", ".opus"):

@@ -19,9 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
-
-from gateway.audio.codecs import OpusDecoder
+from gateway.audio.codecs import frame_decoder
 from gateway.core.protocol import Audio, Cancelled, Done, Error, Ready, SegmentStart
 from tts_gateway_client.client import DEFAULT_URL, SentText, SpeechStream, connect
 from tts_gateway_client.output import AudioCollector
@@ -188,22 +186,17 @@ class _Player:
 
     def __init__(self, ready: Ready, output: SoundOutput) -> None:
         self._output = output
-        self._opus = OpusDecoder(ready.sample_rate) if ready.format == "opus" else None
+        self._decoder = frame_decoder(ready.format, ready.sample_rate)
 
     @property
     def position(self) -> int:
         return self._output.position
 
     async def play(self, frame: Audio) -> None:
-        if self._opus is None:
-            samples = np.frombuffer(frame.data, "<i2").astype(np.float32) / 32768.0
-        else:
-            samples = self._opus.decode(frame.data)
-        await self._output.write(samples)
+        await self._output.write(self._decoder.decode(frame.data))
 
     async def finish(self, tick: Any) -> None:
-        if self._opus is not None:
-            await self._output.write(self._opus.finish())
+        await self._output.write(self._decoder.finish())
         drained = asyncio.create_task(self._output.drain(), name="say-drain")
         try:
             while not drained.done():
