@@ -8,8 +8,6 @@ upstream refusing or dying, the API key.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import socket
 from collections.abc import AsyncIterator
@@ -17,10 +15,8 @@ from typing import Any
 
 import pytest
 
-from gateway.backends.base import SynthesisRequest
 from gateway.backends.gateway import GatewayBackend
 from gateway.backends.kokoro_onnx import KokoroOnnxBackend
-from gateway.backends.remote import RemoteError
 from gateway.backends.settings import GatewaySettings
 from gateway.config import Config
 from gateway.core.protocol import Done, Words
@@ -85,7 +81,8 @@ async def session_words(url: str, backend: str, text: str) -> tuple[list[dict[st
     done = transcript.done
     assert done is not None, transcript.kinds()
     words = [w for m in transcript.of(Words) for w in m.words]
-    assert transcript.of(Words) and not any(m.estimated for m in transcript.of(Words))
+    assert transcript.of(Words)
+    assert not any(m.estimated for m in transcript.of(Words))
     return words, done
 
 

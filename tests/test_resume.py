@@ -88,7 +88,8 @@ async def test_killed_gateway_the_client_resumes_on_the_other_and_hears_the_rest
                             await doomed.process.wait()
             done = stream.done
         assert stream.resumes == 1
-        assert done is not None and done.cut == len(TEXT)
+        assert done is not None
+        assert done.cut == len(TEXT)
     before, after = messages[:resumed_at], messages[resumed_at:]
 
     # Offsets on the original text: every segment and word of both sessions is its own text.
@@ -106,10 +107,10 @@ async def test_killed_gateway_the_client_resumes_on_the_other_and_hears_the_rest
         isinstance(m, SegmentEnd) and m.segment == s.segment for m in before)]  # fmt: skip
     assert len(in_flight) <= 1
     if twice:
-        assert in_flight and all(
-            in_flight[0].char_start <= start < in_flight[0].char_end for start in twice
-        )
-    assert after and isinstance(after[0], SegmentStart)
+        assert in_flight
+        assert all(in_flight[0].char_start <= start < in_flight[0].char_end for start in twice)
+    assert after
+    assert isinstance(after[0], SegmentStart)
     assert after[0].char_start == max(
         (s.char_end for s in segments if s in before and s not in in_flight), default=0
     )

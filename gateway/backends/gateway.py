@@ -145,12 +145,22 @@ class GatewayBackend(RemoteBackend):
                 f"{upstream!r} (set backends.{self.name}.backend)"
             )
         self._voices = [
-            Voice(str(e["id"]), str(e.get("name") or e["id"]), e.get("language"), e.get("gender"))
+            Voice(
+                str(e["id"]),
+                str(e.get("name") or e["id"]),
+                e.get("language"),
+                e.get("gender"),
+                tuple(str(lang) for lang in e.get("languages") or ()),
+            )
             for e in mine
         ]
         if not self.settings.languages:
-            langs = dict.fromkeys(lang for e in mine for lang in e.get("languages") or ())
-            self.languages = tuple(str(lang) for lang in langs)
+            listed = body.get("languages")
+            if isinstance(listed, dict) and isinstance(listed.get(upstream), list):
+                self.languages = tuple(str(lang) for lang in listed[upstream])
+            else:  # an upstream older than the top-level list: its voices' languages
+                langs = dict.fromkeys(lang for v in self._voices for lang in v.languages)
+                self.languages = tuple(langs)
         if self.default_voice not in {v.id for v in self._voices}:
             raise BackendError(
                 f"{self.name}: default_voice {self.default_voice!r} is not a voice of the "
