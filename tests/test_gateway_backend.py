@@ -8,6 +8,8 @@ upstream refusing or dying, the API key.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import socket
 from collections.abc import AsyncIterator
@@ -15,12 +17,15 @@ from typing import Any
 
 import pytest
 
+from gateway.backends.base import SynthesisRequest
 from gateway.backends.gateway import GatewayBackend
 from gateway.backends.kokoro_onnx import KokoroOnnxBackend
+from gateway.backends.remote import RemoteError
 from gateway.backends.settings import GatewaySettings
-from gateway.config import Config
+from gateway.config import AuthRequired, AuthSettings, Config
 from gateway.core.protocol import Done, Words
 from tests.conftest import RunningServer, repo_config, serve, timeout
+from tests.fakes import ToneBackend
 from tests.streams import collect
 from tts_gateway_client import connect
 
@@ -95,3 +100,79 @@ async def test_kokoro_word_timings_through_the_model_tier_equal_a_direct_session
     assert tiered_done.metrics["audio_ms"] == direct_done.metrics["audio_ms"]
     assert tiered_done.heard_text == TEXT
     assert any(w.get("spoken") == "5 dollars" for w in tiered)
+
+
+KEY = "upstream-key-0123456789"
+BEARER = f"Bearer {KEY}"
+
+
+def keyed() -> Config:
+    """A model gateway that requires a key and takes one session per key."""
+    config = repo_config(auth=AuthSettings(required=AuthRequired.YES, api_keys=(KEY,)))
+    return dataclasses.replace(
+        config, limits=dataclasses.replace(config.limits, max_sessions_per_key=1)
+    )
+
+
+def tone_tier(*urls: str, **options: Any) -> GatewayBackend:
+    settings = GatewaySettings(urls=urls, backend="fake", default_voice="tone", word_timing=False,
+                               **options)  # fmt: skip
+    return GatewayBackend("model", settings)
+
+
+async def pcm_length(backend: GatewayBackend, text: str) -> int:
+    request = SynthesisRequest(text, backend.default_voice, backend.default_lang, 1.0)
+    return sum([len(chunk.pcm) async for chunk in backend.synthesize(request)])
+
+
+async def test_the_key_is_sent_and_a_refusing_upstream_passes_the_call_to_the_next() -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        tones = [ToneBackend("fake"), ToneBackend("fake")]
+        busy, spare = [await serve(keyed(), {"fake": tone}) for tone in tones]
+        for running in (busy, spare):
+            stack.push_async_callback(running.stop)
+        without_key = tone_tier(busy.http_url)
+        with pytest.raises(RemoteError) as refused:
+            await without_key.load()
+        assert refused.value.status == 401
+        await without_key.aclose()
+
+        backend = tone_tier(busy.http_url, spare.http_url, api_key=KEY)
+        stack.push_async_callback(backend.aclose)
+        await backend.load()
+        assert await pcm_length(backend, "Served by the first upstream.") > 0
+        # The key's one session on the first upstream is taken: it answers 429, the next serves.
+        holder = await stack.enter_async_context(
+            connect(
+                busy.ws_url, backend="fake", additional_headers={"Authorization": f"Bearer {KEY}"}
+            )
+        )
+        assert await pcm_length(backend, "Served by the second upstream.") > 0
+        served = [[r.text for r in tone.requests if "upstream" in r.text] for tone in tones]
+        assert served == [["Served by the first upstream."], ["Served by the second upstream."]]
+        await holder.end()
+
+
+async def drain(chunks: AsyncIterator[Any]) -> None:
+    async for _ in chunks:
+        pass
+
+
+async def test_an_upstream_dying_mid_call_fails_the_call_without_repeating_audio() -> None:
+    slow = ToneBackend("fake", chunk_delay_s=0.05)
+    upstream = await serve(repo_config(), {"fake": slow})
+    backend = tone_tier(upstream.http_url, max_attempts=3)
+    try:
+        await backend.load()
+        request = SynthesisRequest("one two three four five six seven eight nine ten " * 4,
+                                   "tone", "en-us", 1.0)  # fmt: skip
+        chunks = backend.synthesize(request)
+        first = await anext(chunks)
+        assert len(first.pcm) > 0
+        await upstream.stop()  # shutting down: the session ends with 1001 mid-stream
+        with pytest.raises(RemoteError, match=r"after part of the audio|shutting_down"):
+            await asyncio.wait_for(drain(chunks), timeout(30))
+        assert backend.counters.running == 0
+    finally:
+        await backend.aclose()
+        await upstream.stop()
