@@ -44,7 +44,6 @@ from gateway.backends.remote import (
     classify_status,
     get_json,
     keyed_service,
-    retrying,
     whole_text,
 )
 from gateway.backends.settings import GatewaySettings
@@ -180,17 +179,7 @@ class GatewayBackend(RemoteBackend):
         self._check(request)
         if not request.text.strip():
             return
-        part = whole_text(request.text)
-
-        def attempt() -> AsyncGenerator[AudioChunk, None]:
-            return self._guarded_attempt(request, part)
-
-        async with (
-            self._slots,
-            contextlib.aclosing(
-                retrying(attempt, self.policy, what=self.name, rng=self._rng, sleep=self.sleep)
-            ) as chunks,
-        ):
+        async with contextlib.aclosing(self._retried(request, whole_text(request.text))) as chunks:
             async for chunk in chunks:
                 yield chunk
 
@@ -220,6 +209,7 @@ class GatewayBackend(RemoteBackend):
                 ws = await self._open(url)
             except _Elsewhere as error:
                 failures.append(str(error))
+                log.warning("%s: %s; trying the next upstream", self.name, error)
                 continue
             self._first = index
             return ws, url
