@@ -15,10 +15,11 @@ upstream's offsets are the call's, since the call's text is all its session text
 the piece. Estimated words are dropped: this gateway estimates for itself.
 
 ``urls`` are tried in turn for each call, starting from the one that answered last: a refused
-connection, an HTTP 5xx or 429 answer to the upgrade, or a session refused before its first
-audio (``too_many_sessions``, ``shutting_down``, ``backend_unavailable``, close 1013) moves on
-to the next; when all fail, the call fails retryably (the retry policy of every remote backend
-applies). A stream cut after some audio fails the call (its audio cannot be taken back).
+connection or an HTTP 5xx or 429 answer to the upgrade moves on to the next URL at once; when
+all fail, the call fails retryably (the retry policy of every remote backend applies). A session
+refused before its first audio (``too_many_sessions``, ``shutting_down``, ``backend_unavailable``,
+close 1013) is retried on the next URL. A stream cut after some audio fails the call (its audio
+cannot be taken back).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from gateway.backends.remote import (
     whole_text,
 )
 from gateway.backends.settings import GatewaySettings
-from gateway.core.errors import ProtocolError
+from gateway.core.errors import ErrorCode, ProtocolError
 from gateway.core.protocol import Audio as AudioMessage
 from gateway.core.protocol import (
     AudioFormat,
@@ -195,6 +196,9 @@ class GatewayBackend(RemoteBackend):
                     yield chunk
             except ConnectionClosed as closed:
                 raise self._closed_error(closed, url, pieces.samples) from None
+        except _Elsewhere:
+            self._first = (self._urls.index(url) + 1) % len(self._urls)  # the retry goes on
+            raise
         finally:
             await ws.close()
 
@@ -309,8 +313,10 @@ class GatewayBackend(RemoteBackend):
             raise RemoteError(f"the upstream gateway at {url} sent a text frame")
         try:
             return decode_server_message(frame)
-        except ProtocolError:
-            return None  # a message type this version does not know: ignored (protocol §14)
+        except ProtocolError as error:
+            if error.code is ErrorCode.UNKNOWN_TYPE:
+                return None  # a message type newer than this gateway: ignored (protocol §14)
+            raise RemoteError(f"the upstream gateway at {url} sent {error}") from None
 
     def _error(self, error: Error, url: str, *, delivered: bool) -> RemoteError:
         text = f"the upstream gateway at {url}: {error.code}: {self.service.redact(error.message)}"
