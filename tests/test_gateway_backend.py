@@ -26,6 +26,7 @@ from gateway.config import AuthRequired, AuthSettings, Config
 from gateway.core.protocol import Done, Words
 from tests.conftest import RunningServer, repo_config, serve, timeout
 from tests.fakes import ToneBackend
+from tests.servers import eventually
 from tests.streams import collect
 from tts_gateway_client import connect
 
@@ -172,6 +173,25 @@ async def test_an_upstream_dying_mid_call_fails_the_call_without_repeating_audio
         await upstream.stop()  # shutting down: the session ends with 1001 mid-stream
         with pytest.raises(RemoteError, match=r"after part of the audio|shutting_down"):
             await asyncio.wait_for(drain(chunks), timeout(30))
+        assert backend.counters.running == 0
+    finally:
+        await backend.aclose()
+        await upstream.stop()
+
+
+async def test_closing_a_call_stops_the_upstream_synthesis() -> None:
+    slow = ToneBackend("fake", chunk_delay_s=0.05)
+    upstream = await serve(repo_config(), {"fake": slow})
+    backend = tone_tier(upstream.http_url)
+    try:
+        await backend.load()
+        request = SynthesisRequest("one two three four five six seven eight nine ten " * 8,
+                                   "tone", "en-us", 1.0)  # fmt: skip
+        chunks = backend.synthesize(request)
+        assert len((await anext(chunks)).pcm) > 0
+        assert slow.active == 1
+        await chunks.aclose()  # a cancel on the edge
+        await eventually(lambda: slow.active == 0, deadline_s=timeout(10))
         assert backend.counters.running == 0
     finally:
         await backend.aclose()
