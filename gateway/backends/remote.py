@@ -291,21 +291,6 @@ class RemoteBackend(abc.ABC):
             return
         part = whole_text(request.text)
         words: list[WordTiming] = []
-        async with contextlib.aclosing(self._retried(request, part)) as chunks:
-            async for chunk in chunks:
-                if chunk.piece_end is not None:  # only the attempt's final words
-                    words.extend(chunk.words)
-                    if not len(chunk.pcm):
-                        continue
-                    chunk = AudioChunk(chunk.pcm, words=(), sample_rate=chunk.sample_rate)
-                yield chunk
-        yield AudioChunk(np.zeros(0, np.float32), piece_end=part.boundary, words=tuple(words))
-
-    async def _retried(
-        self, request: SynthesisRequest, part: TextPart
-    ) -> AsyncGenerator[AudioChunk, None]:
-        """The call's attempts, retried as the policy allows, holding one of the
-        ``max_concurrency`` slots. Safe to cancel: the running attempt is closed."""
 
         def attempt() -> AsyncGenerator[AudioChunk, None]:
             return self._guarded_attempt(request, part)
@@ -317,7 +302,13 @@ class RemoteBackend(abc.ABC):
             ) as chunks,
         ):
             async for chunk in chunks:
+                if chunk.piece_end is not None:  # only the attempt's final words
+                    words.extend(chunk.words)
+                    if not len(chunk.pcm):
+                        continue
+                    chunk = AudioChunk(chunk.pcm, words=(), sample_rate=chunk.sample_rate)
                 yield chunk
+        yield AudioChunk(np.zeros(0, np.float32), piece_end=part.boundary, words=tuple(words))
 
     async def _guarded_attempt(
         self, request: SynthesisRequest, part: TextPart
