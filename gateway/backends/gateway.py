@@ -82,9 +82,9 @@ _WORD_MARGIN: Final = 480  # samples (20 ms) of audio past a word's end, before 
 _MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024
 # Upstream refusals that another upstream may not share: try the next URL.
 _TRY_ELSEWHERE: Final = frozenset(
-    {"too_many_sessions", "shutting_down", "backend_unavailable", "rate_limited"}
+    {"too_many_sessions", "shutting_down", "over_capacity", "backend_unavailable", "rate_limited"}
 )
-_TRY_ELSEWHERE_CLOSES: Final = frozenset({1001, 1006, 1011, 1012, 1013, 1014})
+_TRY_ELSEWHERE_CLOSES: Final = frozenset({1001, 1006, 1011, 1012, 1013, 1014, 4503})
 
 
 class _Elsewhere(RemoteError):

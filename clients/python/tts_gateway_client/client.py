@@ -54,8 +54,8 @@ __all__ = ["ClientError", "PcmChunk", "SentText", "SpeechStream", "connect"]
 DEFAULT_URL = "ws://127.0.0.1:8765/v1/stream"
 # A socket closed with one of these (or cut without a close), or a fatal error with one of
 # these codes, is a gateway gone away: a stream with resume on continues on a new session.
-RESUMABLE_CLOSES = frozenset({1001, 1006, 1011, 1012, 1013, 1014})
-RESUMABLE_ERRORS = frozenset({"shutting_down", "internal_error"})
+RESUMABLE_CLOSES = frozenset({1001, 1006, 1011, 1012, 1013, 1014, 4503})
+RESUMABLE_ERRORS = frozenset({"shutting_down", "over_capacity", "internal_error"})
 _RESUME_ROUNDS = 3  # tries of every URL before giving up
 _RESUME_BACKOFF_S = 0.5  # wait before the second round, doubled for each further one
 
