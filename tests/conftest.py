@@ -17,6 +17,7 @@ from gateway.backends.base import Backend
 from gateway.backends.chatterbox import ChatterboxBackend
 from gateway.backends.elevenlabs import ElevenLabsBackend
 from gateway.backends.espeak import EspeakBackend
+from gateway.backends.gateway import GatewayBackend
 from gateway.backends.kokoro_onnx import KokoroOnnxBackend
 from gateway.backends.kokoro_torch import KokoroTorchBackend
 from gateway.backends.openai_speech import OpenAIBackend
@@ -26,6 +27,7 @@ from gateway.backends.settings import (
     ChatterboxSettings,
     ElevenLabsSettings,
     EspeakSettings,
+    GatewaySettings,
     KokoroOnnxSettings,
     KokoroTorchSettings,
     OpenAISettings,
@@ -284,3 +286,22 @@ async def elevenlabs(kokoro: KokoroOnnxBackend) -> AsyncIterator[ElevenLabsBacke
     yield backend
     await backend.aclose()
     await server.stop()
+
+
+@pytest.fixture(scope="session")
+async def model_tier(kokoro: KokoroOnnxBackend) -> AsyncIterator[GatewayBackend]:
+    """The ``gateway`` backend: two model gateways on loopback serving real Kokoro, reached
+    through their ``/v1/stream`` in turn (a model tier without the balancer)."""
+    upstreams = [await serve(repo_config(), {"kokoro": kokoro}) for _ in range(2)]
+    settings = GatewaySettings(
+        urls=tuple(u.http_url for u in upstreams),
+        backend="kokoro",
+        first_byte_timeout_s=_SLOW_SERVER_S,
+        read_timeout_s=_SLOW_SERVER_S,
+    )
+    backend = GatewayBackend("model_tier", settings)
+    await backend.load()
+    yield backend
+    await backend.aclose()
+    for upstream in upstreams:
+        await upstream.stop()

@@ -105,6 +105,8 @@ CASES = [
         reads_aloud=False,
         voice_languages=False,
     ),
+    # Upstream gateways serving real Kokoro, through their /v1/stream (the model tier).
+    Case("model_tier", "gateway", streams=True, word_timing=True, marks=(pytest.mark.model,)),
 ]
 
 PASSAGES = [

@@ -320,3 +320,23 @@ export declare class TtsGatewayClient extends EventTarget {
     options?: boolean | EventListenerOptions,
   ): void;
 }
+
+/** What a new session is sent to resume a dropped one, and where its offsets start. */
+export interface ResumePlan {
+  chars: number;
+  samples: number;
+  seq: number;
+  segment: number;
+  messages: Array<{ type: "text"; text: string } | { type: "end" }>;
+}
+
+export function resumePlan(record: {
+  codePoints: string[];
+  settledChars: number;
+  receivedEnd: number;
+  nextSeq: number;
+  nextSegment: number;
+  ended: boolean;
+}): ResumePlan;
+
+export function shiftResumed<M extends { type: string }>(message: M, plan: ResumePlan): M;

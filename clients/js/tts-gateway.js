@@ -129,6 +129,52 @@ function* pieces(text, limit) {
  * One WebSocket session: its socket, decoder, words, text accounting and pending requests.
  * Internal; the client owns it.
  */
+/**
+ * Resume (docs/protocol.md section 15): what a new session must be sent so that the listener
+ * hears the rest of a session whose socket dropped mid-turn, and where its offsets start on the
+ * old session's. `codePoints` is the session text sent (one code point each), `settledChars` the
+ * end of the text the gateway reported spoken (the `char_end` of the last segment whose
+ * `segment_end` arrived, or a `cancelled.unspoken_end`), `receivedEnd` the end of the audio
+ * received (timeline samples), `nextSeq` and `nextSegment` one past the last `audio.seq` and
+ * `segment` seen, `ended` whether `end` was sent. Send `messages` after the new session's
+ * `ready`, and map its messages with {@link shiftResumed}.
+ * @param {{codePoints: string[], settledChars: number, receivedEnd: number, nextSeq: number,
+ *          nextSegment: number, ended: boolean}} record
+ */
+export function resumePlan({ codePoints, settledChars, receivedEnd, nextSeq, nextSegment, ended }) {
+  const rest = codePoints.slice(settledChars).join("");
+  /** @type {object[]} */
+  const messages = rest ? [{ type: "text", text: rest }] : [];
+  if (ended) messages.push({ type: "end" });
+  return { chars: settledChars, samples: receivedEnd, seq: nextSeq, segment: nextSegment, messages };
+}
+
+/**
+ * A message of a resumed session on the original session's offsets and timeline.
+ * @param {any} m @param {{chars: number, samples: number, seq: number, segment: number}} plan
+ */
+export function shiftResumed(m, { chars, samples, seq, segment }) {
+  const out = { ...m };
+  const add = (/** @type {string[]} */ keys, /** @type {number} */ by) => {
+    for (const key of keys) if (typeof out[key] === "number") out[key] += by;
+  };
+  add(["char_start", "char_end", "received_chars", "chars_received", "chars_spoken"], chars);
+  add(["unspoken_start", "unspoken_end", "cut", "heard_start"], chars);
+  add(["sample_start", "sample_end", "position"], samples);
+  if (m.type === "audio") add(["seq"], seq);
+  add(["segment"], segment);
+  if (m.type === "words") {
+    out.words = m.words.map((/** @type {any} */ w) => ({
+      ...w,
+      char_start: w.char_start + chars,
+      char_end: w.char_end + chars,
+      sample_start: w.sample_start + samples,
+      sample_end: w.sample_end + samples,
+    }));
+  }
+  return out;
+}
+
 class Session {
   /** @param {TtsGatewayClient} client @param {number} id */
   constructor(client, id) {

@@ -25,6 +25,7 @@ from gateway.backends.settings import (
     ChatterboxSettings,
     ElevenLabsSettings,
     EspeakSettings,
+    GatewaySettings,
     KokoroOnnxSettings,
     KokoroTorchSettings,
     OpenAISettings,
@@ -87,6 +88,7 @@ KINDS: Final = (
                 "elevenlabs*", hosted=True),
     BackendKind("espeak", EspeakSettings, "gateway.backends.espeak:EspeakBackend", "espeak*"),
     BackendKind("piper", PiperSettings, "gateway.backends.piper:PiperBackend", "piper*"),
+    BackendKind("gateway", GatewaySettings, "gateway.backends.gateway:GatewayBackend", "gateway*"),
 )  # fmt: skip
 
 _BY_KIND: Final = {row.kind: row for row in KINDS}

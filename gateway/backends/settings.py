@@ -18,6 +18,7 @@ __all__ = [
     "ElevenLabsSettings",
     "ElevenLabsTransport",
     "EspeakSettings",
+    "GatewaySettings",
     "HostedSettings",
     "KokoroOnnxSettings",
     "KokoroTorchSettings",
@@ -224,6 +225,9 @@ class RemoteSettings(BackendSettings):
             raise ValueError(f"max_attempts: must be at least 1, got {self.max_attempts}")
         if self.backoff_max_s < self.backoff_base_s:
             raise ValueError("backoff_max_s: must not be below backoff_base_s")
+        self._check_languages()
+
+    def _check_languages(self) -> None:
         if not self.languages:
             raise ValueError("languages: must list at least one language")
         if self.default_lang not in self.languages:
@@ -425,3 +429,41 @@ class PiperSettings(BackendSettings):
         BackendSettings.__post_init__(self)
         if self.threads < 0:
             raise ValueError("threads: must be 0 (all cores) or a positive number")
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings(RemoteSettings):
+    """Upstream tts-gateways (a model tier) spoken to through their ``/v1/stream``.
+
+    ``urls`` are the upstreams' base URLs (``http://host:port``; the stream is
+    ``ws://host:port/v1/stream``), tried in turn for each call: several model replicas, or one
+    balancer in front of them. ``backend`` names the upstream's backend; ``languages`` empty
+    means the upstream's own list for it (read at start-up, with its voices). ``word_timing``
+    says whether the upstream backend measures word timings (the upstream's estimates are not
+    passed on: this gateway estimates for itself).
+    """
+
+    kind: str = "gateway"
+    urls: tuple[str, ...] = ("http://127.0.0.1:8765",)
+    backend: str = "kokoro"
+    api_key: str = field(default="", repr=False)  # a secret: never in a repr
+    api_key_env: str = ""
+    default_voice: str = "jf_gongitsune"
+    word_timing: bool = True
+    languages: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.urls:
+            raise ValueError("urls: must list at least one upstream gateway")
+        for url in self.urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"urls: must start with http:// or https://, got {url!r}")
+        object.__setattr__(self, "base_url", self.urls[0].rstrip("/"))
+        RemoteSettings.__post_init__(self)
+        _check_api_key_env(self.api_key_env)
+        if not self.backend:
+            raise ValueError("backend: must name the upstream's backend")
+
+    def _check_languages(self) -> None:
+        if self.languages:  # empty: the upstream's languages, learned at start-up
+            RemoteSettings._check_languages(self)

@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from gateway.core.chunks import WordTiming
 from gateway.core.segmenter import Boundary
 
-__all__ = ["SeamConfig", "SeamShaper", "Shaped"]
+__all__ = ["SeamConfig", "SeamShaper", "Shaped", "reshaping_pad"]
 
 Pcm = NDArray[np.float32]
 _ANALYSIS_MS = 10.0
@@ -72,6 +72,14 @@ class Shaped:
     pcm: Pcm = field(default_factory=lambda: _EMPTY)
     words: list[WordTiming] = field(default_factory=list)
     speech_end: int | None = None  # from end_piece: output position where the sound ends
+
+
+def reshaping_pad(config: SeamConfig) -> int:
+    """Samples of silence to put before a piece that a shaper with ``config`` has shaped
+    already (another gateway's segment), so that shaping it again keeps exactly the same audio:
+    its first audible analysis frame, ``lead_ms`` after its start, then falls on the grid of
+    analysis frames again."""
+    return -config.samples(config.lead_ms) % config.samples(_ANALYSIS_MS)
 
 
 class SeamShaper:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from gateway.audio.codecs import frame_decoder
 from gateway.core.protocol import (
@@ -47,10 +47,19 @@ from gateway.core.protocol import (
     decode_server_message,
     encode_client_message,
 )
+from tts_gateway_client.resume import ResumeBook, Shift
 
 __all__ = ["ClientError", "PcmChunk", "SentText", "SpeechStream", "connect"]
 
 DEFAULT_URL = "ws://127.0.0.1:8765/v1/stream"
+# A socket closed with one of these (or cut without a close), or a fatal error with one of
+# these codes, is a gateway gone away: a stream with resume on continues on a new session.
+RESUMABLE_CLOSES = frozenset({1001, 1006, 1011, 1012, 1013, 1014, 4503})
+RESUMABLE_ERRORS = frozenset({"shutting_down", "over_capacity", "internal_error"})
+_RESUME_ROUNDS = 3  # tries of every URL before giving up
+_RESUME_BACKOFF_S = 0.5  # wait before the second round, doubled for each further one
+
+Reconnect = Callable[[], Awaitable[tuple[ClientConnection, Ready]]]
 
 
 class ClientError(Exception):
@@ -77,11 +86,25 @@ class SentText:
 
 
 class SpeechStream:
-    """One session on the gateway. Create it with :func:`connect`."""
+    """One session on the gateway. Create it with :func:`connect`.
 
-    def __init__(self, socket: ClientConnection, ready: Ready) -> None:
+    With resume (``connect(..., resume=True)``), a socket that drops before ``done`` is
+    replaced by a new session (on the next URL, or the same balancer URL) that is sent the
+    text the gateway had not reported spoken (see :mod:`tts_gateway_client.resume`); its
+    messages arrive on the original offsets and timeline, and :attr:`resumes` counts the new
+    sessions. Resuming happens while reading: the reader must be running.
+    """
+
+    def __init__(
+        self, socket: ClientConnection, ready: Ready, reconnect: Reconnect | None = None
+    ) -> None:
         self.ready = ready
         self._socket = socket
+        self._reconnect = reconnect
+        self._book = ResumeBook(ready.frame_samples)
+        self._shift = Shift()
+        self._lock = asyncio.Lock()  # one send, or one resume, at a time
+        self.resumes = 0
         self._feeder: asyncio.Task[None] | None = None
         self.sent: list[SentText] = []
         self._chars = 0
@@ -149,12 +172,48 @@ class SpeechStream:
         Message types this client does not know (from a newer gateway) are skipped.
         """
         while True:
-            frame = await _recv_bytes(self._socket)
             try:
-                return decode_server_message(frame)
+                frame = await _recv_bytes(self._socket)
+            except ConnectionClosed as closed:
+                code = closed.rcvd.code if closed.rcvd is not None else 1006
+                if not self._may_resume() or code not in RESUMABLE_CLOSES:
+                    raise
+                await self._resume()
+                continue
+            try:
+                message = self._shift.apply(decode_server_message(frame))
             except ProtocolError as error:
                 if error.code is not ErrorCode.UNKNOWN_TYPE:
                     raise
+                continue
+            if self._gone_away(message) and self._may_resume():
+                await self._resume()
+                continue
+            self._book.received(message)
+            return message
+
+    @staticmethod
+    def _gone_away(message: ServerMessage) -> bool:
+        return isinstance(message, Error) and message.fatal and message.code in RESUMABLE_ERRORS
+
+    def _may_resume(self) -> bool:
+        return self._reconnect is not None and self.done is None
+
+    async def _resume(self) -> None:
+        """Continue on a new session: send it what the old one had not spoken."""
+        assert self._reconnect is not None
+        async with self._lock:
+            old = self._socket
+            socket, ready = await self._reconnect()
+            if (ready.format, ready.frame_samples) != (self.ready.format, self.ready.frame_samples):
+                await socket.close()
+                raise ClientError(f"the resumed session streams {ready.format} differently")
+            shift = self._book.resumed_at()
+            for message in self._book.replay():
+                await socket.send(encode_client_message(message))
+            self._socket, self._shift = socket, shift
+            self.resumes += 1
+        await old.close()
 
     def __aiter__(self) -> AsyncIterator[ServerMessage]:
         return self._messages()
@@ -196,9 +255,13 @@ class SpeechStream:
         """Decoded audio until the session ends, in timeline order, without gaps."""
         decoder = frame_decoder(self.ready.format, self.ready.sample_rate)
         position = 0
+        session = self.resumes
         async for message in self:
             if not isinstance(message, Audio):
                 continue
+            if session != self.resumes:  # a new session: a new stream
+                decoder = frame_decoder(self.ready.format, self.ready.sample_rate)
+                session = self.resumes
             samples = decoder.decode(message.data)
             if samples.size:
                 yield PcmChunk(position, samples)
@@ -252,7 +315,14 @@ class SpeechStream:
                 raise error
 
     async def _send(self, message: ClientMessage, kind: str, chars: int = 0) -> None:
-        await self._socket.send(encode_client_message(message))
+        async with self._lock:
+            self._book.sending(message)
+            try:
+                await self._socket.send(encode_client_message(message))
+            except ConnectionClosed:
+                if not self._may_resume():
+                    raise
+                # The reader resumes the session and sends this again with the rest.
         self._chars += chars
         self.sent.append(SentText(time.monotonic(), self._chars, kind))
 
@@ -271,12 +341,46 @@ async def connect(
     sample_rate: int | None = None,
     short_first_segment: bool | None = None,
     open_timeout_s: float = 10.0,
+    resume: bool = False,
+    resume_urls: Sequence[str] = (),
     **socket_options: Any,
 ) -> AsyncIterator[SpeechStream]:
     """Open a session: connect, send ``start``, wait for ``ready``.
 
-    Raises ClientError when the gateway cannot be reached or refuses the ``start``.
+    With ``resume``, a session whose socket drops mid-turn continues on a new one, on the
+    ``resume_urls`` first, then ``url`` (a balancer), with the same ``start`` (see
+    :class:`SpeechStream`). Raises ClientError when the gateway cannot be reached or refuses
+    the ``start``, and while reading when no gateway takes the resumed session.
     """
+    start = Start(
+        backend=backend,
+        voice=voice,
+        lang=lang,
+        speed=speed,
+        format=AudioFormat(format) if format is not None else None,
+        bitrate=bitrate,
+        frame_ms=frame_ms,
+        sample_rate=sample_rate,
+        short_first_segment=short_first_segment,
+    )
+    socket, ready = await _open_session(url, start, open_timeout_s, socket_options)
+    reconnect = None
+    if resume:
+        urls = [*resume_urls, url]
+
+        async def reconnect() -> tuple[ClientConnection, Ready]:
+            return await _reopen(urls, start, open_timeout_s, socket_options)
+
+    stream = SpeechStream(socket, ready, reconnect)
+    try:
+        yield stream
+    finally:
+        await stream.aclose()
+
+
+async def _open_session(
+    url: str, start: Start, open_timeout_s: float, socket_options: dict[str, Any]
+) -> tuple[ClientConnection, Ready]:
     try:
         socket = await ws_connect(
             url,
@@ -289,32 +393,33 @@ async def connect(
         raise ClientError(
             f"cannot reach the gateway at {url} ({exc}); start one with `tts-gateway serve`"
         ) from exc
-    stream: SpeechStream | None = None
     try:
-        start = Start(
-            backend=backend,
-            voice=voice,
-            lang=lang,
-            speed=speed,
-            format=AudioFormat(format) if format is not None else None,
-            bitrate=bitrate,
-            frame_ms=frame_ms,
-            sample_rate=sample_rate,
-            short_first_segment=short_first_segment,
-        )
         await socket.send(encode_client_message(start))
         reply = decode_server_message(await _recv_bytes(socket))
         if isinstance(reply, Error):
             raise ClientError(f"the gateway refused the session: {reply.code}: {reply.message}")
         if not isinstance(reply, Ready):
             raise ClientError(f"expected 'ready', got {reply.TYPE!r}")
-        stream = SpeechStream(socket, reply)
-        yield stream
-    finally:
-        if stream is not None:
-            await stream.aclose()
-        else:
-            await socket.close()
+    except BaseException:
+        await socket.close()
+        raise
+    return socket, reply
+
+
+async def _reopen(
+    urls: Sequence[str], start: Start, open_timeout_s: float, socket_options: dict[str, Any]
+) -> tuple[ClientConnection, Ready]:
+    """A new session on the first of ``urls`` that takes it, in a few rounds with backoff."""
+    failures: list[str] = []
+    for round_number in range(_RESUME_ROUNDS):
+        if round_number:
+            await asyncio.sleep(_RESUME_BACKOFF_S * 2 ** (round_number - 1))
+        for url in urls:
+            try:
+                return await _open_session(url, start, open_timeout_s, socket_options)
+            except (ClientError, ConnectionClosed, InvalidHandshake) as error:
+                failures.append(f"{url}: {error}")
+    raise ClientError("cannot resume the session: " + "; ".join(failures[-len(urls) :]))
 
 
 async def _recv_bytes(socket: ClientConnection) -> bytes:
