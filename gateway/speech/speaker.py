@@ -221,7 +221,7 @@ class Speaker:
                          received_chars=work.received_chars)
         )  # fmt: skip
         await self._progress("synthesis_started", work.index, force=True)
-        words = self._words = SegmentWords(work, self.stream.backend.native_word_timing)
+        words = self._words = self._segment_words(work)
         self._call_seconds, self._call_samples = 0.0, 0
         error = await self._synthesize()
         words = self._words
@@ -271,6 +271,10 @@ class Speaker:
                              self._shaper.end_piece(Boundary.WORD, last=False))  # fmt: skip
             return error
         return None
+
+    def _segment_words(self, work: SpeakSegment) -> SegmentWords:
+        stream = self.stream
+        return SegmentWords(work, stream.backend.native_word_timing, stream.lang, stream.rules)
 
     def _current_words(self) -> SegmentWords:
         assert self._words is not None
@@ -327,7 +331,7 @@ class Speaker:
         self._log.warning("switched from %s to %s: %s", switch.previous.backend.name,
                           current.backend.name, switch.reason)  # fmt: skip
         if words is not None and not words.audio_sent:  # the new backend says all of it
-            self._words = SegmentWords(words.segment, current.backend.native_word_timing)
+            self._words = self._segment_words(words.segment)
 
     async def _play(
         self, words: SegmentWords, shaped: Shaped, *, whole_piece: bool = False

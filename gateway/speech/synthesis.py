@@ -29,6 +29,7 @@ from gateway.backends.threads import ComputeClock
 from gateway.core.chunks import AudioChunk
 from gateway.core.errors import BackendError
 from gateway.core.protocol import AudioFormat
+from gateway.core.reading import DEFAULT_RULES, ReadingRules
 from gateway.speech.clock import Clock
 
 __all__ = [
@@ -58,6 +59,7 @@ class StreamSettings:
     bitrate: int
     frame_ms: int
     instructions: str = ""  # a speaking style, for backends that take one
+    rules: ReadingRules = DEFAULT_RULES  # how text is read: normalization, lexicon
 
     def on(self, backend: Backend) -> StreamSettings:
         """The same stream on another backend: its default voice, and the session's language
@@ -99,8 +101,16 @@ class BackendSynthesizer:
         self, text: str, deadline: float | None, buffered_s: float | None = None
     ) -> AsyncGenerator[AudioChunk, None]:
         s = self._stream
-        request = SynthesisRequest(text, s.voice, s.lang, s.speed, deadline,
-                                   instructions=s.instructions, buffered_s=buffered_s)  # fmt: skip
+        request = SynthesisRequest(
+            text,
+            s.voice,
+            s.lang,
+            s.speed,
+            deadline,
+            instructions=s.instructions,
+            buffered_s=buffered_s,
+            rules=s.rules,
+        )
         chunks = ResampledChunks(s.backend.synthesize(request), s.backend.sample_rate, self._rate)
         try:
             async for chunk in chunks:

@@ -9,6 +9,7 @@ from typing import Any
 
 from gateway.core.alignment import estimate_spans, spoken_words
 from gateway.core.chunks import WordTiming
+from gateway.core.reading import DEFAULT_RULES, ReadingRules
 from gateway.core.session import SpeakSegment
 
 __all__ = ["SegmentWords", "word_entry"]
@@ -19,10 +20,16 @@ WordEntry = dict[str, Any]
 class SegmentWords:
     """The words of one segment; ``native``: the backend times its words itself."""
 
-    def __init__(self, work: SpeakSegment, native: bool) -> None:
+    def __init__(
+        self,
+        work: SpeakSegment,
+        native: bool,
+        lang: str = "en-us",
+        rules: ReadingRules = DEFAULT_RULES,
+    ) -> None:
         self.segment = work
         self._native = native
-        self._words = spoken_words(work.segment.text)
+        self._words = spoken_words(work.segment.text, lang, rules)
         self.weight = sum(len(word.spoken or word.speak) for word in self._words)
         self.sent = False
         self.audio_sent = False
