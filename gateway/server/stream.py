@@ -313,6 +313,7 @@ class Connection:
             metrics=self._metrics,
             log=self._log,
             short_first_segment=start.short_first_segment,
+            ssml=bool(start.ssml),
         )
         await self._send(
             Ready(
@@ -341,7 +342,7 @@ class Connection:
         stream = await resolve_stream(
             self._gateway, backend=start.backend, voice=start.voice, lang=start.lang,
             speed=start.speed, format=start.format, bitrate=start.bitrate,
-            frame_ms=start.frame_ms,
+            frame_ms=start.frame_ms, key_id=self.key_id, lexicon=start.lexicon or (),
         )  # fmt: skip
         if start.sample_rate is not None and start.sample_rate != rate:
             raise ProtocolError(

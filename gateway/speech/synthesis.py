@@ -28,12 +28,15 @@ from gateway.backends.base import Backend, SynthesisRequest
 from gateway.backends.threads import ComputeClock
 from gateway.core.chunks import AudioChunk
 from gateway.core.errors import BackendError
-from gateway.core.protocol import AudioFormat
+from gateway.core.protocol import SPEED_RANGE, AudioFormat
 from gateway.core.reading import DEFAULT_RULES, ReadingRules
+from gateway.core.textnorm import Replacement
 from gateway.speech.clock import Clock
 
 __all__ = [
+    "DEFAULT_CALL",
     "BackendSynthesizer",
+    "CallOptions",
     "CallReport",
     "Fallback",
     "Guarded",
@@ -68,6 +71,19 @@ class StreamSettings:
         return dataclasses.replace(self, backend=backend, voice=backend.default_voice, lang=lang)
 
 
+@dataclass(frozen=True, slots=True)
+class CallOptions:
+    """What one call reads differently from the rest of the stream (SSML): ``rate`` scales
+    the session's speed (the result kept within 0.5 to 2.0), ``readings`` are fixed readings of
+    parts of the call's text (offsets into it)."""
+
+    rate: float = 1.0
+    readings: tuple[Replacement, ...] = ()
+
+
+DEFAULT_CALL: Final = CallOptions()
+
+
 class Synthesizer(Protocol):
     """A call's text in, chunks at the stream's rate out."""
 
@@ -77,12 +93,17 @@ class Synthesizer(Protocol):
         ...
 
     def call(
-        self, text: str, deadline: float | None, buffered_s: float | None = None
+        self,
+        text: str,
+        deadline: float | None,
+        buffered_s: float | None = None,
+        options: CallOptions = DEFAULT_CALL,
     ) -> AsyncGenerator[AudioChunk, None]:
-        """Stream the audio of one call (``deadline``: when it is due, on the clock of
-        ``time.monotonic``; ``buffered_s``: what the listener holds now, see
-        :class:`~gateway.backends.base.SynthesisRequest`); raises BackendError. Closing the
-        generator stops the backend's work for the call before ``aclose`` returns."""
+        """Stream the audio of one call (``deadline``: when the listener runs dry, on the
+        clock of ``time.monotonic``; ``buffered_s``: what the listener holds now, see
+        :class:`~gateway.backends.base.SynthesisRequest`; ``options``: what the call reads
+        differently, from SSML); raises BackendError. Closing the generator stops the
+        backend's work for the call before ``aclose`` returns."""
         ...
 
 
@@ -98,18 +119,25 @@ class BackendSynthesizer:
         return self._stream
 
     async def call(
-        self, text: str, deadline: float | None, buffered_s: float | None = None
+        self,
+        text: str,
+        deadline: float | None,
+        buffered_s: float | None = None,
+        options: CallOptions = DEFAULT_CALL,
     ) -> AsyncGenerator[AudioChunk, None]:
         s = self._stream
+        speed = min(SPEED_RANGE[1], max(SPEED_RANGE[0], s.speed * options.rate))
+        rules = dataclasses.replace(s.rules, fixed=options.readings) if options.readings else (
+            s.rules)  # fmt: skip
         request = SynthesisRequest(
             text,
             s.voice,
             s.lang,
-            s.speed,
+            speed,
             deadline,
             instructions=s.instructions,
             buffered_s=buffered_s,
-            rules=s.rules,
+            rules=rules,
         )
         chunks = ResampledChunks(s.backend.synthesize(request), s.backend.sample_rate, self._rate)
         try:
@@ -161,14 +189,19 @@ class Guarded:
         return self._inner.stream
 
     async def call(
-        self, text: str, deadline: float | None, buffered_s: float | None = None
+        self,
+        text: str,
+        deadline: float | None,
+        buffered_s: float | None = None,
+        options: CallOptions = DEFAULT_CALL,
     ) -> AsyncGenerator[AudioChunk, None]:
         backend = self._inner.stream.backend
         seconds, samples = 0.0, 0
         complete, error = False, None
         compute = ComputeClock()  # the model's own time, apart from waits for a turn
         try:
-            async with contextlib.aclosing(self._inner.call(text, deadline, buffered_s)) as chunks:
+            call = self._inner.call(text, deadline, buffered_s, options)
+            async with contextlib.aclosing(call) as chunks:
                 while True:
                     started = self._clock.now()
                     try:
@@ -233,13 +266,18 @@ class Fallback:
         return self._current.stream
 
     async def call(
-        self, text: str, deadline: float | None, buffered_s: float | None = None
+        self,
+        text: str,
+        deadline: float | None,
+        buffered_s: float | None = None,
+        options: CallOptions = DEFAULT_CALL,
     ) -> AsyncGenerator[AudioChunk, None]:
         await self._maybe_recover()
         speaking = self._current
         delivered = False
         try:
-            async with contextlib.aclosing(speaking.call(text, deadline, buffered_s)) as chunks:
+            call = speaking.call(text, deadline, buffered_s, options)
+            async with contextlib.aclosing(call) as chunks:
                 async for chunk in chunks:
                     delivered = delivered or len(chunk.pcm) > 0
                     yield chunk
@@ -249,7 +287,7 @@ class Fallback:
                 raise
             if delivered:  # part of the call was heard: the rest of it is lost
                 raise
-        call = self._current.call(text, deadline, buffered_s)
+        call = self._current.call(text, deadline, buffered_s, options)
         async with contextlib.aclosing(call) as chunks:
             async for chunk in chunks:
                 yield chunk
