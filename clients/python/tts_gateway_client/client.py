@@ -273,10 +273,16 @@ async def connect(
     bitrate: int | None = None,
     frame_ms: int | None = None,
     short_first_segment: bool | None = None,
+    lexicon: list[dict[str, str]] | None = None,
+    ssml: bool | None = None,
     open_timeout_s: float = 10.0,
     **socket_options: Any,
 ) -> AsyncIterator[SpeechStream]:
     """Open a session: connect, send ``start``, wait for ``ready``.
+
+    ``lexicon`` is the session's pronunciation lexicon (maps with ``word`` or ``pattern``,
+    and ``say``, ``ipa``, ``espeak``, ``case``); with ``ssml`` the text is read as SSML
+    (docs/protocol.md, section 3).
 
     Raises ClientError when the gateway cannot be reached or refuses the ``start``.
     """
@@ -303,6 +309,8 @@ async def connect(
             bitrate=bitrate,
             frame_ms=frame_ms,
             short_first_segment=short_first_segment,
+            lexicon=lexicon,
+            ssml=ssml,
         )
         await socket.send(encode_client_message(start))
         reply = decode_server_message(await _recv_bytes(socket))
