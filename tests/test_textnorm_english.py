@@ -101,6 +101,9 @@ DATES: list[Any] = [
 
 TIMES: list[Any] = [
     case("3:30 pm", "three thirty P-M", {"3:30": "three thirty", "pm": "P-M"}),
+    case("3.30 pm", "three thirty P-M", {"3.30": "three thirty", "pm": "P-M"}),
+    case("at 10.45 a.m. sharp", "at ten forty-five A-M sharp", {"10.45": "ten forty-five"}),
+    case("2.50 apples", "two point five zero apples"),  # no am/pm: a decimal
     case("It's 5 p.m.", "It's five P-M.", {"5": "five", "p.m": "P-M"}),
     case("at 5 p.m. today", "at five P-M today", {".": ""}),
     case("15:45", "fifteen forty-five"),

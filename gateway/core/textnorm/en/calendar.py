@@ -174,6 +174,12 @@ _TIME_RANGE: Final = re.compile(
     rf"(?<![\w:.,$]){_time_pattern('1')}(?P<dash>\s?[-–]\s?|\s+to\s+){_time_pattern('2')}{_TIME_END}"
 )
 
+# "3.30 pm" (British): a dot between hour and minutes, only with am/pm after it.
+_DOT_TIME: Final = re.compile(
+    r"(?<![\w:.,$])(?P<h>[0-9]{1,2})\.(?P<m>[0-5][0-9])(?P<s>(?!))?"
+    r"(?P<sp>\s?)(?P<ap>(?P<apl>[AaPp])(?P<apd>\.?)[Mm](?P<apdot>\.)?)(?![\w]|[.,][0-9])"
+)
+
 
 def _time_words(
     ctx: Context, hour: int, minute: int | None, second: int | None, meridiem: bool
@@ -239,7 +245,11 @@ def _time_group(
 
 def times(text: str, ctx: Context) -> Iterator[Group]:
     """ "3:30 pm" -> "three thirty P-M", "15:00" -> "fifteen hundred", "9am-5pm" -> "nine A-M
-    to five P-M", "9-11am" -> "nine to eleven A-M"."""
+    to five P-M", "9-11am" -> "nine to eleven A-M", "3.30 pm" -> "three thirty P-M"."""
+    for match in _DOT_TIME.finditer(text):
+        group = _time_group(text, ctx, match, "", allow_bare=False)
+        if group:
+            yield group
     for match in _TIME_RANGE.finditer(text):
         has_minutes = match.group("m1") and match.group("m2")
         if not (match.group("ap2") or has_minutes):
