@@ -56,7 +56,7 @@ class Case:
     max_wer: float = 0.1  # word error rate allowed for Whisper's transcript of it
     speech: bool = True  # its audio is speech (False: a stand-in's tones; no Whisper checks)
     timings_heard: bool = True  # its word timings are the audio's own (Whisper can check them)
-    reads_aloud: bool = True  # it reports how it read normalized words ("$5": "5 dollars")
+    reads_aloud: bool = True  # it reports how it read normalized words ("$5": "five dollars")
     voice_languages: bool = True  # it knows the language of (some of) its voices
     marks: tuple[Any, ...] = field(default=())
 
