@@ -18,7 +18,7 @@ import pytest
 
 from gateway.backends.base import Backend, SynthesisRequest
 from gateway.core.reading import read
-from tests.asr import transcribe, words
+from tests.asr import edit_distance, transcribe, words
 
 PASSAGES = (
     "On 12/05/2024 at 3:30 p.m., Dr. Smith ran 5 km in 25 min., e.g. faster than approx. 90% "
@@ -36,17 +36,6 @@ def normalized_words(text: str) -> list[str]:
     return words(read(text, "en-us").text)
 
 
-def edits(reference: list[str], hypothesis: list[str]) -> int:
-    """Word-level edit distance."""
-    previous = list(range(len(hypothesis) + 1))
-    for i, r in enumerate(reference, 1):
-        current = [i]
-        for j, h in enumerate(hypothesis, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h)))
-        previous = current
-    return previous[-1]
-
-
 async def word_error_rate(backend: Backend) -> tuple[float, list[str]]:
     """The backend's word error rate over all passages (edits over reference words), and what
     Whisper heard."""
@@ -57,7 +46,7 @@ async def word_error_rate(backend: Backend) -> tuple[float, list[str]]:
         pcm = np.concatenate([chunk.pcm async for chunk in backend.synthesize(request)])
         transcript = transcribe(pcm, backend.sample_rate)
         reference = normalized_words(text)
-        errors += edits(reference, normalized_words(transcript))
+        errors += edit_distance(reference, normalized_words(transcript))
         total += len(reference)
         heard.append(transcript)
     return errors / total, heard

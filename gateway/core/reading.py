@@ -15,6 +15,7 @@ is left out: it has no sound to time.
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final
@@ -123,8 +124,12 @@ class _Fixed:
             yield from self._lexicon.find(text)
 
 
+@functools.lru_cache(maxsize=256)
 def read(text: str, lang: str, rules: ReadingRules = DEFAULT_RULES) -> Reading:
-    """How ``text`` (one segment or call) is read in language ``lang`` under ``rules``."""
+    """How ``text`` (one segment or call) is read in language ``lang`` under ``rules``.
+
+    Pure; the last results are cached (the speaking pipeline and the backend read each call's
+    text alike). About a millisecond for a 170-character sentence."""
     language = lang if rules.normalize else "und"  # no normalizer: only the lexicon applies
     finder = _Fixed(rules.fixed, rules.lexicon) if rules.fixed else rules.lexicon
     normalized = get_normalizer(language, rules.settings).normalize(text, lexicon=finder)
