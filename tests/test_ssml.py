@@ -14,6 +14,7 @@ from gateway.core.session import Session, SpeakSegment
 from gateway.core.ssml import MarkupScanner
 from gateway.core.ssml_say_as import say_as
 from gateway.core.textnorm import Phonemes
+from gateway.speech.chunking import MarkedCalls
 
 DOCUMENT = (
     '<speak>Hi <break time="1s"/>there, <sub alias="World Wide Web">WWW</sub> and '
@@ -245,3 +246,26 @@ def test_fuzz_how_a_text_is_cut_does_not_change_its_reading(pieces: list[str], s
     cut = MarkupScanner()
     assert "".join(cut.feed(text[i : i + step]) for i in range(0, len(text), step)) == mask
     assert cut.markup(0, len(text), text) == whole.markup(0, len(text), text)
+
+
+def test_calls_end_at_breaks_and_rates_never_inside_a_reading() -> None:
+    text = (
+        'Dial <say-as interpret-as="telephone">555 123 4567</say-as> now<break time="200ms"/>, '
+        '<prosody rate="fast">then go</prosody>.'
+    )
+    scanner, _ = scanned(text)
+    markup = scanner.markup(0, len(text), text)
+    calls = MarkedCalls(markup)
+    phone = text.index("555")
+    assert calls.limit(0, phone + 4) == phone  # a word gap inside the number: cut before it
+    assert calls.limit(phone, 5) == len("555 123 4567")  # or after it
+    brk = text.index(", ")
+    assert calls.limit(0, len(text)) == brk  # the break ends the call
+    pause = calls.pause_at(brk)
+    assert pause is not None
+    assert (pause.pause_ms, len(pause.pcm)) == (200.0, 0)
+    assert calls.pause_at(brk) is None  # once
+    fast = text.index("then")
+    options = calls.options(fast, len("then go"))
+    assert options.rate == 1.25
+    assert calls.options(0, phone + 12).readings[-1].spoken.startswith("five five five")

@@ -266,8 +266,13 @@ class MarkedCalls:
         return AudioChunk(np.zeros(0, dtype=np.float32), piece_end=Boundary.WORD, pause_ms=ms)
 
     def limit(self, offset: int, length: int) -> int:
-        """``length`` cut to end at the next break or change of rate after ``offset``."""
-        return min([length, *(cut - offset for cut in self._cuts if cut > offset)])
+        """``length`` cut to end at the next break or change of rate after ``offset``, and
+        never inside an element read as a whole (``say-as`` content has spaces)."""
+        end = offset + min([length, *(cut - offset for cut in self._cuts if cut > offset)])
+        for reading in self._markup.readings if self._markup is not None else ():
+            if reading.start < end < reading.end:
+                end = reading.start if reading.start > offset else reading.end
+        return end - offset
 
     def options(self, offset: int, length: int) -> CallOptions:
         """How the call on ``[offset, offset + length)`` reads."""
