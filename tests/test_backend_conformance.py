@@ -117,9 +117,10 @@ PASSAGES = [
     "Seven engineers built a small bridge across the valley in just three weeks. The "
     "villagers celebrated with music and a long dinner.",
 ]
-# One segment for the gateway's segmenter; several sentences for espeak-ng's rules (piper).
+# One segment for the gateway's segmenter; several sentences for espeak-ng's rules (piper): the
+# gateway reads initials as part of the sentence (titles such as "Dr." it reads as words).
 ONE_SEGMENT = (
-    "Mr. Smith met Dr. Jones at ten on Main St. near the old mill, and they talked for hours "
+    "Our friend J. R. Smith met the keeper at ten near the old mill, and they talked for hours "
     "about the weather."
 )
 LONG = " ".join(PASSAGES * 3)
