@@ -37,7 +37,7 @@ from gateway.core.protocol import (
     Words,
 )
 from gateway.core.seams import SeamShaper, Shaped
-from gateway.core.segmenter import Boundary
+from gateway.core.segmenter import Boundary, Segment
 from gateway.core.session import EndMark, FlushMark, Session, SpeakSegment
 from gateway.speech.chunking import CallPlanner, MarkedCalls, shifted
 from gateway.speech.clock import SYSTEM_CLOCK, Clock
@@ -211,7 +211,7 @@ class Speaker:
 
     async def _speak(self, work: SpeakSegment) -> None:
         segment = work.segment
-        if segment.blank:
+        if segment.blank or self._only_markup(segment):
             self._session.segment_finished(work, spoken=True)
             return
         await self._send(
@@ -274,6 +274,11 @@ class Speaker:
                              self._shaper.end_piece(Boundary.WORD, last=False))  # fmt: skip
             return error
         return None
+
+    def _only_markup(self, segment: Segment) -> bool:
+        """An SSML segment of tags and whitespace alone (a last ``</speak>``): nothing to hear."""
+        markup = self._session.markup(segment)
+        return markup is not None and not markup.plain.strip() and not markup.breaks
 
     def _segment_words(self, work: SpeakSegment) -> SegmentWords:
         stream, markup = self.stream, self._session.markup(work.segment)
