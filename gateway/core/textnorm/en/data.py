@@ -107,7 +107,8 @@ UNITS: Final[dict[str, tuple[str, str]]] = {
     "tsp": ("teaspoon", "teaspoons"), "tbsp": ("tablespoon", "tablespoons"),
 }  # fmt: skip
 # Units that must touch the number ("5m", not "5 m": a lone letter after a number is too
-# often something else), or need a space-free context.
+# often something else), or need a space-free context; spaced, they are units before "of"
+# ("2 L of water").
 UNITS_TOUCHING_ONLY: Final = frozenset({"m", "g", "s", "h", "l", "L", "J", "in."})
 # "per X" after a unit or an amount: "$5/month", "10 km/day".
 PER_UNITS: Final = {

@@ -179,6 +179,8 @@ _UNIT: Final = re.compile(
     rf"(?<![\w.,/]){_SIGN}(?P<num>{NUM})(?P<sp>\s?)(?P<unit>{_UNIT_NAMES})"
     rf"(?:/(?P<per>{_PER}))?(?![\w²³]|\.[0-9])"
 )
+# "2 L of water", "500 g of flour": a lone letter after a number is a unit when "of" follows.
+_MEASURE_OF: Final = re.compile(r"\s+of\b")
 _RANGE: Final = re.compile(
     rf"(?<![\w.,/:$€£-])(?P<a>{NUM})(?P<dash>\s?[–—]\s?|-)(?P<b>{NUM})"
     rf"(?:(?P<sp>\s?)(?P<unit>{_UNIT_NAMES})(?:/(?P<per>{_PER}))?)?"
@@ -312,7 +314,11 @@ def units(text: str, ctx: Context) -> Iterator[Group]:
     """ "5 km" -> "five kilometers", "72°F", "3 GB", "50%", "-5°C", "$"-less "/h" rates."""
     for match in _UNIT.finditer(text):
         unit = match.group("unit")
-        if unit in UNITS_TOUCHING_ONLY and match.group("sp"):
+        if (
+            unit in UNITS_TOUCHING_ONLY
+            and match.group("sp")
+            and not _MEASURE_OF.match(text, match.end())
+        ):
             continue
         number = match.group("num")
         sign = match.group("sign")
