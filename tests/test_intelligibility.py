@@ -32,8 +32,15 @@ MAX_WER = {"espeak": 0.15, "piper": 0.10, "kokoro": 0.10}
 
 
 def normalized_words(text: str) -> list[str]:
-    """``text`` as the gateway reads it, in lower-case words."""
-    return words(read(text, "en-us").text)
+    """``text`` as the gateway reads it, in lower-case words; "a m" and "p m" as one word each,
+    as Whisper writes them either way ("9:15 AM", "915am")."""
+    joined: list[str] = []
+    for word in words(read(text, "en-us").text):
+        if word == "m" and joined and joined[-1] in ("a", "p"):
+            joined[-1] += "m"
+        else:
+            joined.append(word)
+    return joined
 
 
 async def word_error_rate(backend: Backend) -> tuple[float, list[str]]:
