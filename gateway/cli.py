@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     say.add_argument(
         "--format", choices=["opus", "pcm16", "ulaw", "alaw"], help="audio format on the wire"
     )
+    say.add_argument("--ssml", action="store_true", help="read the text as SSML")
+    say.add_argument(
+        "--lexicon",
+        type=Path,
+        help="a JSON file: the session's pronunciation lexicon (a list of entries)",
+    )
     say.add_argument(
         "--simulate-llm",
         type=float,
@@ -98,6 +104,11 @@ def _say(args: argparse.Namespace) -> int:
     if not text.strip():
         print("tts-gateway say: no text to speak", file=sys.stderr)
         return 2
+    try:
+        lexicon = json.loads(args.lexicon.read_text(encoding="utf-8")) if args.lexicon else None
+    except (OSError, ValueError) as exc:
+        print(f"tts-gateway say: cannot read the lexicon {args.lexicon}: {exc}", file=sys.stderr)
+        return 2
     options = SayOptions(
         text=text,
         out=args.out,
@@ -111,6 +122,8 @@ def _say(args: argparse.Namespace) -> int:
         events=args.events,
         play=args.play,
         progress=sys.stderr.isatty(),
+        ssml=args.ssml,
+        lexicon=lexicon,
     )
     try:
         report = asyncio.run(say(options))

@@ -30,8 +30,10 @@ from gateway.backends.settings import (
 from gateway.core.cost import CostSettings
 from gateway.core.elevenlabs_alignment import AlignmentTimes
 from gateway.core.errors import ConfigError
+from gateway.core.lexicon import LexiconEntry, PronunciationLexicon, parse_entries
 from gateway.core.protocol import OPUS_FRAME_MS, AudioFormat
 from gateway.core.segmenter import SegmenterConfig
+from gateway.core.textnorm import Settings as NormalizationSettings
 
 __all__ = [
     "BACKEND_SETTINGS",
@@ -43,6 +45,7 @@ __all__ = [
     "CostSettings",
     "ElevenLabsApiSettings",
     "LimitsSettings",
+    "ReadingSettings",
     "RestSettings",
     "SeamSettings",
     "ServerSettings",
@@ -307,6 +310,58 @@ class ElevenLabsApiSettings:
                 raise ValueError("voice_ids: ids and voices must not be empty")
 
 
+@dataclass(frozen=True, slots=True)
+class ReadingSettings:
+    """How text is read (gateway/core/textnorm, gateway/core/lexicon): the normalization
+    settings, the gateway's pronunciation lexicon and one per API key (by key id: the first 8
+    hex digits of the key's SHA-256, as the logs name keys)."""
+
+    date_order: str = ""  # "": the language's order
+    emoji: str = "drop"
+    code_blocks: str = "announce"
+    acronyms: tuple[str, ...] = ()
+    initialisms: tuple[str, ...] = ()
+    letter_style: str = "hyphen"
+    speller: str = "num2words"
+    lexicon: tuple[Mapping[str, str], ...] = ()
+    key_lexicons: Mapping[str, tuple[Mapping[str, str], ...]] = field(default_factory=dict)
+    entries: tuple[LexiconEntry, ...] = field(default=(), init=False, repr=False)
+    key_entries: Mapping[str, tuple[LexiconEntry, ...]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    normalization: NormalizationSettings = field(
+        default_factory=NormalizationSettings, init=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        try:
+            settings = NormalizationSettings(
+                date_order=self.date_order or None,  # type: ignore[arg-type]
+                emoji=self.emoji,  # type: ignore[arg-type]
+                code_blocks=self.code_blocks,  # type: ignore[arg-type]
+                acronyms=frozenset(self.acronyms),
+                initialisms=frozenset(self.initialisms),
+                letter_style=self.letter_style,  # type: ignore[arg-type]
+                speller=self.speller,  # type: ignore[arg-type]
+            )
+        except ValueError as exc:
+            raise ValueError(str(exc).replace("(None, ", "('', ")) from None
+        object.__setattr__(self, "normalization", settings)
+        object.__setattr__(self, "entries", parse_entries("lexicon", self.lexicon))
+        by_key = {
+            key: parse_entries(f"key_lexicons.{key}", entries)
+            for key, entries in self.key_lexicons.items()
+        }
+        object.__setattr__(self, "key_entries", by_key)
+
+    def lexicon_for(
+        self, key_id: str | None, session: tuple[LexiconEntry, ...] = ()
+    ) -> PronunciationLexicon:
+        """The layers in precedence order: the session's, the key's, the gateway's."""
+        key = self.key_entries.get(key_id, ()) if key_id else ()
+        return PronunciationLexicon((*session, *key, *self.entries))
+
+
 class AuthRequired(enum.StrEnum):
     AUTO = "auto"  # required unless the server listens on loopback only
     YES = "yes"
@@ -374,6 +429,7 @@ class Config:
     elevenlabs_api: ElevenLabsApiSettings = field(default_factory=ElevenLabsApiSettings)
     cost: CostSettings = field(default_factory=CostSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    reading: ReadingSettings = field(default_factory=ReadingSettings)
     backends: Mapping[str, BackendSettings] = field(default_factory=default_backends)
     source: str = "<defaults>"
 
@@ -534,7 +590,7 @@ T = TypeVar("T")
 
 
 def _build(cls: type[T], table: Mapping[str, Any], where: str) -> T:
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    names = {f.name for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     for key in table:
         if key not in names:
             raise ConfigError(f"{where}.{key}: unknown setting")

@@ -79,13 +79,18 @@ def words(text: str) -> list[str]:
     return [_NUMBERS.get(token, token) for token in tokens]
 
 
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Word-level edit distance divided by the reference length."""
-    ref, hyp = words(reference), words(hypothesis)
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
+def edit_distance(reference: list[str], hypothesis: list[str]) -> int:
+    """Word-level edit distance (substitutions, insertions and deletions)."""
+    previous = list(range(len(hypothesis) + 1))
+    for i, r in enumerate(reference, 1):
         current = [i]
-        for j, h in enumerate(hyp, 1):
+        for j, h in enumerate(hypothesis, 1):
             current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h)))
         previous = current
-    return previous[-1] / max(1, len(ref))
+    return previous[-1]
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Word-level edit distance divided by the reference length."""
+    ref = words(reference)
+    return edit_distance(ref, words(hypothesis)) / max(1, len(ref))

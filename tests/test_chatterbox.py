@@ -269,7 +269,7 @@ async def test_generation_settings_reach_the_model(tmp_path: Path) -> None:
     args = engines.engine.generate_args[-1]
     assert (args["cfg_weight"], args["temperature"]) == (0.3, 0.6)
     assert args["voice"].exaggeration == 0.9
-    assert args["text"] == "Settings matter , 5 dollars or not."  # Markdown and money spoken
+    assert args["text"] == "Settings matter, five dollars or not."  # Markdown and money spoken
     assert engines.engine.watermarked == 0
     await backend.aclose()
 

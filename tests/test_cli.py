@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import wave
 from pathlib import Path
@@ -89,6 +90,26 @@ async def test_say_from_a_file_with_the_fake_backend(server: RunningServer, tmp_
     assert code == 0, err
     assert "characters: 25 received, 25 spoken, 0 unspoken" in err
     assert len(decoded_ogg(out)) > 24000 * 0.6  # five 120 ms tones and their pauses
+
+
+@pytest.mark.model
+async def test_say_reads_ssml_with_a_lexicon_file(server: RunningServer, tmp_path: Path) -> None:
+    lexicon = tmp_path / "lexicon.json"
+    lexicon.write_text(json.dumps([{"word": "Qwrtz", "say": "banana"}]))
+    out = tmp_path / "ssml.wav"
+    code, _, err = await run_cli(
+        "say", 'I like <sub alias="green apples">GA</sub> and Qwrtz.', "--ssml",
+        "--lexicon", str(lexicon), "--out", str(out), "--url", server.ws_url,
+    )  # fmt: skip
+    assert code == 0, err
+    with wave.open(str(out)) as wav:
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), np.int16)
+    heard = transcribe((pcm / 32768).astype(np.float32), 24000).lower()
+    assert "green apples" in heard
+    assert "banana" in heard
+    code, _, err = await run_cli("say", "x", "--lexicon", str(tmp_path / "none.json"))
+    assert code == 2
+    assert "cannot read the lexicon" in err
 
 
 async def test_say_reports_errors_clearly(server: RunningServer, tmp_path: Path) -> None:

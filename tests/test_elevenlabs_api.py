@@ -184,7 +184,8 @@ async def test_limits_and_refusals_keep_the_socket_serving(server: RunningServer
         ("nobody/multi-stream-input", 404, "voice_not_found"),
         ("tone/multi-stream-input?model_id=fake&output_format=wav_24000", 422,
          "invalid_output_format"),
-        ("tone/stream-input?model_id=fake&enable_ssml_parsing=true", 422, "unsupported_feature"),
+        ("tone/stream-input?model_id=fake&apply_text_normalization=off", 422,
+         "unsupported_feature"),
         ("tone/stream-input?model_id=fake&language_code=ja", 422, "unsupported_language"),
         ("tone/stream-input?model_id=fake&inactivity_timeout=999", 422, "invalid_parameters"),
     ],
@@ -272,6 +273,24 @@ async def test_output_formats(server: RunningServer, output_format: str, rate: i
     tones = 7 * 0.12  # the tone backend: 120 ms a word, plus seams and pauses
     assert tones < len(pcm) / rate < tones + 2.0
     assert received.chars().strip() == text
+
+
+async def test_enable_ssml_parsing_reads_the_markup_and_never_speaks_it(
+    server: RunningServer,
+) -> None:
+    plain, marked = "One two three.", 'One <break time="500ms"/>two <sub alias="three">3</sub>.'
+    options = {"model_id": "fake", "output_format": "pcm_24000"}
+    as_text = (await speak_single(xi_url(server, "tone", "stream-input", **options), plain)).of()
+    url = xi_url(server, "tone", "stream-input", enable_ssml_parsing="true", **options)
+    client = await speak_single(url, marked)
+    as_ssml = client.of(None)
+    assert (client.errors, as_ssml.finals) == ([], 1)
+    # The same three words (the tone backend: one tone a word), and the break's half second.
+    longer_s = (len(as_ssml.audio) - len(as_text.audio)) / 2 / 24000
+    assert 0.45 <= longer_s <= 0.8, longer_s  # plus a seam at the break
+    spoken = [c for a in as_ssml.alignments() for c, d in zip(a["chars"], a["charDurationsMs"],
+              strict=True) if d > 0]  # fmt: skip
+    assert not {"<", ">", "/"} & set(spoken)  # markup is never given sound
 
 
 async def test_stream_input_inactivity_ends_with_the_services_error(server: RunningServer) -> None:

@@ -83,7 +83,6 @@ def test_query_parameters() -> None:
 @pytest.mark.parametrize(
     ("params", "code", "says"),
     [
-        ({"enable_ssml_parsing": "true"}, "unsupported_feature", "SSML"),
         ({"apply_text_normalization": "off"}, "unsupported_feature", "always reads"),
         ({"inactivity_timeout": "500"}, "invalid_parameters", "1 to 180"),
         ({"auto_mode": "maybe"}, "invalid_parameters", "auto_mode must be true or false"),
@@ -249,3 +248,8 @@ def test_a_long_context_keeps_only_what_it_has_not_sent() -> None:
     assert "".join(sent) == text
     assert timeline.pending == 0
     assert timeline.held < 300  # the characters sent are forgotten
+
+
+def test_enable_ssml_parsing_asks_for_ssml() -> None:
+    assert parse_query({"enable_ssml_parsing": "true"}).ssml
+    assert not parse_query({}).ssml

@@ -22,7 +22,8 @@ from gateway.backends.espeak import (
     WordTracker,
 )
 from gateway.backends.settings import EspeakSettings
-from gateway.backends.wordmap import SpokenText, text_words
+from gateway.backends.wordmap import SpokenText
+from gateway.core.reading import read
 from gateway.core.segmenter import Boundary
 from tests.conftest import timeout
 
@@ -45,16 +46,18 @@ def timed_words(text: str, chunks: list[AudioChunk]) -> list[str]:
         ("Grüße aus Köln, die Straße ist schön.", "de"),
         ("Où est-il allé hier soir ? À la gare.", "fr"),
         ("Привет, как дела у тебя сегодня?", "ru"),
+        ("Stay for a while. N'est-ce pas? Mr. and Mrs. Smith.", "en-us"),
+        ("N'est-ce pas? C'est la vie, mon ami.", "fr"),
     ],
 )
 # espeak-ng counts characters (code points, 1-based), not bytes; these texts put multi-byte
-# and non-BMP characters before words. (It reports no events for some French elisions, e.g.
-# the "pas" of "n'est-ce pas", which are then left to the word before: not used here.)
+# and non-BMP characters before words. Words espeak joins to a neighbour and reports no event
+# for ("for a while", the "pas" of "n'est-ce pas") are timed too.
 async def test_every_word_is_timed_at_its_exact_offset(
     espeak: EspeakBackend, text: str, lang: str
 ) -> None:
     chunks = await synthesize(espeak, text, lang)
-    expected = [text[w.start : w.end] for w in text_words(text)]
+    expected = [text[w.char_start : w.char_end] for w in read(text, lang).words]
     assert timed_words(text, chunks) == expected
     assert chunks[-1].piece_end is not None
 
@@ -188,17 +191,19 @@ async def test_a_variant_changes_the_voice() -> None:
 
 
 def test_word_tracker_merges_expansions_and_trims_silence() -> None:
-    """Synthetic espeak buffers: "42 ok." read as "forty two ok", with pauses."""
+    """Synthetic espeak buffers: "42 ok." read as "forty-two ok.", with pauses."""
     text = "42 ok."
-    tracker = WordTracker(SpokenText(text))
+    spoken = SpokenText(text)
+    assert spoken.spoken == "forty-two ok."
+    tracker = WordTracker(spoken)
     tone = np.full(100, 8000, np.int16)
     quiet = np.zeros(50, np.int16)
     word, end = 1, 5
     out = [
         tracker.feed(np.concatenate((tone, quiet)), [EspeakEvent(word, 1, 0)]),  # "forty"
-        tracker.feed(np.concatenate((tone, quiet)), [EspeakEvent(word, 2, 150)]),  # "two"
-        tracker.feed(np.concatenate((tone, quiet)), [EspeakEvent(word, 4, 300)]),  # "ok"
-        tracker.feed(quiet, [EspeakEvent(end, 6, 450)]),
+        tracker.feed(np.concatenate((tone, quiet)), [EspeakEvent(word, 7, 150)]),  # "two"
+        tracker.feed(np.concatenate((tone, quiet)), [EspeakEvent(word, 11, 300)]),  # "ok"
+        tracker.feed(quiet, [EspeakEvent(end, 14, 450)]),
     ]
     last = tracker.finish(text)
     chunks = [c for c in out if c is not None] + [last]
@@ -215,6 +220,29 @@ def test_word_tracker_merges_expansions_and_trims_silence() -> None:
         for w in chunk.words:
             assert w.sample_start < position + len(chunk.pcm)
         position += len(chunk.pcm)
+
+
+def test_word_tracker_times_words_espeak_reports_no_event_for() -> None:
+    """Synthetic buffers: "Stay for a while." with events for "Stay" and "for" only (espeak
+    joins "a while" to "for"): the stretch from "for" to the clause's end is shared by "for",
+    "a" and "while" by the length of their readings."""
+    text = "Stay for a while."
+    tracker = WordTracker(SpokenText(text))
+    tone = np.full(100, 8000, np.int16)
+    word, end = 1, 5
+    out = [
+        tracker.feed(tone, [EspeakEvent(word, 1, 0)]),  # "Stay"
+        tracker.feed(np.concatenate((tone, tone, tone)), [EspeakEvent(word, 6, 100)]),  # "for"
+        tracker.feed(np.zeros(0, np.int16), [EspeakEvent(end, 18, 400)]),
+    ]
+    last = tracker.finish(text)
+    words = [w for c in [*out, last] if c is not None for w in c.words]
+    assert [(text[w.char_start : w.char_end], w.sample_start, w.sample_end) for w in words] == [
+        ("Stay", 0, 100),
+        ("for", 100, 190),  # 3 of the 10 characters of "for", "a" and "while."
+        ("a", 190, 220),
+        ("while", 220, 400),
+    ]
 
 
 async def test_closing_the_backend_stops_a_stream_nobody_closed() -> None:

@@ -122,7 +122,7 @@ async def test_words_point_at_the_text_and_at_their_sound(
         "to",
         "Bob",
     ]
-    assert words[-3].spoken == "5 dollars"
+    assert words[-3].spoken == "five dollars"
     pcm = np.concatenate([chunk.pcm for chunk in chunks])
     for word, following in zip(words, [*words[1:], None], strict=True):
         assert 0 <= word.sample_start < word.sample_end <= len(pcm)

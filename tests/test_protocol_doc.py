@@ -392,7 +392,7 @@ async def test_metrics_word_keys_and_progress_events_match_a_live_session(doc: s
     assert transcript.done is not None
     assert metric_problems(doc, transcript.done.metrics) == []
     word_keys = {key for m in transcript.of(Words) for word in m.words for key in word}
-    assert "spoken" in word_keys  # "$4.50" is read "4 dollars 50 cents"
+    assert "spoken" in word_keys  # "$4.50" is read "four dollars and fifty cents"
     assert word_key_problems(doc, word_keys) == []
     assert progress_event_problems(doc, {m.event for m in transcript.of(Progress)}) == []
 

@@ -89,8 +89,8 @@ async def test_kokoro_words_point_at_exactly_what_the_client_sent(server: Runnin
     for token in re.finditer(r"\w+", MIXED):
         assert any(a <= token.start() and token.end() <= b for a, b in covered), token.group()
     spoken_forms = {w["text"]: w.get("spoken") for w in words}
-    assert spoken_forms["$4.50"] == "4 dollars 50 cents"
-    assert spoken_forms["3.14"] == "3 point 1 4"
+    assert spoken_forms["$4.50"] == "four dollars and fifty cents"
+    assert spoken_forms["3.14"] == "three point one four"
     assert spoken_forms["naïve"] is None
 
 

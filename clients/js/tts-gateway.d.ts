@@ -33,6 +33,17 @@ export interface ClientOptions {
   bitrate?: number;
   frameMs?: 10 | 20 | 40 | 60;
   shortFirstSegment?: boolean;
+  /** The session's pronunciation lexicon (docs/protocol.md, `start.lexicon`). */
+  lexicon?: Array<{
+    word?: string;
+    pattern?: string;
+    say?: string;
+    ipa?: string;
+    espeak?: string;
+    case?: "auto" | "exact" | "ignore";
+  }>;
+  /** Read the text as SSML (docs/protocol.md, `start.ssml`). */
+  ssml?: boolean;
   /** `auto` (default): WebCodecs, else WebAssembly. */
   decoder: "auto" | "webcodecs" | "wasm";
   /**

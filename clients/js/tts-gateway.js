@@ -73,6 +73,8 @@ const DEFAULTS = Object.freeze({
   bitrate: undefined,
   frameMs: undefined,
   shortFirstSegment: undefined,
+  lexicon: undefined,
+  ssml: undefined,
   protocols: undefined,
   token: undefined,
   decoder: "auto",
@@ -274,6 +276,8 @@ class Session {
       bitrate: options.bitrate,
       frame_ms: options.frameMs,
       short_first_segment: options.shortFirstSegment,
+      lexicon: options.lexicon,
+      ssml: options.ssml,
     };
     for (const key of Object.keys(start)) {
       if (start[key] === undefined || start[key] === null) delete start[key];

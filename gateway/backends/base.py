@@ -13,6 +13,7 @@ from typing import Final, Protocol
 
 from gateway.core.chunks import AudioChunk, WordTiming
 from gateway.core.errors import BackendError, UnknownVoiceError
+from gateway.core.reading import DEFAULT_RULES, ReadingRules
 
 __all__ = [
     "WARMUP_TEXT",
@@ -71,6 +72,10 @@ class SynthesisRequest:
 
     ``instructions`` (a speaking style in words) is for backends whose engine takes it (OpenAI's
     newer models); every other backend ignores it.
+
+    ``rules`` say how the text is read (normalization settings, the session's lexicon, SSML
+    readings): local engines read ``gateway.core.reading.read(text, lang, rules)``; remote
+    providers normalize the text themselves.
     """
 
     text: str
@@ -80,6 +85,7 @@ class SynthesisRequest:
     deadline: float | None = None
     instructions: str = ""
     buffered_s: float | None = None
+    rules: ReadingRules = DEFAULT_RULES
 
 
 class Backend(Protocol):

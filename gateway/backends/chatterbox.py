@@ -53,7 +53,7 @@ from gateway.backends.workers import (
     resolve_device,
 )
 from gateway.core.crossfade import OverlapJoiner
-from gateway.core.normalize import speakable
+from gateway.core.reading import read
 from gateway.core.scheduling import Policy
 from gateway.core.segmenter import Boundary
 
@@ -353,7 +353,7 @@ class ChatterboxBackend(LocalBackend):
         voice = self._voices.get(request.voice)
         if voice is None:
             raise BackendError(f"chatterbox: unknown voice {request.voice!r}")
-        text = " ".join("".join(piece.spoken for piece in speakable(request.text)).split())
+        text = " ".join(read(request.text, request.lang, request.rules).text.split())
         if not text:
             return
         boundary = _boundary_of(text)

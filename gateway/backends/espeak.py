@@ -51,7 +51,7 @@ from gateway.backends.base import (
 from gateway.backends.local import LocalBackend
 from gateway.backends.settings import EspeakSettings
 from gateway.backends.threads import join
-from gateway.backends.wordmap import SpokenText, text_boundary
+from gateway.backends.wordmap import SpokenText, espeak_phoneme_text, text_boundary
 
 __all__ = ["AUTO_VOICE", "EspeakBackend", "EspeakEngine"]
 
@@ -66,6 +66,7 @@ _AUDIO_OUTPUT_SYNCHRONOUS: Final = 2
 _INITIALIZE_DONT_EXIT: Final = 0x8000
 _POS_CHARACTER: Final = 1
 _CHARS_UTF8: Final = 1
+_PHONEMES: Final = 0x100  # espeakPHONEMES: text in [[...]] is espeak phoneme input
 _RATE: Final = 1
 _PITCH: Final = 3
 _EE_OK: Final = 0
@@ -224,7 +225,7 @@ class EspeakEngine:
         self._sink, self._error = sink, None
         try:
             status = self._lib.espeak_Synth(
-                data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
+                data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8 | _PHONEMES, None, None
             )
         finally:
             self._sink = None
@@ -288,18 +289,26 @@ def _languages(pointer: int | None) -> tuple[tuple[int, str], ...]:
 class WordTracker:
     """espeak buffers and events -> :class:`AudioChunk` s with words (sans-I/O).
 
-    A word starts at its word event's sample and ends where the next word or clause begins,
-    less trailing silence. Events that fall in the same word of the request text ("42" read
-    as "forty two") extend it. Audio from the start of the word still being spoken is held
-    back until that word ends, so every word travels with the chunk holding its start.
+    espeak reports a word event for most words, at the sample it starts; it joins some short
+    words to their neighbour ("for a while" gets two events) and reports no event for them. So
+    the events are anchors: the stretch from one anchored word's start to the next anchor (the
+    next word event, the end of a clause, the end of the text) is shared by the words it
+    covers, in proportion to the length of their reading, and each word's end is drawn back
+    over trailing silence. Every word of the text is timed, in order. Events that fall in a
+    word already started ("42" read as "forty two") extend it. Audio from the start of the
+    words still open is held back until they are closed, so every word travels with the chunk
+    holding its start. ``origin`` maps positions of the text espeak read to positions of
+    ``spoken.spoken`` (they differ where a word is given as phonemes).
     """
 
-    def __init__(self, spoken: SpokenText) -> None:
+    def __init__(self, spoken: SpokenText, origin: list[int] | None = None) -> None:
         self._spoken = spoken
+        self._origin = origin
         self._pending = np.zeros(0, np.float32)
         self._pending_start = 0  # sample at which _pending begins
         self._total = 0
-        self._open: tuple[int, int] | None = None  # (word index, start sample)
+        self._open: tuple[int, int] | None = None  # (first open word, its start sample)
+        self._next = 0  # the first word not timed yet
         self._closed: list[WordTiming] = []
         self._last_end = 0
 
@@ -309,34 +318,61 @@ class WordTracker:
         self._total += len(pcm)
         for event in events:
             if event.type == _EVENT_WORD:
-                index = self._spoken.word_at(event.text_position - 1)
-                if index is None or (self._open is not None and index <= self._open[0]):
+                index = self._word_at(event.text_position - 1)
+                if index is None or index < self._next:
                     continue
-                self._close(event.sample)
+                if self._open is None and self._next < index:  # words with no event of their own
+                    self._open = (self._next, max(self._last_end, self._pending_start))
+                self._close(event.sample, before=index)
                 self._open = (index, max(event.sample, self._last_end, self._pending_start))
-            elif event.type in (_EVENT_END, _EVENT_MSG_TERMINATED):
-                self._close(event.sample)
+                self._next = index + 1
+            elif event.type == _EVENT_END and self._open is not None:
+                last = self._word_at(max(0, event.text_position - 2))
+                if last is not None:
+                    self._close(event.sample, before=max(last + 1, self._next))
         cut = self._open[1] if self._open is not None else self._total
         return self._emit(cut)
 
     def finish(self, boundary_text: str) -> AudioChunk:
         """The end of synthesis: the rest of the audio, ending the piece."""
-        self._close(self._total)
+        if self._open is None and self._next < len(self._spoken.words):
+            self._open = (self._next, max(self._last_end, self._pending_start))
+        self._close(self._total, before=len(self._spoken.words))
         chunk = self._emit(self._total) or AudioChunk(np.zeros(0, np.float32))
         return AudioChunk(chunk.pcm, piece_end=text_boundary(boundary_text), words=chunk.words)
 
-    def _close(self, sample: int) -> None:
+    def _word_at(self, position: int) -> int | None:
+        if self._origin is not None:
+            position = self._origin[max(0, min(position, len(self._origin) - 1))]
+        return self._spoken.word_at(position)
+
+    def _close(self, sample: int, *, before: int) -> None:
+        """Time the open words up to (not including) word ``before`` over the audio from the
+        first one's start to ``sample``."""
         if self._open is None:
             return
-        index, start = self._open
+        first, start = self._open
         self._open = None
+        words = self._spoken.words[first:before]
+        self._next = max(self._next, before)
         end = min(max(sample, start + 1), max(self._total, start + 1))
+        weights = [max(1, len(word.speak)) for word in words]
+        position, total = float(start), sum(weights) or 1
+        for index, weight in enumerate(weights, first):
+            share = (end - start) * weight / total
+            word_start, word_end = (
+                round(position),
+                max(round(position + share), round(position) + 1),
+            )
+            position += share
+            self._closed.append(self._spoken.timing(index, *self._audible(word_start, word_end)))
+        self._last_end = end if not self._closed else self._closed[-1].sample_end
+
+    def _audible(self, start: int, end: int) -> tuple[int, int]:
+        """``[start, end)`` with its end drawn back over trailing silence."""
         audio = self._pending[start - self._pending_start : end - self._pending_start]
         loud = np.flatnonzero(np.abs(audio) > _SILENCE)
-        if len(loud):
-            end = start + int(loud[-1]) + 1
-        self._closed.append(self._spoken.timing(index, start, end))
-        self._last_end = end
+        return start, (start + int(loud[-1]) + 1) if len(loud) else max(start, end)
 
     def _emit(self, cut: int) -> AudioChunk | None:
         cut = max(self._pending_start, min(cut, self._total))
@@ -490,7 +526,8 @@ class EspeakBackend(LocalBackend):
 
     async def _synthesize(self, request: SynthesisRequest) -> AsyncGenerator[AudioChunk, None]:
         voice = self._voice_name(request)
-        spoken = SpokenText(request.text)
+        code = request.lang if request.voice == AUTO_VOICE else request.voice
+        spoken = SpokenText(request.text, code, request.rules)
         loop = asyncio.get_running_loop()
         engine = await self._engines.get()
         try:
@@ -533,7 +570,8 @@ class EspeakBackend(LocalBackend):
         self, engine: EspeakEngine, job: _Job, spoken: SpokenText, voice: str, rate: int
     ) -> None:
         """In a pool thread: synthesize, feeding the job's queue; always ends the queue."""
-        tracker = WordTracker(spoken)
+        text, origin = espeak_phoneme_text(spoken)
+        tracker = WordTracker(spoken, origin)
 
         def sink(pcm: NDArray[np.int16], events: list[EspeakEvent]) -> bool:
             if not job.take_credit():
@@ -548,7 +586,7 @@ class EspeakBackend(LocalBackend):
             return True
 
         try:
-            engine.synthesize(spoken.spoken, voice, rate, self._settings.pitch, sink)
+            engine.synthesize(text, voice, rate, self._settings.pitch, sink)
             if not job.stop.is_set():
                 job.put(_Queued(tracker.finish(spoken.text), credit=False))
         except BaseException as exc:

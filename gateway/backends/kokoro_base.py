@@ -86,7 +86,11 @@ class KokoroBackend(LocalBackend):
         pack = self._voices.pack(request.voice)
         passes = await self._in_text_thread(
             functools.partial(
-                phonemizer.passes, request.text, request.lang, align=self.native_word_timing
+                phonemizer.passes,
+                request.text,
+                request.lang,
+                align=self.native_word_timing,
+                rules=request.rules,
             )
         )
         listener = ListenerClock(time.monotonic(), request.deadline, request.buffered_s)

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 from gateway.backends.base import BackendError, WordTiming
 from gateway.core.alignment import SpokenWord, phoneme_owners, spoken_words, word_spans
+from gateway.core.reading import DEFAULT_RULES, ReadingRules
 from gateway.core.segmenter import Boundary
 
 __all__ = ["MAX_PHONEMES", "KokoroPhonemizer", "ModelPass", "PassWords", "pass_word_timings"]
@@ -65,17 +66,21 @@ class KokoroPhonemizer:
         self._lock = threading.Lock()
         self._backends: dict[str, Any] = {}
 
-    def passes(self, text: str, lang: str, *, align: bool = True) -> list[ModelPass]:
-        """The model passes that speak ``text``, in order (empty if nothing is speakable).
+    def passes(
+        self, text: str, lang: str, *, align: bool = True, rules: ReadingRules = DEFAULT_RULES
+    ) -> list[ModelPass]:
+        """The model passes that speak ``text`` read under ``rules``, in order (empty if
+        nothing is speakable). A word with IPA phonemes (lexicon, SSML) is said with them.
 
         Without ``align`` the words are not phonemized one by one and ``owners`` stay empty
         (cheaper; for a model that reports no durations).
         """
-        words = spoken_words(text)
+        words = spoken_words(text, lang, rules)
         if not words:
             return []
         if align:
             alone = self._phonemize([word.speak for word in words], lang)
+            alone = [self._given(w) or p for w, p in zip(words, alone, strict=True)]
             if lang.startswith("en"):
                 # Alone, espeak reads the article "a" as the letter's name; in context it is
                 # the weak vowel, which is what the alignment must find.
@@ -90,8 +95,31 @@ class KokoroPhonemizer:
             for a, b, group in _groups(words, alone)
         ]
 
+    def _given(self, word: SpokenWord) -> str:
+        """The word's IPA from the lexicon or SSML (only symbols the model knows), or ""."""
+        ipa = word.phonemes.ipa if word.phonemes else None
+        return self._known(ipa) if ipa else ""
+
+    def _context(self, words: list[SpokenWord], lang: str) -> str:
+        """The phonemes of ``words`` read together; runs between words with given phonemes
+        are phonemized in context, and the given phonemes put in between."""
+        runs: list[list[SpokenWord] | str] = []
+        for word in words:
+            given = self._given(word)
+            if given:
+                runs.append(
+                    given + "".join(c for c in word.speak[-1:] if c in _CLAUSE_END + _SENTENCE_END)
+                )
+            elif runs and isinstance(runs[-1], list):
+                runs[-1].append(word)
+            else:
+                runs.append([word])
+        texts = [" ".join(w.speak for w in run) for run in runs if isinstance(run, list)]
+        said = iter(self._phonemize(texts, lang) if texts else [])
+        return " ".join(next(said) if isinstance(run, list) else run for run in runs)
+
     def _model_pass(self, words: list[SpokenWord], alone: list[str] | None, lang: str) -> ModelPass:
-        context = self._phonemize([" ".join(word.speak for word in words)], lang)[0]
+        context = self._context(words, lang)
         if len(context) > MAX_PHONEMES:  # in context, espeak said more than alone: cut hard
             context = context[:MAX_PHONEMES]
         tokens = [self._vocab[char] for char in context]

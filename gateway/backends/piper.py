@@ -213,9 +213,17 @@ def _word_timings(
     spoken: SpokenText,
     total: int,
     after: int,
+    *,
+    last: bool,
 ) -> tuple[WordTiming, ...]:
     """Word timings of one sentence from the samples of each phoneme id, for the words
-    after word ``after`` (a word spoken across two sentences is timed in the first)."""
+    after word ``after`` (a word spoken across two sentences is timed in the first).
+
+    Every word is timed: a word that owns no phoneme (espeak-ng read it joined to a neighbour,
+    whose phonemes then hold its sound) shares the span of the timed word after it (before the
+    sentence's first timed word) or before it, in proportion to the length of their readings;
+    in the ``last`` sentence that includes the words after the last timed one.
+    """
     if len(durations) != len(sentence.ids):
         return ()
     starts: dict[int, int] = {}
@@ -227,14 +235,35 @@ def _word_timings(
             starts.setdefault(word, cursor)
             ends[word] = cursor + int(samples)
         cursor += int(samples)
-    timings = []
+    spans: list[tuple[list[int], int, int]] = []  # (words sharing it, start, end)
     floor = 0
     for word in sorted(w for w in starts if w > after):
         start, end = min(max(starts[word], floor), total), min(ends[word], total)
         if end > start:
-            timings.append(spoken.timing(word, start, end))
+            spans.append(([word], start, end))
             floor = end
-    return tuple(timings)
+    if not spans:
+        return ()
+    first = spans[0][0]
+    spans[0] = (list(range(after + 1, first[0])) + first, spans[0][1], spans[0][2])
+    for k in range(len(spans) - 1):  # words between two timed ones go with the earlier one
+        words, start, end = spans[k]
+        spans[k] = ([*words, *range(words[-1] + 1, spans[k + 1][0][0])], start, end)
+    if last:
+        words, start, end = spans[-1]
+        spans[-1] = ([*words, *range(words[-1] + 1, len(spoken.words))], start, end)
+    return tuple(timing for words, s, e in spans for timing in _shared(spoken, words, s, e))
+
+
+def _shared(spoken: SpokenText, words: list[int], start: int, end: int) -> list[WordTiming]:
+    """``words`` laid over ``[start, end)`` in proportion to the length of their readings."""
+    weights = [max(1, len(spoken.words[w].speak)) for w in words]
+    total, position, timings = sum(weights), float(start), []
+    for word, weight in zip(words, weights, strict=True):
+        share = (end - start) * weight / total
+        timings.append(spoken.timing(word, round(position), round(position + share)))
+        position += share
+    return timings
 
 
 class PiperBackend(LocalBackend):
@@ -355,23 +384,30 @@ class PiperBackend(LocalBackend):
         loaded = self._voices.get(request.voice)
         if loaded is None:
             raise BackendError(f"piper: unknown voice {request.voice!r}")
-        spoken = SpokenText(request.text)
+        spoken = SpokenText(request.text, loaded.language, request.rules)
         timed = loaded.timed and self._settings.word_timing
         deadline = request.deadline
         sentences = await self._in_text_thread(lambda: self._plan(loaded, spoken, timed))
         timed_up_to = -1
-        for sentence in sentences:
+        for number, sentence in enumerate(sentences):
             audio, durations = await self._run(
                 functools.partial(self._infer, loaded, sentence.ids, request.speed), deadline
             )
             words = (
-                _word_timings(sentence, durations, spoken, len(audio), timed_up_to)
+                _word_timings(
+                    sentence,
+                    durations,
+                    spoken,
+                    len(audio),
+                    timed_up_to,
+                    last=number == len(sentences) - 1,
+                )
                 if timed and durations is not None
                 else ()
             )
             if words:
-                timed_up_to = spoken.words.index(
-                    next(w for w in spoken.words if w.start == words[-1].char_start)
+                timed_up_to = next(
+                    i for i, w in enumerate(spoken.words) if w.char_start == words[-1].char_start
                 )
             yield AudioChunk(audio, piece_end=sentence.boundary, words=words)
 
@@ -380,7 +416,10 @@ class PiperBackend(LocalBackend):
         voice = loaded.voice
         phonemized = [entries for entries in voice.phonemize(spoken.spoken) if entries]
         owners: list[list[int | None]] = [[None] * len(entries) for entries in phonemized]
-        if timed:
+        given = {
+            i: w.phonemes.ipa for i, w in enumerate(spoken.words) if w.phonemes and w.phonemes.ipa
+        }
+        if timed or given:
             word_phonemes = []
             for run in re.finditer(r"\S+", spoken.spoken):
                 index = spoken.word_at(run.start())
@@ -388,6 +427,8 @@ class PiperBackend(LocalBackend):
                     said = voice.phonemize(run[0])
                     word_phonemes.append((index, [p for sentence in said for p in sentence]))
             owners = assign_phonemes(phonemized, word_phonemes)
+        if given:
+            phonemized, owners = _spliced(phonemized, owners, given)
         sentences = []
         id_map = voice.config.phoneme_id_map
         for s, entries in enumerate(phonemized):
@@ -432,6 +473,30 @@ class PiperBackend(LocalBackend):
         return await run_onnx(
             self._models, lambda options, _cores: work(options), deadline=deadline, label="piper"
         )
+
+
+def _spliced(
+    sentences: list[list[str]], owners: list[list[int | None]], given: dict[int, str]
+) -> tuple[list[list[str]], list[list[int | None]]]:
+    """The sentences with the phonemes of each word in ``given`` (a lexicon's IPA) in place of
+    the phonemes espeak-ng gave it (at the place of its first one)."""
+    new_sentences, new_owners = [], []
+    for entries, owned in zip(sentences, owners, strict=True):
+        kept: list[str] = []
+        kept_owners: list[int | None] = []
+        placed: set[int] = set()
+        for entry, owner in zip(entries, owned, strict=True):
+            if owner in given:
+                if owner not in placed:
+                    placed.add(owner)
+                    kept += list(given[owner])
+                    kept_owners += [owner] * len(given[owner])
+                continue
+            kept.append(entry)
+            kept_owners.append(owner)
+        new_sentences.append(kept)
+        new_owners.append(kept_owners)
+    return new_sentences, new_owners
 
 
 def _ids_with_entries(entries: Sequence[str], id_map: Any) -> tuple[list[int], list[int]]:

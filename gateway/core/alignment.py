@@ -3,7 +3,7 @@
 Three steps, each pure:
 
 1. :func:`spoken_words` cuts a segment's text into words as they will be spoken, each with the
-   span of the original text it came from (through :mod:`gateway.core.normalize`), so every
+   span of the original text it came from (through :mod:`gateway.core.reading`), so every
    timing points at exactly what the client sent.
 2. :func:`phoneme_owners` decides which word each phoneme of the model's input belongs to. The
    phonemizer reads the whole text in context (better prosody, "a" said as an article), which
@@ -17,13 +17,11 @@ Three steps, each pure:
 from __future__ import annotations
 
 import difflib
-import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from gateway.core.normalize import Piece, speakable
+from gateway.core.reading import DEFAULT_RULES, ReadingRules, ReadWord, read
 
 __all__ = [
     "SpokenWord",
@@ -34,24 +32,11 @@ __all__ = [
     "word_spans",
 ]
 
-# Marks that sit around words but are not part of them (the pause, not the word, is theirs).
-_LEADING: Final = "\"'([{«“‘¿¡*_`"  # noqa: RUF001 - typographic quotes are meant
-_TRAILING: Final = "\"')]}»”’.,;:!?…*_`"  # noqa: RUF001
 # Phoneme-string characters that are pauses or separators rather than sounds of a word.
 _PHONEME_PAUSES: Final = frozenset(" .,;:!?…—–-\"'()«»“”")  # noqa: RUF001
-_TOKEN: Final = re.compile(r"\S+")
 
 
-@dataclass(frozen=True, slots=True)
-class SpokenWord:
-    """A word to speak: ``speak`` goes to the phonemizer, ``[char_start, char_end)`` is the
-    original text it stands for (surrounding punctuation excluded), ``spoken`` is set when the
-    words read differ from that text ("$4.50" -> "4 dollars 50 cents")."""
-
-    char_start: int
-    char_end: int
-    speak: str
-    spoken: str | None
+SpokenWord = ReadWord  # a word to speak, with the client's characters it stands for
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,60 +48,12 @@ class WordSpan:
     sample_end: int
 
 
-def spoken_words(text: str) -> list[SpokenWord]:
-    """The words of ``text`` as they will be spoken, mapped to the original characters."""
-    pieces = speakable(text)
-    spoken = "".join(piece.spoken for piece in pieces)
-    starts = _spoken_offsets(pieces)
-    words: list[SpokenWord] = []
-    merged: list[tuple[int, int, list[str]]] = []
-    for match in _TOKEN.finditer(spoken):
-        start = _to_original(pieces, starts, match.start(), end=False)
-        end = _to_original(pieces, starts, match.end(), end=True)
-        if merged and start < merged[-1][1]:  # several spoken words from one original span
-            first, last, parts = merged[-1]
-            merged[-1] = (first, max(last, end), [*parts, match.group()])
-        else:
-            merged.append((start, end, [match.group()]))
-    for start, end, parts in merged:
-        char_start, char_end = _without_marks(text, start, end)
-        said = text[char_start:char_end]
-        if not said or all(unicodedata.category(char).startswith("P") for char in said):
-            continue  # only punctuation: a pause, not a word
-        speak = " ".join(parts)
-        bare = speak.strip(_TRAILING + _LEADING)
-        words.append(SpokenWord(char_start, char_end, speak, None if bare == said else bare))
-    return words
-
-
-def _spoken_offsets(pieces: Sequence[Piece]) -> list[int]:
-    offsets, position = [], 0
-    for piece in pieces:
-        offsets.append(position)
-        position += len(piece.spoken)
-    return offsets
-
-
-def _to_original(pieces: Sequence[Piece], starts: list[int], position: int, *, end: bool) -> int:
-    """Map a position in the spoken text to the original text."""
-    for piece, start in zip(pieces, starts, strict=True):
-        inside = start <= position < start + len(piece.spoken) or (
-            end and start < position <= start + len(piece.spoken)
-        )
-        if not inside:
-            continue
-        if piece.spoken == piece.text_of_original:
-            return piece.start + (position - start)
-        return piece.end if end else piece.start
-    return pieces[-1].end if pieces else 0
-
-
-def _without_marks(text: str, start: int, end: int) -> tuple[int, int]:
-    while start < end and text[start] in _LEADING:
-        start += 1
-    while end > start and text[end - 1] in _TRAILING:
-        end -= 1
-    return start, end
+def spoken_words(
+    text: str, lang: str = "en-us", rules: ReadingRules = DEFAULT_RULES
+) -> list[SpokenWord]:
+    """The words of ``text`` as they will be spoken, mapped to the original characters
+    (:func:`gateway.core.reading.read`)."""
+    return list(read(text, lang, rules).words)
 
 
 def phoneme_owners(context: str, per_word: Sequence[str]) -> list[int]:

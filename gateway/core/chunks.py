@@ -46,9 +46,13 @@ class AudioChunk:
     ``words`` are the timings of words of this piece that the backend knows (native timing);
     they may come with any chunk of the piece, but no later than the chunk whose audio holds
     them. Backends without native timing leave it empty and the gateway estimates.
+
+    ``pause_ms`` (with ``piece_end``) replaces the pause of the boundary with one of this
+    length (an SSML ``break``; the speaking pipeline sets it, backends leave it None).
     """
 
     pcm: NDArray[np.float32]
     piece_end: Boundary | None = None
     words: tuple[WordTiming, ...] = ()
     sample_rate: int | None = None
+    pause_ms: float | None = None

@@ -80,18 +80,13 @@ class StreamQuery:
     inactivity_timeout_s: int = DEFAULT_INACTIVITY_S
     auto_mode: bool = False
     sync_alignment: bool = False
+    ssml: bool = False  # enable_ssml_parsing: the text is read as SSML (docs/protocol.md)
     api_key: str | None = None  # ``xi_api_key`` or ``authorization`` (as a query parameter)
 
 
 def parse_query(params: Mapping[str, str]) -> StreamQuery:
     """The query parameters of a handshake; WireError (code ``invalid_parameters`` or
     ``unsupported_feature``) names the one at fault."""
-    if _boolean(params, "enable_ssml_parsing"):
-        raise WireError(
-            "unsupported_feature",
-            "enable_ssml_parsing=true is not supported: the gateway reads text, not SSML "
-            "(leave it out or set it to false)",
-        )
     normalization = params.get("apply_text_normalization", "auto")
     if normalization not in ("auto", "on"):
         raise WireError(
@@ -114,6 +109,7 @@ def parse_query(params: Mapping[str, str]) -> StreamQuery:
         inactivity_timeout_s=int(timeout),
         auto_mode=_boolean(params, "auto_mode"),
         sync_alignment=_boolean(params, "sync_alignment"),
+        ssml=_boolean(params, "enable_ssml_parsing"),
         api_key=params.get("xi_api_key") or authorization or None,
     )
 

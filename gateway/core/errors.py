@@ -55,6 +55,7 @@ class ErrorCode(enum.StrEnum):
     UNKNOWN_VOICE = "unknown_voice"
     UNSUPPORTED_LANGUAGE = "unsupported_language"
     PENDING_TEXT_LIMIT = "pending_text_limit"
+    INVALID_SSML = "invalid_ssml"
     RATE_LIMITED = "rate_limited"
     UNAUTHORIZED = "unauthorized"
     TOO_MANY_SESSIONS = "too_many_sessions"

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Final
 import msgpack
 
 from gateway.core.errors import ErrorCode, ProtocolError
+from gateway.core.lexicon import parse_entries
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -84,6 +85,8 @@ class Start:
     frame_ms: int | None = None
     sample_rate: int | None = None
     short_first_segment: bool | None = None
+    lexicon: list[dict[str, str]] | None = None
+    ssml: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -563,6 +566,15 @@ def _audio_format(where: str, value: Any) -> AudioFormat:
         raise _invalid(where, f"one of {choices}", value) from None
 
 
+def _lexicon(where: str, value: Any) -> list[dict[str, str]]:
+    """A pronunciation lexicon: a list of entry maps (gateway.core.lexicon)."""
+    try:
+        parse_entries(where, value)
+    except ValueError as exc:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, str(exc)) from None
+    return [dict(entry) for entry in value]
+
+
 def _request_id(where: str, value: Any) -> int | str:
     if isinstance(value, str) and len(value) <= 200:
         return value
@@ -585,6 +597,8 @@ _CLIENT_SCHEMAS: Final[dict[str, tuple[type[Any], dict[str, Checker]]]] = {
             "frame_ms": _optional(_one_of(OPUS_FRAME_MS)),
             "sample_rate": _optional(_integer),
             "short_first_segment": _optional(_boolean),
+            "lexicon": _optional(_lexicon),
+            "ssml": _optional(_boolean),
         },
     ),
     Text.TYPE: (Text, {"text": _string}),

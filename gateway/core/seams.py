@@ -130,16 +130,23 @@ class SeamShaper:
         pcm = self._release()
         return Shaped(self._emit(pcm), self._place_words())
 
-    def end_piece(self, boundary: Boundary, *, last: bool = True) -> Shaped:
-        """The current piece is complete; returns its decay and the pause after it.
+    def end_piece(
+        self, boundary: Boundary, *, last: bool = True, pause_ms: float | None = None
+    ) -> Shaped:
+        """The current piece is complete; returns its decay and the pause after it (the
+        boundary's, or ``pause_ms`` where given).
 
-        A piece that is not the ``last`` of its segment and whose boundary calls for no pause
-        is crossfaded into the next piece instead.
+        A piece that is not the ``last`` of its segment and whose pause is zero is crossfaded
+        into the next piece instead.
         """
         self._classify(final=True)
         out = [self._release()]
         words = self._place_words()
-        pause = self._config.pause_after(boundary)
+        pause = (
+            self._config.pause_after(boundary)
+            if pause_ms is None
+            else self._config.samples(pause_ms)
+        )
         if self._first_audible is not None:
             held = max(0, self._audible_end - self._base)
             tail = self._faded_in(self._buffer[: held + self._config.samples(_DECAY_MS)].copy())

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from gateway.core.protocol import ErrorCode, ProtocolError
 from gateway.core.segmenter import Segment, Segmenter, SegmenterConfig
+from gateway.core.ssml import MarkupScanner, SegmentMarkup
 
 __all__ = [
     "CancelOutcome",
@@ -128,15 +129,18 @@ class Session:
         self._turn_text = ""
         self._turn_text_start = 0
         self._marks: deque[tuple[int, int]] = deque()
+        self._markup: MarkupScanner | None = None  # the text is SSML (start.ssml)
 
     # -- the client's messages ----------------------------------------------------------------
 
-    def begin(self, segmenter: SegmenterConfig | None = None) -> None:
-        """A valid ``start`` arrived; ``segmenter`` replaces the default segmenting rules."""
+    def begin(self, segmenter: SegmenterConfig | None = None, *, ssml: bool = False) -> None:
+        """A valid ``start`` arrived; ``segmenter`` replaces the default segmenting rules;
+        with ``ssml`` the text is read as SSML (:mod:`gateway.core.ssml`)."""
         if self.state is not SessionState.AWAITING_START:
             raise ProtocolError(ErrorCode.ALREADY_STARTED, "the session has already started")
         if segmenter is not None:
             self._segmenter = Segmenter(segmenter)
+        self._markup = MarkupScanner() if ssml else None
         self.state = SessionState.STREAMING
 
     def accept_text(self, text: str) -> None:
@@ -150,6 +154,8 @@ class Session:
                 f"spoken and the limit is {self._max_pending}; the session is closed",
                 fatal=True,
             )
+        # Malformed markup refuses the whole text (invalid_ssml) before anything is accepted.
+        segmented = self._markup.feed(text) if self._markup is not None else text
         self._unsettled += text
         self._turn_text += text
         if len(self._turn_text) > self._max_heard:
@@ -158,7 +164,7 @@ class Session:
             self._turn_text_start += dropped
             while self._marks and self._marks[0][1] < self._turn_text_start:
                 self._marks.popleft()
-        self._enqueue(self._segmenter.push(text), ReleasedBy.TEXT)
+        self._enqueue(self._segmenter.push(segmented), ReleasedBy.TEXT)
 
     def request_flush(self, request_id: int | str | None) -> None:
         """Speak everything buffered now; the flush is answered after its audio."""
@@ -174,8 +180,11 @@ class Session:
         self._queue.append(FlushMark(request_id))
 
     def request_end(self) -> None:
-        """No more text: speak the rest, then finish."""
+        """No more text: speak the rest, then finish. With SSML, an unfinished tag refuses
+        the end (``invalid_ssml``); elements still open end with the text."""
         self._require_streaming("end")
+        if self._markup is not None:
+            self._markup.finish()
         self._enqueue(self._segmenter.finish(), ReleasedBy.END)
         self._queue.append(EndMark())
         self.state = SessionState.ENDING
@@ -199,6 +208,8 @@ class Session:
         self._queue.extend(ends)  # a cancel drops text, not the client's request to finish
         self._current = None
         self._segmenter.reset()
+        if self._markup is not None:
+            self._markup.reset()
         outcome = CancelOutcome(
             self._settled_end,
             self.received,
@@ -337,11 +348,23 @@ class Session:
             self.chars_unspoken += count
         self._unsettled = self._unsettled[count:]
         self._settled_end = end
+        if self._markup is not None:
+            self._markup.forget_before(end)
+
+    def markup(self, segment: Segment) -> SegmentMarkup | None:
+        """The SSML markup of an unsettled segment (None: the text is not SSML)."""
+        if self._markup is None:
+            return None
+        return self._markup.markup(segment.start, segment.end, segment.text)
 
     def _enqueue(self, segments: list[Segment], released_by: ReleasedBy) -> None:
         # Bounded without a check here: queued segments hold pending characters (each at least
         # one), and accept_text keeps those under max_pending_chars.
         for segment in segments:
+            if self._markup is not None:  # the segmenter saw the mask: the client's text
+                start = segment.start - self._settled_end
+                text = self._unsettled[start : start + len(segment.text)]
+                segment = dataclasses.replace(segment, text=text)
             self._queue.append(SpeakSegment(self._segments, segment, released_by, self.received))
             self._segments += 1
 

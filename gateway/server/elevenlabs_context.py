@@ -79,6 +79,7 @@ class ContextOptions:
     auto_mode: bool
     times: AlignmentTimes
     max_message_ms: int
+    ssml: bool = False  # the text is read as SSML (enable_ssml_parsing)
 
 
 class Context:
@@ -120,7 +121,8 @@ class Context:
         self._metrics = SessionMetrics(sample_rate=rate, started_at=time.monotonic())
         self._speaker: Speaker = open_speaker(gateway, self._session, stream, encoder=encoder,
                                               sink=self, send=self._on_message,
-                                              metrics=self._metrics, log=log)  # fmt: skip
+                                              metrics=self._metrics, log=log,
+                                              ssml=options.ssml)  # fmt: skip
         self._work_ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._idle_timer: asyncio.TimerHandle | None = None

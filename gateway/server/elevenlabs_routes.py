@@ -137,7 +137,8 @@ async def _handshake(gateway: Gateway, websocket: WebSocket) -> Opened:
         raise _Refused(status, error.code.value, error.message) from None
     options = ContextOptions(stream=stream, output=output, auto_mode=query.auto_mode,
                              times=settings.alignment_times,
-                             max_message_ms=settings.max_message_ms)  # fmt: skip
+                             max_message_ms=settings.max_message_ms,
+                             ssml=query.ssml)  # fmt: skip
     return Opened(options, query, key_id, needs_key)
 
 

@@ -7,7 +7,7 @@ turns them into its own answer (an ``error`` message, an HTTP status).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from gateway.audio.codecs import (
     FrameEncoder,
@@ -21,8 +21,10 @@ from gateway.audio.framing import AudioOut
 from gateway.backends.base import Backend
 from gateway.config import AudioSettings
 from gateway.core.errors import ErrorCode, ProtocolError, UnknownVoiceError
+from gateway.core.lexicon import parse_entries
 from gateway.core.metrics import SessionMetrics
 from gateway.core.protocol import AudioFormat
+from gateway.core.reading import ReadingRules
 from gateway.core.session import Session
 from gateway.server.gateway import Gateway
 from gateway.speech.delivery import AudioSink
@@ -46,12 +48,21 @@ async def resolve_stream(
     instructions: str = "",
     aliases: Mapping[str, str] | None = None,
     aliases_setting: str = "voice aliases",
+    key_id: str | None = None,
+    lexicon: Sequence[Mapping[str, str]] = (),
 ) -> StreamSettings:
     """What a client asked for, with the gateway's defaults; ProtocolError names what cannot
     be served (``unknown_backend``, ``backend_unavailable``, ``unknown_voice``,
     ``unsupported_language``). Waits for a backend that is still loading. ``sample_rate`` (Hz)
-    is the stream's, checked by the edge against its format's rates."""
+    is the stream's, checked by the edge against its format's rates.
+
+    The text is read with the gateway's normalization settings and lexicon layers: the
+    session's ``lexicon`` (already validated), then the one of the caller's key (``key_id``),
+    then the gateway's."""
     audio = gateway.config.audio
+    reading = gateway.config.reading
+    session_entries = parse_entries("lexicon", lexicon)
+    rules = ReadingRules(reading.normalization, reading.lexicon_for(key_id, session_entries))
     chosen = await gateway.ready_backend(backend or gateway.config.session.default_backend)
     return StreamSettings(
         backend=chosen,
@@ -63,6 +74,7 @@ async def resolve_stream(
         frame_ms=frame_ms or audio.frame_ms,
         instructions=instructions,
         sample_rate=sample_rate or audio.sample_rate,
+        rules=rules,
     )
 
 
@@ -130,13 +142,16 @@ def open_speaker(
     metrics: SessionMetrics,
     log: logging.LoggerAdapter[logging.Logger],
     short_first_segment: bool | None = None,
+    ssml: bool = False,
     paced: bool = True,
     stop_on_error: bool = False,
 ) -> Speaker:
-    """Start ``session`` with the gateway's segmenting rules for its backend, and the speaker
-    that speaks it (its run loop is the caller's to start)."""
+    """Start ``session`` with the gateway's segmenting rules for its backend (its text read
+    as SSML with ``ssml``), and the speaker that speaks it (its run loop is the caller's to
+    start)."""
     services = gateway.speech
-    session.begin(services.segmenter_rules(stream.backend, short_first_segment=short_first_segment))
+    rules = services.segmenter_rules(stream.backend, short_first_segment=short_first_segment)
+    session.begin(rules, ssml=ssml)
     return Speaker(
         services=services,
         session=session,

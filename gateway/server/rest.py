@@ -44,7 +44,7 @@ def rest_routes(gateway: Gateway) -> list[BaseRoute]:
             key_id = _key_id(gateway, request)
             params = await _params(gateway, request)
             _known_backend(gateway, params.backend)
-            settings = await _stream_settings(gateway, params)
+            settings = await _stream_settings(gateway, params, key_id)
             stream = SpeechStream(gateway, settings, params, key_id=key_id)
             if (refusal := await gateway.admit(stream, key_id)) is not None:
                 raise RestError(refusal.status, refusal.reason, code=refusal.code.value)
@@ -167,7 +167,9 @@ def _known_backend(gateway: Gateway, name: str) -> str:
     return name
 
 
-async def _stream_settings(gateway: Gateway, params: SpeechParams) -> StreamSettings:
+async def _stream_settings(
+    gateway: Gateway, params: SpeechParams, key_id: str | None = None
+) -> StreamSettings:
     """The request's stream (always PCM16 frames: the container encodes them)."""
     try:
         return await resolve_stream(
@@ -181,6 +183,8 @@ async def _stream_settings(gateway: Gateway, params: SpeechParams) -> StreamSett
             instructions=params.instructions,
             aliases=gateway.config.rest.voice_aliases,
             aliases_setting="rest.voice_aliases",
+            key_id=key_id,
+            lexicon=params.lexicon,
         )
     except ProtocolError as error:
         status, param = _REFUSALS.get(error.code, (400, None))

@@ -16,8 +16,10 @@ from starlette.responses import JSONResponse
 from gateway.audio.containers import ResponseFormat
 from gateway.audio.formats import DEFAULT_SAMPLE_RATE, FILE_RATES, default_rate
 from gateway.config import RestSettings
-from gateway.core.errors import GatewayError
+from gateway.core.errors import GatewayError, ProtocolError
+from gateway.core.lexicon import parse_entries
 from gateway.core.protocol import SPEED_RANGE
+from gateway.core.ssml import MarkupScanner
 
 __all__ = ["RestError", "SpeechParams", "decode_json", "parse_speech"]
 
@@ -35,6 +37,8 @@ _FIELDS: Final = (
     "stream_format",
     "lang",
     "sample_rate",
+    "lexicon",
+    "ssml",
 )
 _MAX_INSTRUCTIONS: Final = 4096
 _MAX_NAME: Final = 200
@@ -133,6 +137,8 @@ class SpeechParams:
     instructions: str = ""
     lang: str | None = None
     sample_rate: int = DEFAULT_SAMPLE_RATE
+    lexicon: tuple[dict[str, str], ...] = ()
+    ssml: bool = False
 
 
 def parse_speech(body: Any, rest: RestSettings, default_backend: str) -> SpeechParams:
@@ -184,6 +190,9 @@ def parse_speech(body: Any, rest: RestSettings, default_backend: str) -> SpeechP
         name = default_backend
     _check_stream_format(body.get("stream_format"))
     fmt = _format(body.get("response_format"))
+    ssml = _flag(body, "ssml")
+    if ssml:
+        _check_ssml(text)
     return SpeechParams(
         backend=name,
         input=text,
@@ -193,7 +202,39 @@ def parse_speech(body: Any, rest: RestSettings, default_backend: str) -> SpeechP
         sample_rate=_sample_rate(body.get("sample_rate"), fmt),
         instructions=_instructions(body.get("instructions")),
         lang=_optional_name(body, "lang"),
+        lexicon=_lexicon(body.get("lexicon")),
+        ssml=ssml,
     )
+
+
+def _lexicon(value: Any) -> tuple[dict[str, str], ...]:
+    """A pronunciation lexicon for this request (gateway.core.lexicon), validated."""
+    if value is None:
+        return ()
+    try:
+        parse_entries("lexicon", value)
+    except ValueError as exc:
+        raise _invalid("lexicon", str(exc)) from None
+    return tuple(dict(entry) for entry in value)
+
+
+def _check_ssml(text: str) -> None:
+    """Malformed SSML is refused before anything is spoken, naming the character at fault."""
+    scanner = MarkupScanner()
+    try:
+        scanner.feed(text)
+        scanner.finish()
+    except ProtocolError as error:
+        raise RestError(400, error.message, code=error.code.value, param="input") from None
+
+
+def _flag(body: Mapping[str, Any], field: str) -> bool:
+    value = body.get(field)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _invalid(field, f"{field!r} must be true or false, got {value!r}")
+    return value
 
 
 def _invalid(param: str, message: str) -> RestError:

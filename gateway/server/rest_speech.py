@@ -146,6 +146,7 @@ class SpeechStream(Response):
             send=self._on_message,
             metrics=self._metrics,
             log=self._log,
+            ssml=params.ssml,
             paced=False,  # as fast as the client reads (the bounded queue and TCP hold back)
             stop_on_error=True,
         )

@@ -329,6 +329,7 @@ class Connection:
             metrics=self._metrics,
             log=self._log,
             short_first_segment=start.short_first_segment,
+            ssml=bool(start.ssml),
         )
         await self._send(
             Ready(
@@ -359,7 +360,8 @@ class Connection:
         stream = await resolve_stream(
             self._gateway, backend=start.backend, voice=start.voice, lang=start.lang,
             speed=start.speed, format=start.format, bitrate=start.bitrate,
-            frame_ms=start.frame_ms, sample_rate=rate,
+            frame_ms=start.frame_ms, sample_rate=rate, key_id=self.key_id,
+            lexicon=start.lexicon or (),
         )  # fmt: skip
         if rate not in rates:
             raise ProtocolError(

@@ -24,6 +24,9 @@ import dataclasses
 from collections.abc import Callable
 from typing import Final
 
+import numpy as np
+
+from gateway.core.chunks import AudioChunk, WordTiming
 from gateway.core.pacing import (
     ModelShare,
     SynthesisTimeModel,
@@ -41,7 +44,9 @@ from gateway.core.segmenter import (
     TextPart,
     final_boundary,
 )
+from gateway.core.ssml import SegmentMarkup
 from gateway.speech.clock import Clock
+from gateway.speech.synthesis import DEFAULT_CALL, CallOptions
 
 __all__ = ["CallPlanner", "first_segment_rules", "limit_end", "split_to_limit"]
 
@@ -241,3 +246,50 @@ def limit_end(text: str, max_chars: int) -> int:
     """Where the first call on ``text`` ends when a call may take ``max_chars`` at most."""
     parts = split_to_limit(text, max_chars)
     return parts[0].end if parts and parts[0].end < len(text) else len(text)
+
+
+class MarkedCalls:
+    """A segment's SSML markup as its calls see it (None: no markup): calls end at breaks
+    and changes of rate, each break is a piece of silence, each call is read at its rate with
+    the readings inside it."""
+
+    def __init__(self, markup: SegmentMarkup | None) -> None:
+        self._markup = markup
+        self._breaks = dict(markup.breaks) if markup is not None else {}
+        self._cuts = markup.cuts() if markup is not None else []
+
+    def pause_at(self, offset: int) -> AudioChunk | None:
+        """The break at ``offset`` (once), as a piece of no sound ending in its pause."""
+        ms = self._breaks.pop(offset, None)
+        if ms is None:
+            return None
+        return AudioChunk(np.zeros(0, dtype=np.float32), piece_end=Boundary.WORD, pause_ms=ms)
+
+    def limit(self, offset: int, length: int) -> int:
+        """``length`` cut to end at the next break or change of rate after ``offset``, and
+        never inside an element read as a whole (``say-as`` content has spaces)."""
+        end = offset + min([length, *(cut - offset for cut in self._cuts if cut > offset)])
+        for reading in self._markup.readings if self._markup is not None else ():
+            if reading.start < end < reading.end:
+                end = reading.start if reading.start > offset else reading.end
+        return end - offset
+
+    def options(self, offset: int, length: int) -> CallOptions:
+        """How the call on ``[offset, offset + length)`` reads."""
+        markup = self._markup
+        if markup is None:
+            return DEFAULT_CALL
+        return CallOptions(markup.rate_at(offset), markup.readings_in(offset, offset + length))
+
+
+def shifted(chunk: AudioChunk, offset: int) -> AudioChunk:
+    """``chunk`` of a call on the segment's text from ``offset`` on, with its words' character
+    offsets made relative to the whole segment's text."""
+    if not offset or not chunk.words:
+        return chunk
+    words = tuple(
+        WordTiming(w.char_start + offset, w.char_end + offset, w.sample_start, w.sample_end,
+                   w.spoken)
+        for w in chunk.words
+    )  # fmt: skip
+    return dataclasses.replace(chunk, words=words)

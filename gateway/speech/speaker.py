@@ -19,7 +19,7 @@ from typing import Any, Final
 import numpy as np
 
 from gateway.audio.framing import AudioOut
-from gateway.core.chunks import AudioChunk, WordTiming
+from gateway.core.chunks import AudioChunk
 from gateway.core.cost import CostMeter, billable_chars, combined_snapshot
 from gateway.core.errors import BackendError, ErrorCode, SpeechError
 from gateway.core.metrics import SessionMetrics
@@ -37,9 +37,9 @@ from gateway.core.protocol import (
     Words,
 )
 from gateway.core.seams import SeamShaper, Shaped
-from gateway.core.segmenter import Boundary
+from gateway.core.segmenter import Boundary, Segment
 from gateway.core.session import EndMark, FlushMark, Session, SpeakSegment
-from gateway.speech.chunking import CallPlanner
+from gateway.speech.chunking import CallPlanner, MarkedCalls, shifted
 from gateway.speech.clock import SYSTEM_CLOCK, Clock
 from gateway.speech.delivery import AudioSink, Delivery
 from gateway.speech.shared import SpeechServices
@@ -115,6 +115,7 @@ class Speaker:
         self._words: SegmentWords | None = None  # of the segment being spoken
         self._call_seconds, self._call_samples = 0.0, 0  # the segment's calls, so far
         self._failed_backend = ""  # the backend whose call failed last
+        self._tail_pause_ms: float | None = None  # an SSML break ends the last piece
         self.finishing = False  # the end is being sent: nothing is left to cancel
         self.draining = False  # shutting down: stop at the next segment boundary
         self.busy = False  # speaking a segment
@@ -212,7 +213,7 @@ class Speaker:
 
     async def _speak(self, work: SpeakSegment) -> None:
         segment = work.segment
-        if segment.blank:
+        if segment.blank or self._only_markup(segment):
             self._session.segment_finished(work, spoken=True)
             return
         await self._send(
@@ -223,7 +224,7 @@ class Speaker:
                          received_chars=work.received_chars)
         )  # fmt: skip
         await self._progress("synthesis_started", work.index, force=True)
-        words = self._words = SegmentWords(work, self.stream.backend.native_word_timing)
+        words = self._words = self._segment_words(work)
         self._call_seconds, self._call_samples = 0.0, 0
         error = await self._synthesize()
         words = self._words
@@ -234,7 +235,7 @@ class Speaker:
             self._session.segment_failed(work)  # reported here: a cancel leaves it out
             await self._send(Error(ErrorCode.BACKEND_ERROR, message, char_start=segment.start,
                                    char_end=segment.end))  # fmt: skip
-        last = self._shaper.end_piece(segment.boundary, last=True)
+        last = self._shaper.end_piece(segment.boundary, last=True, pause_ms=self._tail_pause_ms)
         await self._play(words, last)
         if words.refit and last.speech_end is not None:
             # The estimate was sent before the whole audio was known; now it is fitted to it
@@ -256,18 +257,20 @@ class Speaker:
         """Run the segment's calls, playing their audio as it comes; the error that ended
         them, if one did."""
         piece_end: Boundary | None = None
+        self._tail_pause_ms = None
         try:
             # Closed explicitly, so a cancel stops the backend's work before it returns.
             async with contextlib.aclosing(self._calls()) as calls:
                 async for chunk in calls:
                     if piece_end is not None:
                         self._current_words().pieces += 1
-                        await self._play(self._current_words(),
-                                         self._shaper.end_piece(piece_end, last=False))  # fmt: skip
+                        ended = self._shaper.end_piece(piece_end, last=False,
+                                                       pause_ms=self._tail_pause_ms)  # fmt: skip
+                        await self._play(self._current_words(), ended)
                     shaped = self._shaper.push(chunk.pcm, chunk.words)
                     await self._play(self._current_words(), shaped,
                                      whole_piece=chunk.piece_end is not None)  # fmt: skip
-                    piece_end = chunk.piece_end
+                    piece_end, self._tail_pause_ms = chunk.piece_end, chunk.pause_ms
         except BackendError as error:
             # What the failed backend said crossfades into whatever comes next.
             await self._play(self._current_words(),
@@ -275,32 +278,51 @@ class Speaker:
             return error
         return None
 
+    def _only_markup(self, segment: Segment) -> bool:
+        """An SSML segment of tags and whitespace alone (a last ``</speak>``): nothing to hear."""
+        markup = self._session.markup(segment)
+        return markup is not None and not markup.plain.strip() and not markup.breaks
+
+    def _segment_words(self, work: SpeakSegment) -> SegmentWords:
+        stream, markup = self.stream, self._session.markup(work.segment)
+        return SegmentWords(work, stream.backend.native_word_timing, stream.lang, stream.rules,
+                            markup)  # fmt: skip
+
     def _current_words(self) -> SegmentWords:
         assert self._words is not None
         return self._words
 
     async def _calls(self) -> AsyncGenerator[AudioChunk, None]:
         """The segment's audio from one backend call, or from several (adaptive chunking, a
-        provider's limit), as the planner sizes them. Word offsets are made relative to the
-        segment's text; a piece ends at every call's end."""
-        segment = self._current_words().segment.segment
+        provider's limit, SSML breaks and rates), as the planner sizes them. Word offsets are
+        made relative to the segment's text; a piece ends at every call's end, and an SSML
+        break is a piece of silence."""
+        words = self._current_words()
+        segment, text, marked = words.segment.segment, words.text, MarkedCalls(words.markup)
         offset = 0
-        while offset < len(segment.text):
-            rest = segment.text[offset:]
+        while offset < len(text):
+            if (pause := marked.pause_at(offset)) is not None:
+                yield pause
+            rest = text[offset:]
             backend = self.stream.backend
-            end = self._planner.call_end(rest, streams=backend.streams_within_segment,
-                                         max_chars=backend.max_input_chars)  # fmt: skip
-            last: AudioChunk | None = None
-            call = self._synth.call(
-                rest[:end], self._planner.deadline(segment), self._planner.buffered_s()
+            end = marked.limit(
+                offset,
+                self._planner.call_end(
+                    rest, streams=backend.streams_within_segment, max_chars=backend.max_input_chars
+                ),
             )
+            last: AudioChunk | None = None
+            deadline, buffered_s = self._planner.deadline(segment), self._planner.buffered_s()
+            call = self._synth.call(rest[:end], deadline, buffered_s, marked.options(offset, end))
             async with contextlib.aclosing(call) as chunks:
                 async for chunk in chunks:
-                    last = _shifted(chunk, offset)
+                    last = shifted(chunk, offset)
                     yield last
             offset += end
-            if offset < len(segment.text) and last is not None and last.piece_end is None:
+            if offset < len(text) and last is not None and last.piece_end is None:
                 yield AudioChunk(np.zeros(0, dtype=np.float32), piece_end=Boundary.WORD)
+        if (pause := marked.pause_at(len(text))) is not None:
+            yield pause
 
     def _on_call(self, report: CallReport) -> None:
         """A backend call ended: its cost, the backend's timing, the segment's figures."""
@@ -330,7 +352,7 @@ class Speaker:
         self._log.warning("switched from %s to %s: %s", switch.previous.backend.name,
                           current.backend.name, switch.reason)  # fmt: skip
         if words is not None and not words.audio_sent:  # the new backend says all of it
-            self._words = SegmentWords(words.segment, current.backend.native_word_timing)
+            self._words = self._segment_words(words.segment)
 
     async def _play(
         self, words: SegmentWords, shaped: Shaped, *, whole_piece: bool = False
@@ -434,16 +456,3 @@ class Speaker:
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
-
-
-def _shifted(chunk: AudioChunk, offset: int) -> AudioChunk:
-    """``chunk`` of a call on the segment's text from ``offset`` on, with its words' character
-    offsets made relative to the whole segment's text."""
-    if not offset or not chunk.words:
-        return chunk
-    words = tuple(
-        WordTiming(w.char_start + offset, w.char_end + offset, w.sample_start, w.sample_end,
-                   w.spoken)
-        for w in chunk.words
-    )  # fmt: skip
-    return AudioChunk(chunk.pcm, chunk.piece_end, words, chunk.sample_rate)

@@ -28,11 +28,15 @@ from gateway.backends.base import Backend, SynthesisRequest
 from gateway.backends.threads import ComputeClock
 from gateway.core.chunks import AudioChunk
 from gateway.core.errors import BackendError
-from gateway.core.protocol import AudioFormat
+from gateway.core.protocol import SPEED_RANGE, AudioFormat
+from gateway.core.reading import DEFAULT_RULES, ReadingRules
+from gateway.core.textnorm import Replacement
 from gateway.speech.clock import Clock
 
 __all__ = [
+    "DEFAULT_CALL",
     "BackendSynthesizer",
+    "CallOptions",
     "CallReport",
     "Fallback",
     "Guarded",
@@ -59,12 +63,26 @@ class StreamSettings:
     frame_ms: int
     instructions: str = ""  # a speaking style, for backends that take one
     sample_rate: int = 24000  # the stream's rate (Hz): every backend's audio is resampled to it
+    rules: ReadingRules = DEFAULT_RULES  # how text is read: normalization, lexicon
 
     def on(self, backend: Backend) -> StreamSettings:
         """The same stream on another backend: its default voice, and the session's language
         if that backend reads it (else its default)."""
         lang = self.lang if self.lang in backend.languages else backend.default_lang
         return dataclasses.replace(self, backend=backend, voice=backend.default_voice, lang=lang)
+
+
+@dataclass(frozen=True, slots=True)
+class CallOptions:
+    """What one call reads differently from the rest of the stream (SSML): ``rate`` scales
+    the session's speed (the result kept within 0.5 to 2.0), ``readings`` are fixed readings of
+    parts of the call's text (offsets into it)."""
+
+    rate: float = 1.0
+    readings: tuple[Replacement, ...] = ()
+
+
+DEFAULT_CALL: Final = CallOptions()
 
 
 class Synthesizer(Protocol):
@@ -76,12 +94,17 @@ class Synthesizer(Protocol):
         ...
 
     def call(
-        self, text: str, deadline: float | None, buffered_s: float | None = None
+        self,
+        text: str,
+        deadline: float | None,
+        buffered_s: float | None = None,
+        options: CallOptions = DEFAULT_CALL,
     ) -> AsyncGenerator[AudioChunk, None]:
-        """Stream the audio of one call (``deadline``: when it is due, on the clock of
-        ``time.monotonic``; ``buffered_s``: what the listener holds now, see
-        :class:`~gateway.backends.base.SynthesisRequest`); raises BackendError. Closing the
-        generator stops the backend's work for the call before ``aclose`` returns."""
+        """Stream the audio of one call (``deadline``: when the listener runs dry, on the
+        clock of ``time.monotonic``; ``buffered_s``: what the listener holds now, see
+        :class:`~gateway.backends.base.SynthesisRequest`; ``options``: what the call reads
+        differently, from SSML); raises BackendError. Closing the generator stops the
+        backend's work for the call before ``aclose`` returns."""
         ...
 
 
@@ -97,11 +120,26 @@ class BackendSynthesizer:
         return self._stream
 
     async def call(
-        self, text: str, deadline: float | None, buffered_s: float | None = None
+        self,
+        text: str,
+        deadline: float | None,
+        buffered_s: float | None = None,
+        options: CallOptions = DEFAULT_CALL,
     ) -> AsyncGenerator[AudioChunk, None]:
         s = self._stream
-        request = SynthesisRequest(text, s.voice, s.lang, s.speed, deadline,
-                                   instructions=s.instructions, buffered_s=buffered_s)  # fmt: skip
+        speed = min(SPEED_RANGE[1], max(SPEED_RANGE[0], s.speed * options.rate))
+        rules = dataclasses.replace(s.rules, fixed=options.readings) if options.readings else (
+            s.rules)  # fmt: skip
+        request = SynthesisRequest(
+            text,
+            s.voice,
+            s.lang,
+            speed,
+            deadline,
+            instructions=s.instructions,
+            buffered_s=buffered_s,
+            rules=rules,
+        )
         chunks = ResampledChunks(s.backend.synthesize(request), s.backend.sample_rate, self._rate)
         try:
             async for chunk in chunks:
@@ -152,14 +190,19 @@ class Guarded:
         return self._inner.stream
 
     async def call(
-        self, text: str, deadline: float | None, buffered_s: float | None = None
+        self,
+        text: str,
+        deadline: float | None,
+        buffered_s: float | None = None,
+        options: CallOptions = DEFAULT_CALL,
     ) -> AsyncGenerator[AudioChunk, None]:
         backend = self._inner.stream.backend
         seconds, samples = 0.0, 0
         complete, error = False, None
         compute = ComputeClock()  # the model's own time, apart from waits for a turn
         try:
-            async with contextlib.aclosing(self._inner.call(text, deadline, buffered_s)) as chunks:
+            call = self._inner.call(text, deadline, buffered_s, options)
+            async with contextlib.aclosing(call) as chunks:
                 while True:
                     started = self._clock.now()
                     try:
@@ -224,13 +267,18 @@ class Fallback:
         return self._current.stream
 
     async def call(
-        self, text: str, deadline: float | None, buffered_s: float | None = None
+        self,
+        text: str,
+        deadline: float | None,
+        buffered_s: float | None = None,
+        options: CallOptions = DEFAULT_CALL,
     ) -> AsyncGenerator[AudioChunk, None]:
         await self._maybe_recover()
         speaking = self._current
         delivered = False
         try:
-            async with contextlib.aclosing(speaking.call(text, deadline, buffered_s)) as chunks:
+            call = speaking.call(text, deadline, buffered_s, options)
+            async with contextlib.aclosing(call) as chunks:
                 async for chunk in chunks:
                     delivered = delivered or len(chunk.pcm) > 0
                     yield chunk
@@ -240,7 +288,7 @@ class Fallback:
                 raise
             if delivered:  # part of the call was heard: the rest of it is lost
                 raise
-        call = self._current.call(text, deadline, buffered_s)
+        call = self._current.call(text, deadline, buffered_s, options)
         async with contextlib.aclosing(call) as chunks:
             async for chunk in chunks:
                 yield chunk

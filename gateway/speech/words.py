@@ -4,12 +4,15 @@ segment's whole audio is known (no I/O)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from gateway.core.alignment import estimate_spans, spoken_words
 from gateway.core.chunks import WordTiming
+from gateway.core.reading import DEFAULT_RULES, ReadingRules
 from gateway.core.session import SpeakSegment
+from gateway.core.ssml import SegmentMarkup
 
 __all__ = ["SegmentWords", "word_entry"]
 
@@ -19,10 +22,21 @@ WordEntry = dict[str, Any]
 class SegmentWords:
     """The words of one segment; ``native``: the backend times its words itself."""
 
-    def __init__(self, work: SpeakSegment, native: bool) -> None:
+    def __init__(
+        self,
+        work: SpeakSegment,
+        native: bool,
+        lang: str = "en-us",
+        rules: ReadingRules = DEFAULT_RULES,
+        markup: SegmentMarkup | None = None,
+    ) -> None:
         self.segment = work
+        self.markup = markup  # SSML: the backends read ``text``, the markup blanked
+        self.text = markup.plain if markup is not None else work.segment.text
+        if markup is not None and markup.readings:
+            rules = dataclasses.replace(rules, fixed=markup.readings)
         self._native = native
-        self._words = spoken_words(work.segment.text)
+        self._words = spoken_words(self.text, lang, rules)
         self.weight = sum(len(word.spoken or word.speak) for word in self._words)
         self.sent = False
         self.audio_sent = False

@@ -340,6 +340,8 @@ async def connect(
     frame_ms: int | None = None,
     sample_rate: int | None = None,
     short_first_segment: bool | None = None,
+    lexicon: list[dict[str, str]] | None = None,
+    ssml: bool | None = None,
     open_timeout_s: float = 10.0,
     resume: bool = False,
     resume_urls: Sequence[str] = (),
@@ -351,6 +353,10 @@ async def connect(
     ``resume_urls`` first, then ``url`` (a balancer), with the same ``start`` (see
     :class:`SpeechStream`). Raises ClientError when the gateway cannot be reached or refuses
     the ``start``, and while reading when no gateway takes the resumed session.
+
+    ``lexicon`` is the session's pronunciation lexicon (maps with ``word`` or ``pattern``,
+    and ``say``, ``ipa``, ``espeak``, ``case``); with ``ssml`` the text is read as SSML
+    (docs/protocol.md, section 3).
     """
     start = Start(
         backend=backend,

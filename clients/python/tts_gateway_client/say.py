@@ -54,6 +54,8 @@ class SayOptions:
     events: Path | None = None
     play: bool = False
     progress: bool = False
+    ssml: bool = False  # the text is SSML (start.ssml)
+    lexicon: list[dict[str, str]] | None = None  # the session's lexicon (start.lexicon)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,8 @@ async def _say(options: SayOptions, output: SoundOutput | None, log: TextIO) -> 
         lang=options.lang,
         speed=options.speed,
         format=options.format,
+        ssml=options.ssml or None,
+        lexicon=options.lexicon,
     ) as stream:
         started = time.monotonic()
         collector = AudioCollector(stream.ready)
