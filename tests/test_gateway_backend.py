@@ -100,7 +100,7 @@ async def test_kokoro_word_timings_through_the_model_tier_equal_a_direct_session
     assert tiered == direct
     assert tiered_done.metrics["audio_ms"] == direct_done.metrics["audio_ms"]
     assert tiered_done.heard_text == TEXT
-    assert any(w.get("spoken") == "5 dollars" for w in tiered)
+    assert any(w.get("spoken") == "five dollars" for w in tiered)
 
 
 KEY = "upstream-key-0123456789"

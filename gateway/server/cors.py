@@ -5,8 +5,8 @@ A page served from another origin (``https://app.example``) may import the JS cl
 ``auth.allowed_origins`` (the list that also admits its WebSocket sessions): its requests get
 ``Access-Control-Allow-Origin`` and its preflights are answered. Off by default: with the list
 empty, or for an origin not in it, no response carries CORS headers (the browser keeps the page
-out) and a preflight is refused with 400. WebSockets are not subject to CORS (the upgrade's
-``Origin`` is checked by each WebSocket edge).
+out), and the browser policy in front (``guard.py``) refuses the request and its preflight with
+403. WebSockets are not subject to CORS (the guard checks the upgrade's ``Origin``).
 
 Starlette's CORS middleware does the work; this module is the gateway's policy for it.
 """

@@ -368,6 +368,8 @@ async def connect(
         frame_ms=frame_ms,
         sample_rate=sample_rate,
         short_first_segment=short_first_segment,
+        lexicon=lexicon,
+        ssml=ssml,
     )
     socket, ready = await _open_session(url, start, open_timeout_s, socket_options)
     reconnect = None
