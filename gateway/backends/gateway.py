@@ -25,7 +25,6 @@ cannot be taken back).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
@@ -45,7 +44,6 @@ from gateway.backends.remote import (
     classify_status,
     get_json,
     keyed_service,
-    retrying,
     whole_text,
 )
 from gateway.backends.settings import GatewaySettings
@@ -181,19 +179,9 @@ class GatewayBackend(RemoteBackend):
         self._check(request)
         if not request.text.strip():
             return
-        part = whole_text(request.text)
-
-        def attempt() -> AsyncGenerator[AudioChunk, None]:
-            return self._guarded_attempt(request, part)
-
         # As RemoteBackend.synthesize, without its one-piece ending: each upstream segment is
         # a piece, its words on the chunks that hold them.
-        async with (
-            self._slots,
-            contextlib.aclosing(
-                retrying(attempt, self.policy, what=self.name, rng=self._rng, sleep=self.sleep)
-            ) as chunks,
-        ):
+        async with self._retried(request, whole_text(request.text)) as chunks:
             async for chunk in chunks:
                 yield chunk
 

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
 import httpx
@@ -291,16 +291,7 @@ class RemoteBackend(abc.ABC):
             return
         part = whole_text(request.text)
         words: list[WordTiming] = []
-
-        def attempt() -> AsyncGenerator[AudioChunk, None]:
-            return self._guarded_attempt(request, part)
-
-        async with (
-            self._slots,
-            contextlib.aclosing(
-                retrying(attempt, self.policy, what=self.name, rng=self._rng, sleep=self.sleep)
-            ) as chunks,
-        ):
+        async with self._retried(request, part) as chunks:
             async for chunk in chunks:
                 if chunk.piece_end is not None:  # only the attempt's final words
                     words.extend(chunk.words)
@@ -309,6 +300,19 @@ class RemoteBackend(abc.ABC):
                     chunk = AudioChunk(chunk.pcm, words=(), sample_rate=chunk.sample_rate)
                 yield chunk
         yield AudioChunk(np.zeros(0, np.float32), piece_end=part.boundary, words=tuple(words))
+
+    @contextlib.asynccontextmanager
+    async def _retried(
+        self, request: SynthesisRequest, part: TextPart
+    ) -> AsyncIterator[AsyncGenerator[AudioChunk, None]]:
+        """The attempts at ``part``, retried by the policy, within a concurrency slot."""
+
+        def attempt() -> AsyncGenerator[AudioChunk, None]:
+            return self._guarded_attempt(request, part)
+
+        retried = retrying(attempt, self.policy, what=self.name, rng=self._rng, sleep=self.sleep)
+        async with self._slots, contextlib.aclosing(retried) as chunks:
+            yield chunks
 
     async def _guarded_attempt(
         self, request: SynthesisRequest, part: TextPart
