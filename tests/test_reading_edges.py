@@ -194,7 +194,7 @@ async def speech(server: RunningServer, body: dict[str, Any]) -> httpx.Response:
 async def test_rest_reads_ssml_and_the_lexicon(server: RunningServer) -> None:
     response = await speech(server, {
         "model": "espeak", "input": SSML.replace("Call me", "Call Zorb"), "response_format": "wav",
-        "ssml": True, "lexicon": [{"word": "Zorb", "say": "cherry"}],
+        "ssml": True, "lexicon": [{"word": "Zorb", "say": "pineapple"}],
     })  # fmt: skip
     assert response.status_code == 200, response.text
     with wave.open(io.BytesIO(response.content)) as wav:
@@ -202,7 +202,7 @@ async def test_rest_reads_ssml_and_the_lexicon(server: RunningServer) -> None:
         rate = wav.getframerate()
     heard = words(transcribe((pcm / 32768).astype(np.float32), rate))
     assert "office" in heard
-    assert "cherry" in heard
+    assert "pineapple" in heard  # espeak's "cherry" is heard as "carry" in 6 of 10 runs
     assert "speak" not in heard
 
 

@@ -392,6 +392,16 @@ def test_the_first_segment_is_never_cut_at_a_bare_word_gap_to_save_time() -> Non
     ]
 
 
+@pytest.mark.parametrize("first_max", range(11, 40))
+def test_a_sentence_end_just_past_the_first_segment_limit_still_ends_it(first_max: int) -> None:
+    """A first segment that outgrows its limit with no clause mark to cut at goes on like any
+    other segment; the sentence end it had just passed must still end it (found when the
+    adaptive limit came out at 12 for "Good evening." and the segment ran on to a clause)."""
+    config = SegmenterConfig(first_segment_max_chars=first_max)
+    text = "Good evening. The harbour lay quiet in the last of the light, the boats slept."
+    assert texts(text, config)[0] == ("Good evening.", SENTENCE)
+
+
 def test_flush_starts_a_new_turn_with_a_short_first_segment() -> None:
     segmenter = Segmenter()
     text = "Well, I think that, maybe, we should go."

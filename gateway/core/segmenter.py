@@ -340,7 +340,9 @@ class Segmenter:
             if i > limit:
                 if (cut := self._outgrown(limit)) is not None:
                     return cut
-                limit = self._config.max_chars
+                # The mark at the old limit was passed over (it would have made the segment
+                # one character too long): judge it again under the new limit.
+                i, limit = min(i, limit), self._config.max_chars
                 continue
             if text[i] in _LINE_BREAKS:
                 if _has_content(text, i):
