@@ -26,10 +26,12 @@ from gateway.backends.kokoro_windows import (
     Window,
     WindowedModel,
     decode_window,
+    heard_s,
     run_front,
     snapped_end,
 )
 from gateway.backends.settings import KokoroOnnxSettings
+from gateway.core.chunks import AudioChunk, WordTiming
 from tests.asr import transcribe, word_error_rate, words
 from tests.seam_quality import score_seams
 
@@ -293,9 +295,18 @@ def test_windows_end_where_words_end() -> None:
     assert snapped_end(45, 32, ends, 100) == 38
     assert snapped_end(60, 40, ends, 100) == 51
     assert snapped_end(64, 52, ends, 100) == 70  # none in it: the next, within half a window
-    assert snapped_end(80, 72, [100], 120) == 80  # no word end near: as planned
+    assert snapped_end(80, 72, [10, 100], 120) == 80  # no word end near: as planned
     assert snapped_end(100, 90, ends, 100) == 100  # the pass's end
     assert snapped_end(32, 0, [60, 80], 100) == 60  # a first window holds the first word
+    assert snapped_end(40, 20, [60, 80], 100) == 60  # wherever it starts (the pad not decoded)
+
+
+def test_a_first_chunk_is_heard_from_its_first_word() -> None:
+    word = WordTiming(0, 3, 2400, 4000, "the")
+    chunk = AudioChunk(np.zeros(4800, dtype=np.float32), words=(word,))
+    assert heard_s(chunk, first=True) == pytest.approx(0.1)  # the pad before "the" is trimmed
+    assert heard_s(chunk, first=False) == pytest.approx(0.2)
+    assert heard_s(AudioChunk(np.zeros(4800, dtype=np.float32)), first=True) == pytest.approx(0.2)
 
 
 def test_the_listener_runs_dry_when_what_it_holds_and_what_was_sent_are_played() -> None:

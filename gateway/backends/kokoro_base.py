@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from gateway.backends.base import SynthesisRequest, Voice
 from gateway.backends.kokoro_phonemes import KokoroPhonemizer, ModelPass, pass_word_timings
 from gateway.backends.kokoro_voices import LANGUAGES, KokoroVoices
-from gateway.backends.kokoro_windows import ListenerClock
+from gateway.backends.kokoro_windows import ListenerClock, heard_s
 from gateway.backends.local import LocalBackend, LocalSettings
 from gateway.core.chunks import AudioChunk
 from gateway.core.errors import BackendError
@@ -99,7 +99,8 @@ class KokoroBackend(LocalBackend):
                 chunks = self._pass_chunks(model_pass, pack, request, listener)
                 async with contextlib.aclosing(chunks):
                     async for chunk in chunks:
-                        listener.sent(len(chunk.pcm) / SAMPLE_RATE, time.monotonic())
+                        listener.sent(heard_s(chunk, first=listener.first_at is None),
+                                      time.monotonic())  # fmt: skip
                         yield chunk
 
     async def _pass_chunks(

@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from gateway.backends.base import SynthesisRequest
 from gateway.backends.kokoro_base import KokoroBackend, Pack, PassAudio
 from gateway.backends.kokoro_graphs import HOP, inference_session, save_atomically
-from gateway.backends.kokoro_phonemes import KokoroPhonemizer, ModelPass, PassWords
+from gateway.backends.kokoro_phonemes import ONSET_REACH, KokoroPhonemizer, ModelPass, PassWords
 from gateway.backends.kokoro_voices import KokoroVoices
 from gateway.backends.kokoro_windows import (
     CALIBRATION_TEXTS,
@@ -284,13 +284,18 @@ class KokoroOnnxBackend(KokoroBackend):
         # holds back) holds each word's end: windows end there, so their chunks carry words.
         held = windows.crossfade // 2
         word_ends = [-(-(end + held) // HOP) for end in words.ends()]
-        joiner = Joiner(windows.crossfade)
-        audio = np.zeros(0, dtype=np.float32)  # the pass so far
-        sent = start = 0  # samples handed out; the next window's first frame
+        # The pad before the first word is silence (the seams trim it): not decoded, only
+        # zeros up to where the onset search for the first word begins.
+        lead = max(0, (words.first_start() - ONSET_REACH) // HOP - 2)
+        joiner = Joiner(windows.crossfade, sample_start=lead * HOP)
+        audio = np.zeros(lead * HOP, dtype=np.float32)  # the pass so far
+        sent, start = 0, lead  # samples handed out; the next window's first frame
         while start < front.frames:
-            due = listener.due()
-            planned = windows.next_end(start, front.frames, due, busy=self._models.waiting > 0,
-                                       first=listener.first_at is None)  # fmt: skip
+            due, first = listener.due(), listener.first_at is None
+            # A request's first window is sized in speech: from its first word on.
+            sized_from = max(start, words.first_start() // HOP) if first else start
+            planned = windows.next_end(sized_from, front.frames, due, first=first,
+                                       busy=self._models.waiting > 0)  # fmt: skip
             window = Window.of(start, snapped_end(planned, start, word_ends, front.frames),
                                front.frames)  # fmt: skip
             decoded = await self._decode(windows, front, stats, window, due)

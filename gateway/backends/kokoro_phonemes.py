@@ -26,7 +26,14 @@ from gateway.core.alignment import SpokenWord, phoneme_owners, spoken_words, wor
 from gateway.core.reading import DEFAULT_RULES, ReadingRules
 from gateway.core.segmenter import Boundary
 
-__all__ = ["MAX_PHONEMES", "KokoroPhonemizer", "ModelPass", "PassWords", "pass_word_timings"]
+__all__ = [
+    "MAX_PHONEMES",
+    "ONSET_REACH",
+    "KokoroPhonemizer",
+    "ModelPass",
+    "PassWords",
+    "pass_word_timings",
+]
 
 MAX_PHONEMES: Final = 510
 _SENTENCE_END: Final = ".!?…"
@@ -34,7 +41,7 @@ _CLAUSE_END: Final = ",;:"
 _ARTICLE: Final = "ɐ"  # the IPA weak vowel
 _SILENCE_FRAME: Final = 240  # 10 ms at 24 kHz
 _SILENCE_LEVEL: Final = 10 ** (-45 / 20)  # RMS below -45 dBFS is the pause, not the word
-_ONSET_REACH: Final = 3600  # 150 ms: how far before a word's start its onset is looked for
+ONSET_REACH: Final = 3600  # 150 ms: how far before a word's start its onset is looked for
 _EARLY: Final = 1200  # 50 ms: how early a word starts, in running speech, than its durations say
 
 
@@ -223,7 +230,11 @@ class PassWords:
         start = self._spans[self._next].sample_start
         if start <= available:
             return min(available, _audible_start(audio, start, self._floor))
-        return min(available, max(self._floor, start - _ONSET_REACH))
+        return min(available, max(self._floor, start - ONSET_REACH))
+
+    def first_start(self) -> int:
+        """Where the first word's span begins, in samples of the pass (0 without words)."""
+        return self._spans[0].sample_start if self._spans else 0
 
     def ends(self) -> list[int]:
         """Where each word's span ends, in samples of the pass (in text order)."""
@@ -255,7 +266,7 @@ def _audible_start(audio: NDArray[np.float32], start: int, floor: int) -> int:
     """
     frame = _SILENCE_FRAME
     position = start
-    while position - frame >= max(floor, start - _ONSET_REACH):
+    while position - frame >= max(floor, start - ONSET_REACH):
         window = audio[position - frame : position]
         if float(np.sqrt(np.mean(window * window))) <= _SILENCE_LEVEL:
             return position

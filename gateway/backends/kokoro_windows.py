@@ -36,6 +36,7 @@ from gateway.backends.kokoro_graphs import (
     save_atomically,
     split_model,
 )
+from gateway.core.chunks import AudioChunk
 
 __all__ = [
     "CALIBRATION_TEXTS",
@@ -48,6 +49,7 @@ __all__ = [
     "Window",
     "WindowedModel",
     "decode_window",
+    "heard_s",
     "run_front",
     "snapped_end",
     "source_phase",
@@ -159,18 +161,28 @@ class ListenerClock:
         return max(self.started + self.buffered_s, self.first_at) + self.sent_s
 
 
+def heard_s(chunk: AudioChunk, *, first: bool) -> float:
+    """The seconds of ``chunk`` a listener hears: all of it, but in a request's ``first``
+    chunk not the pad before its first word (the seams trim it)."""
+    samples = len(chunk.pcm)
+    if first and chunk.words:
+        samples -= min(samples, chunk.words[0].sample_start)
+    return samples / SAMPLE_RATE
+
+
 def snapped_end(planned: int, start: int, word_ends: Sequence[int], frames: int) -> int:
     """A window from ``start`` planned to end at frame ``planned``, moved to a word's end (so
     no word straddles two windows): the last word end in the planned window's second half,
     else the first one after it (within half a window more), else ``planned``. A pass's first
-    window always holds its first word (its first chunk then carries a word, sent before it)."""
+    window (wherever it starts) always holds its first word (its first chunk then carries a
+    word, sent before it)."""
     if planned >= frames:
         return frames
     half = (planned - start) // 2
     inside = [e for e in word_ends if start + half <= e <= planned]
     after = [e for e in word_ends if planned < e <= planned + half]
     end = inside[-1] if inside else after[0] if after else planned
-    if start == 0 and word_ends and end < word_ends[0]:
+    if word_ends and end < word_ends[0]:
         end = word_ends[0]
     return min(end, frames)
 
@@ -230,13 +242,14 @@ class Joiner:
     windows decoded as context (no extra compute: each window's last ``crossfade // 2`` samples
     wait for the next). The joined audio has the pass's exact length."""
 
-    def __init__(self, crossfade: int = 0) -> None:
+    def __init__(self, crossfade: int = 0, *, sample_start: int = 0) -> None:
         self._half = crossfade // 2
         half = self._half
         steps = (np.arange(2 * half) + 0.5) / max(1, 2 * half)
         self._ramp = (0.5 - 0.5 * np.cos(np.pi * steps)).astype(np.float32)
         self._held: NDArray[np.float32] | None = None  # the last window's end over the blend
-        self.sample_end = 0  # samples of the pass handed out so far
+        self.sample_end = sample_start  # samples of the pass joined so far (those before
+        # ``sample_start`` are not decoded: the caller fills them)
 
     def join(self, window: Window, decoded: NDArray[np.float32], *, last: bool) -> Joined:
         """The audio ``window`` adds to the pass (``decoded``: from :func:`decode_window`)."""
