@@ -35,6 +35,7 @@ from gateway.core.chunks import AudioChunk, WordTiming
 from tests.asr import transcribe, word_error_rate, words
 from tests.seam_quality import score_seams
 
+SHORT = "The quick brown fox jumps over the lazy dog near the river bank."
 SENTENCE = (
     "The quick brown fox jumps over the lazy dog, and then it runs back into the forest "
     "before anyone notices."
@@ -287,6 +288,19 @@ async def test_a_sentence_streams_in_windows_with_its_words(kokoro: KokoroOnnxBa
         sent += len(chunk.pcm)
     assert sent == 600 * int(_front(kokoro, SENTENCE)[0].durations.sum())
     assert max(w.sample_end for w in words) <= sent
+
+
+async def test_a_first_window_holds_speech_not_just_its_first_word(
+    kokoro: KokoroOnnxBackend,
+) -> None:
+    """The first window is sized from the first word on (the pad before it is not decoded):
+    its chunk holds words worth about ``first_window_ms`` of speech, so the listener has
+    something to play while the second window decodes (it held only "The", 60 ms, when the
+    window's end was snapped as if it were sized from the decoded pad)."""
+    request = SynthesisRequest(SHORT, kokoro.default_voice, "en-us", 1.0, deadline=None)
+    first = await anext(aiter(kokoro.synthesize(request)))
+    assert len(first.words) >= 2, first.words
+    assert heard_s(first, first=True) >= 0.75 * KokoroOnnxSettings().first_window_ms / 1000
 
 
 def test_windows_end_where_words_end() -> None:

@@ -296,8 +296,8 @@ class KokoroOnnxBackend(KokoroBackend):
             sized_from = max(start, words.first_start() // HOP) if first else start
             planned = windows.next_end(sized_from, front.frames, due, first=first,
                                        busy=self._models.waiting > 0)  # fmt: skip
-            window = Window.of(start, snapped_end(planned, start, word_ends, front.frames),
-                               front.frames)  # fmt: skip
+            end = snapped_end(planned, sized_from, word_ends, front.frames)
+            window = Window.of(start, end, front.frames)
             decoded = await self._decode(windows, front, stats, window, due)
             last = window.end == front.frames
             audio = np.concatenate((audio, joiner.join(window, decoded, last=last).audio))

@@ -171,11 +171,12 @@ def heard_s(chunk: AudioChunk, *, first: bool) -> float:
 
 
 def snapped_end(planned: int, start: int, word_ends: Sequence[int], frames: int) -> int:
-    """A window from ``start`` planned to end at frame ``planned``, moved to a word's end (so
-    no word straddles two windows): the last word end in the planned window's second half,
-    else the first one after it (within half a window more), else ``planned``. A pass's first
-    window (wherever it starts) always holds its first word (its first chunk then carries a
-    word, sent before it)."""
+    """A window sized from frame ``start`` (for a request's first window: its first word's
+    start, not the window's first frame) and planned to end at frame ``planned``, moved to a
+    word's end (so no word straddles two windows): the last word end in the planned window's
+    second half, else the first one after it (within half a window more), else ``planned``. A
+    pass's first window (wherever it starts) always holds its first word (its first chunk then
+    carries a word, sent before it)."""
     if planned >= frames:
         return frames
     half = (planned - start) // 2
