@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 from gateway.backends.base import AudioChunk, BackendError, SynthesisRequest, UnknownVoiceError
 from gateway.backends.espeak import (
     AUTO_VOICE,
+    Delivery,
     EspeakBackend,
     EspeakEngine,
     EspeakEvent,
@@ -69,15 +70,32 @@ def test_engines_are_private_copies_of_the_library() -> None:
     assert first.sample_rate == second.sample_rate == 22050
 
 
-def _speak(engine: EspeakEngine, text: str) -> NDArray[np.int16]:
+_PLAIN = Delivery(175, 50)
+
+
+def _speak(engine: EspeakEngine, text: str, delivery: Delivery = _PLAIN) -> NDArray[np.int16]:
     buffers: list[NDArray[np.int16]] = []
 
     def sink(pcm: NDArray[np.int16], events: list[EspeakEvent]) -> bool:
         buffers.append(pcm)
         return True
 
-    engine.synthesize(text, "gmw/en-US", 175, 50, sink)
+    engine.synthesize(text, "gmw/en-US", delivery, sink)
     return np.concatenate(buffers)
+
+
+def test_the_word_gap_adds_a_pause_between_words() -> None:
+    engine = EspeakEngine()
+    text = "one two three four five six"
+    lengths = [len(_speak(engine, text, Delivery(175, 50, word_gap=gap))) for gap in (0, 2, 10)]
+    pause_s = [(n - lengths[0]) / 5 / engine.sample_rate for n in lengths]  # five gaps
+    assert pause_s[0] == 0 < pause_s[1] < pause_s[2]
+    assert 0.03 < pause_s[1] < 0.1  # as Delivery documents: about 60 ms
+
+
+def test_a_word_gap_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="word_gap: must be between 0 and 100"):
+        EspeakSettings(word_gap=-1)
 
 
 def test_espeak_kokoro_and_piper_phonemizers_do_not_interfere() -> None:

@@ -6,9 +6,9 @@ The passages hold what engines misread before the gateway normalized text: befor
 word error rate on them was 0.33 for espeak-ng, 0.20 for Piper and 0.13 for Kokoro (README, "How
 text is read"). ``python -m tests.test_intelligibility`` prints today's.
 
-espeak-ng is held to 0.15, not 0.10: Whisper base mishears its formant voice on these passages
-("Doctor Smith ran": "doctors mid-range", "for example": "for an ample", "holds": "folds");
-every error left on it is acoustic, none is a misreading of the text.
+espeak-ng's errors were acoustic, not misreadings ("Doctor Smith ran" heard as "doctors
+mid-range"): a short pause between words (its ``word_gap``, on by default) took its rate from
+0.126 to under 0.08.
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ PASSAGES = (
     "From 2019-2021 the team grew from 12 to 48 people, vs. only 10% in 1999.",
     "The 2nd drive holds 3 GB, the file is 250 MB, and the trip was 26.2 mi. on Oct. 14, 2023.",
 )
-MAX_WER = {"espeak": 0.15, "piper": 0.10, "kokoro": 0.10}
+MAX_WER = {"espeak": 0.10, "piper": 0.10, "kokoro": 0.10}
 # Piper samples its voice (VITS noise): one rendition of the passages is heard with a word error
-# rate anywhere from 0.02 to 0.11, so its rate is pooled over three renditions.
-RENDITIONS = {"piper": 3}
+# rate anywhere from 0.02 to 0.11, so its rate is pooled over three renditions. espeak-ng's
+# fricatives are noise too (no two renditions are the same samples): two renditions.
+RENDITIONS = {"piper": 3, "espeak": 2}
 
 
 def normalized_words(text: str) -> list[str]:
@@ -86,15 +87,18 @@ async def _main() -> None:
     from gateway.backends.piper import PiperBackend
     from gateway.backends.settings import EspeakSettings, KokoroOnnxSettings, PiperSettings
 
-    backends: list[Backend] = [
-        EspeakBackend("espeak", EspeakSettings(variant="m1", rate_wpm=150)),  # as in conftest
-        PiperBackend("piper", PiperSettings()),
-        KokoroOnnxBackend("kokoro", KokoroOnnxSettings()),
-    ]
-    for backend in backends:
+    backends: list[tuple[str, Backend]] = [
+        ("m1, 150 wpm, as in conftest", EspeakBackend("espeak", EspeakSettings(variant="m1",
+                                                                              rate_wpm=150))),
+        ("config defaults", EspeakBackend("espeak", EspeakSettings())),
+        ("joe", PiperBackend("piper", PiperSettings())),
+        ("config defaults", KokoroOnnxBackend("kokoro", KokoroOnnxSettings())),
+    ]  # fmt: skip
+    for label, backend in backends:
         await backend.load()
         wer, _ = await word_error_rate(backend)
-        print(f"{backend.name}: word error rate {wer:.3f} (at most {MAX_WER[backend.name]})")
+        print(f"{backend.name} ({label}): word error rate {wer:.3f} "
+              f"(at most {MAX_WER[backend.name]})")  # fmt: skip
         await backend.aclose()
 
 

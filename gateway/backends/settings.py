@@ -400,6 +400,10 @@ class EspeakSettings(BackendSettings):
     variant: str = ""
     rate_wpm: int = 175
     pitch: int = 50
+    # Whisper base hears espeak-ng's words better with a short pause between them (see
+    # :class:`~gateway.backends.espeak.Delivery` for the unit): on tests/test_intelligibility.py's
+    # passages its word error rate was 0.126 without, 0.074 with 2.
+    word_gap: int = 2
     max_buffered_s: float = 30.0
 
     def __post_init__(self) -> None:
@@ -408,6 +412,8 @@ class EspeakSettings(BackendSettings):
             raise ValueError(f"rate_wpm: must be between 80 and 450, got {self.rate_wpm}")
         if not 0 <= self.pitch <= 100:
             raise ValueError(f"pitch: must be between 0 and 100, got {self.pitch}")
+        if not 0 <= self.word_gap <= 100:
+            raise ValueError(f"word_gap: must be between 0 and 100, got {self.word_gap}")
         if self.max_buffered_s <= 0:
             raise ValueError(f"max_buffered_s: must be greater than 0, got {self.max_buffered_s}")
 
