@@ -20,7 +20,13 @@ from bench.plot import plot_suite
 from bench.process import REPO
 from bench.procstat import cpu_seconds, parse_cpu_seconds, parse_rss_bytes, rss_bytes
 from bench.report import Target, fmt, markdown_table, summary, write_results
-from bench.streaming import Trace, clause_silences, gapless_start_s, heard_audio
+from bench.streaming import (
+    Trace,
+    added_silence_s,
+    clause_silences,
+    gapless_start_s,
+    heard_audio,
+)
 from bench.sweep import (
     compute_bound,
     largest_clean_load,
@@ -369,7 +375,7 @@ def test_the_clause_silence_detector_catches_a_first_fragment_waiting_for_the_re
     late = _streaming_trace(text, words, late_s=0.8, late_from_s=0.58)
     heard = heard_audio(late)
     assert heard.underruns == 1
-    silences = {(a, b): s for a, b, s in clause_silences(late, heard)}
+    silences = {(g.before, g.after): g.silence_s for g in clause_silences(late, heard)}
     assert silences[("quick", "brown")] > 0.7
     assert max(s for pair, s in silences.items() if pair != ("quick", "brown")) < 0.25
     assert ("jumps", "and") not in silences  # a comma: a pause there belongs to no clause
@@ -377,13 +383,27 @@ def test_the_clause_silence_detector_catches_a_first_fragment_waiting_for_the_re
     on_time = _streaming_trace(text, words, late_s=0.0, late_from_s=0.0)
     heard_on_time = heard_audio(on_time)
     assert heard_on_time.underruns == 0
-    assert max(s for _, _, s in clause_silences(on_time, heard_on_time)) < 0.25
+    assert max(g.silence_s for g in clause_silences(on_time, heard_on_time)) < 0.25
     assert gapless_start_s(on_time) == pytest.approx(0.3, abs=0.01)
+
+
+def test_a_pause_the_model_makes_itself_is_not_counted_as_added_silence() -> None:
+    """The same audio, once with the model's own 0.4 s pause between "over" and "HTTP" (a whole
+    decode has it too) and once without: only the second counts it as added by streaming."""
+    text = "Hello over HTTP now."
+    words = [("Hello", 0.0, 0.3), ("over", 0.35, 0.6), ("HTTP", 1.0, 1.4), ("now", 1.45, 1.7)]
+    trace = _streaming_trace(text, words, late_s=0.0, late_from_s=0.0)
+    gaps = clause_silences(trace, heard_audio(trace))
+    over = text.index("over")
+    assert added_silence_s(gaps, {over: 0.4}) < 0.1
+    assert added_silence_s(gaps, {}) > 0.3
 
 
 def test_the_clause_silence_detector_catches_a_pause_in_the_audio_itself() -> None:
     text = "Hello over HTTP now."
     words = [("Hello", 0.0, 0.3), ("over", 0.35, 0.6), ("HTTP", 1.0, 1.4), ("now", 1.45, 1.7)]
     trace = _streaming_trace(text, words, late_s=0.0, late_from_s=0.0)
-    silences = {(a, b): s for a, b, s in clause_silences(trace, heard_audio(trace))}
+    silences = {
+        (g.before, g.after): g.silence_s for g in clause_silences(trace, heard_audio(trace))
+    }
     assert silences[("over", "HTTP")] > 0.3  # 0.4 s of silence between two words of a clause
