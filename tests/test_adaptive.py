@@ -11,9 +11,10 @@ import pytest
 
 from gateway.backends.base import AudioChunk, Backend, SynthesisRequest
 from gateway.backends.kokoro_onnx import KokoroOnnxBackend
+from gateway.core.pacing import SynthesisTimeModel
 from gateway.core.protocol import SegmentStart, Words
 from tests.asr import transcribe, word_error_rate
-from tests.conftest import repo_config, serve, timeout
+from tests.conftest import RunningServer, repo_config, serve, timeout
 from tests.streams import Transcript, check_segments_cover, check_timeline, collect
 from tts_gateway_client import connect
 from tts_gateway_client.say import llm_tokens
@@ -27,13 +28,28 @@ TEXT = (
 )
 
 
+# What Kokoro's calls cost on an idle 2-core machine (the calibration's figures: the prior's
+# 0.2 s and 17-21 ms per character). The tests pin the gateway's timing model to it, so that the
+# sizes they check do not depend on how busy the machine is (a busy one learns 1.1 s + 45 ms).
+IDLE_FIXED_S = 0.2
+IDLE_PER_CHAR_S = 0.02
+
+
+def pin_timing(monkeypatch: pytest.MonkeyPatch, running: RunningServer, backend: Backend) -> None:
+    """Pin the gateway's timing model of ``backend`` to the idle figures; it learns no more."""
+    model = running.gateway.timing_model(backend)
+    assert model.fixed_s > 0  # calibrated at load
+    model.fixed_s, model.per_char_s = IDLE_FIXED_S, IDLE_PER_CHAR_S
+    monkeypatch.setattr(SynthesisTimeModel, "observe", lambda *_: None)
+
+
 async def test_first_segment_fits_the_latency_target_and_later_calls_grow(
-    kokoro_whole: KokoroOnnxBackend,
+    kokoro_whole: KokoroOnnxBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     running = await serve(repo_config(), {"kokoro": kokoro_whole})  # config.toml: adaptive on
     try:
+        pin_timing(monkeypatch, running, kokoro_whole)
         model = running.gateway.timing_model(kokoro_whole)
-        assert model.fixed_s > 0  # calibrated at load
         async with connect(running.ws_url) as stream:
             stream.feed(llm_tokens(TEXT))
             transcript = await collect(stream, deadline_s=timeout(120))
@@ -68,12 +84,15 @@ class _Calls:
         return self._backend.synthesize(request)
 
 
-async def _speak_recording_calls(kokoro: KokoroOnnxBackend, text: str) -> tuple[Transcript, _Calls]:
+async def _speak_recording_calls(
+    kokoro: KokoroOnnxBackend, text: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Transcript, _Calls]:
     """Speak ``text`` in one message through a gateway on the repo's config (adaptive), with
-    the backend calls recorded."""
+    the backend calls recorded and the timing model pinned (:func:`pin_timing`)."""
     calls = _Calls(kokoro)
     running = await serve(repo_config(), {"kokoro": cast(Backend, calls)})
     try:
+        pin_timing(monkeypatch, running, cast(Backend, calls))
         async with connect(running.ws_url) as stream:
             stream.feed([text])
             transcript = await collect(stream, deadline_s=timeout(120))
@@ -90,12 +109,12 @@ LONG_SENTENCE = (
 
 
 async def test_a_sentence_too_long_for_the_buffer_is_spoken_in_several_calls(
-    kokoro_whole: KokoroOnnxBackend,
+    kokoro_whole: KokoroOnnxBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After the short first segment the listener has about a second of audio; the long
     sentence would take longer than that in one call, so it is split at clauses into calls
     that fit, and its words still point at the exact client text."""
-    transcript, calls = await _speak_recording_calls(kokoro_whole, LONG_SENTENCE)
+    transcript, calls = await _speak_recording_calls(kokoro_whole, LONG_SENTENCE, monkeypatch)
     check_timeline(transcript)
     segments = transcript.of(SegmentStart)
     check_segments_cover(segments, LONG_SENTENCE)
@@ -124,12 +143,12 @@ NO_CLAUSE = (
 
 
 async def test_a_long_sentence_without_clauses_is_cut_at_a_word_gap_rather_than_run_dry(
-    kokoro_whole: KokoroOnnxBackend,
+    kokoro_whole: KokoroOnnxBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With about a second buffered after the first segment and no clause mark to cut at, one
     call on the whole long sentence would leave the listener in silence; it is cut at word
     gaps into calls that are ready in time, joined without a pause."""
-    transcript, calls = await _speak_recording_calls(kokoro_whole, NO_CLAUSE)
+    transcript, calls = await _speak_recording_calls(kokoro_whole, NO_CLAUSE, monkeypatch)
     check_timeline(transcript)
     check_segments_cover(transcript.of(SegmentStart), NO_CLAUSE)
     spoken = [text for text in calls.texts if text in NO_CLAUSE]  # not calibration calls
