@@ -18,7 +18,8 @@ from typing import Any, Final
 
 import httpx
 import pytest
-from playwright.async_api import Browser
+from playwright.async_api import Browser, Page
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from gateway.core.protocol import (
     Audio,
@@ -33,7 +34,7 @@ from gateway.core.protocol import (
     Text,
     Words,
 )
-from tests.cluster import ESPEAK_CONFIG, Replica, cluster
+from tests.cluster import ESPEAK_CONFIG, Cluster, Replica, cluster
 from tests.conftest import RunningServer, repo_config, serve, timeout
 from tests.fakes import ToneBackend
 from tests.test_browser import EXECUTABLE, browser, words_of  # noqa: F401 (the chromium fixture)
@@ -201,6 +202,19 @@ SPEAK_STORY = """([text]) => {
 }"""
 
 
+async def explain(page: Page, running: Cluster) -> str:
+    """What the page and the cluster were doing, for a step that did not end."""
+    state = await page.evaluate(
+        """() => ({ out: window.out && { ...window.out, words: window.out.words.length,
+                                       audio: window.out.audio.length },
+                    state: window.tts?.state, stats: window.tts?.stats })"""
+    )
+    logs = [
+        f"--- {p.log_path.name}\n{p.log()[-2000:]}" for p in (*running.replicas, running.balancer)
+    ]
+    return "\n".join([f"the page: {state}", *logs])
+
+
 async def serving(replicas: list[Replica]) -> Replica:
     """The replica that holds the one open session."""
     async with httpx.AsyncClient() as http:
@@ -220,10 +234,13 @@ async def test_a_replica_killed_mid_turn_the_js_client_resumes_on_another(
             await page.goto(f"{running.balancer.http_url}/")
             await page.evaluate(SPEAK_STORY, [STORY])
             # Some of the story spoken (a segment ended), most of it still to come.
-            await page.wait_for_function(
-                "window.out && (window.out.spoken > 0 || window.out.failed !== undefined)",
-                timeout=timeout(60) * 1000,
-            )
+            try:
+                await page.wait_for_function(
+                    "window.out && (window.out.spoken > 0 || window.out.failed !== undefined)",
+                    timeout=timeout(60) * 1000,
+                )
+            except PlaywrightTimeout:
+                raise AssertionError(await explain(page, running)) from None
             (await serving(running.replicas)).kill()
             async with asyncio.timeout(timeout(120)):
                 out = await page.evaluate("window.story")
