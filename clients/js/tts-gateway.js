@@ -192,17 +192,21 @@ function drop(socket) {
  */
 
 /**
- * Open a WebSocket to `url`, send `start`, wait for `ready`. Rejects with a GatewayError when
- * the gateway cannot be reached, refuses the session or does not answer within `timeoutMs`.
+ * Open a WebSocket to `url`, send `start`, wait for `ready`, then for `decoderFor(ready)`, all
+ * within `timeoutMs`. Rejects with a GatewayError when the gateway cannot be reached, refuses
+ * the session or does not answer in time, or the decoder cannot be made (`audio`).
  * @param {string} url @param {string | string[] | undefined} protocols
  * @param {object} start @param {number} timeoutMs
+ * @param {(ready: any) => Promise<import("./decoders.js").FrameDecoder>} decoderFor
  * @returns {Promise<Link>}
  */
-function handshake(url, protocols, start, timeoutMs) {
+function handshake(url, protocols, start, timeoutMs, decoderFor) {
   return new Promise((resolve, reject) => {
     /** @type {WebSocket | null} */
     let socket = null;
+    let finished = false;
     const fail = (/** @type {GatewayError} */ error) => {
+      finished = true;
       clearTimeout(timer);
       if (socket !== null) drop(socket);
       reject(error);
@@ -245,9 +249,20 @@ function handshake(url, protocols, start, timeoutMs) {
       } else if (message.type === "ready" && message.protocol !== PROTOCOL_VERSION) {
         fail(new GatewayError("protocol_error", `the gateway speaks protocol ${message.protocol}, not ${PROTOCOL_VERSION}`));
       } else if (message.type === "ready") {
-        clearTimeout(timer);
         link.ready = message;
-        resolve(link);
+        decoderFor(message).then(
+          (decoder) => {
+            if (finished) {
+              decoder.close();
+              return;
+            }
+            finished = true;
+            clearTimeout(timer);
+            link.decoder = decoder;
+            resolve(link);
+          },
+          (error) => fail(new GatewayError("audio", messageOf(error))),
+        );
       }
     };
   });
@@ -459,24 +474,20 @@ class Session {
   }
 
   /**
-   * A new gateway session on `url` with the client's `start`, and a decoder for its audio.
+   * A new gateway session on `url` with the client's `start`, and a decoder for its audio
+   * (within `connectTimeoutMs`).
    * @param {string} url @returns {Promise<Link>}
    */
   async connect(url) {
     const { options } = this.client;
     const protocols = await this.client._protocols();
-    const link = await handshake(url, protocols, startMessage(options), options.connectTimeoutMs);
-    try {
-      link.decoder = await createFrameDecoder(link.ready, {
+    const decoderFor = (/** @type {any} */ ready) =>
+      createFrameDecoder(ready, {
         prefer: options.decoder,
         onOutput: (pos, samples) => this.decoded(pos, samples),
         onError: (error) => this.client._emitError(new GatewayError("audio", error.message)),
       });
-    } catch (error) {
-      drop(link.socket);
-      throw new GatewayError("audio", messageOf(error));
-    }
-    return link;
+    return handshake(url, protocols, startMessage(options), options.connectTimeoutMs, decoderFor);
   }
 
   /** Make `link`'s socket and decoder this session's. @param {Link} link */
