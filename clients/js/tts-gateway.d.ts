@@ -57,8 +57,19 @@ export interface ClientOptions {
   audioContext?: AudioContext;
   /** How long opening a session may take (default 10000 ms). */
   connectTimeoutMs: number;
-  /** Retries when opening a session fails in a retryable way (see the README). */
+  /**
+   * Retries when opening a session fails in a retryable way, and when opening the new session
+   * of a resume (see the README).
+   */
   reconnect: { attempts: number; delayMs: number; maxDelayMs: number };
+  /**
+   * Resume a session whose socket drops mid-turn (a replica killed, a network cut) on a new
+   * gateway session, through `url` (a balancer) or `resumeUrls` first, sent the text not
+   * reported spoken (docs/protocol.md section 15). Default `false`: a lost session is reported.
+   */
+  resume: boolean;
+  /** Gateway URLs tried before `url` when resuming (default none). */
+  resumeUrls: string[];
 }
 
 export interface Ready {
@@ -218,6 +229,8 @@ export interface ClientStats {
   underruns: number;
   /** Code points sent in the session. */
   charsSent: number;
+  /** Times the session went on on a new gateway session after its socket dropped. */
+  resumes: number;
 }
 
 export type ErrorCode =
@@ -237,6 +250,7 @@ export type ErrorCode =
   | "connect_failed"
   | "timeout"
   | "connection_closed"
+  | "resume_failed"
   | "protocol_error"
   | "audio";
 
@@ -273,6 +287,21 @@ export interface TtsGatewayEventMap {
   ready: CustomEvent<Ready>;
   cancelled: CustomEvent<Cancelled>;
   audio: CustomEvent<AudioFrame>;
+  resumed: CustomEvent<Resumed>;
+}
+
+/** The session's socket dropped mid-turn and it goes on on a new gateway session. */
+export interface Resumed {
+  /** The new gateway session's `ready` (the client's `ready` stays the first session's). */
+  ready: Ready;
+  /** Resumes of this session so far (`stats.resumes`). */
+  resumes: number;
+  /** Where the resent text starts (code points): the text before it was reported spoken. */
+  chars: number;
+  /** Where the new session's audio starts on the timeline (the end of the audio received). */
+  samples: number;
+  /** Why, in words: the close code, or the gateway's error code. */
+  reason: string;
 }
 
 /** Keeps a session's words by `char_start` and tells which ones playback has reached. */
@@ -338,7 +367,12 @@ export interface ResumePlan {
   samples: number;
   seq: number;
   segment: number;
-  messages: Array<{ type: "text"; text: string } | { type: "end" }>;
+  messages: Array<
+    | { type: "text"; text: string }
+    | { type: "flush"; id?: number | string | null }
+    | { type: "cancel"; id?: number | string | null }
+    | { type: "end" }
+  >;
 }
 
 export function resumePlan(record: {
@@ -348,6 +382,8 @@ export function resumePlan(record: {
   nextSeq: number;
   nextSegment: number;
   ended: boolean;
+  /** Flushes and cancels not answered yet, in the order sent, with the code points sent before each. */
+  pending?: Array<{ offset: number; message: { type: "flush" | "cancel"; id?: number | string | null } }>;
 }): ResumePlan;
 
 export function shiftResumed<M extends { type: string }>(message: M, plan: ResumePlan): M;

@@ -29,12 +29,21 @@ export const PROTOCOL_VERSION = 1;
 /** The stream rate: every `sample_*` position counts samples at this rate. */
 const STREAM_RATE = 24000;
 
+/**
+ * A socket that closes mid-turn with one of these (1006: cut without a close frame), or a fatal
+ * error with one of these codes, is a gateway gone away: with `resume` on, the session goes on
+ * on a new one (docs/protocol.md section 15).
+ */
+const RESUMABLE_CLOSES = new Set([1001, 1006, 1011, 1012, 1013, 1014, 4503]);
+const RESUMABLE_ERRORS = new Set(["shutting_down", "over_capacity", "internal_error"]);
+
 /** An error from the gateway (its `error` message) or from the connection. */
 export class GatewayError extends Error {
   /**
    * @param {string} code a protocol error code (docs/protocol.md section 10), or one of this
-   *   client's: `connect_failed`, `timeout`, `connection_closed`, `protocol_error`, `audio`
-   *   (the page cannot play audio, or a frame could not be decoded)
+   *   client's: `connect_failed`, `timeout`, `connection_closed`, `resume_failed` (the
+   *   connection dropped mid-turn and no gateway took the session again), `protocol_error`,
+   *   `audio` (the page cannot play audio, or a frame could not be decoded)
    * @param {string} message
    * @param {{fatal?: boolean, ref?: string | null, closeCode?: number | null,
    *          charStart?: number | null, charEnd?: number | null}} [details]
@@ -55,6 +64,14 @@ export class GatewayError extends Error {
     return ["connect_failed", "timeout", "backend_unavailable"].includes(this.code);
   }
 }
+
+/** A GatewayError from the gateway's `error` message. @param {any} m */
+const errorOf = (m) =>
+  new GatewayError(m.code, m.message, { fatal: m.fatal, ref: m.ref, charStart: m.char_start, charEnd: m.char_end });
+
+/** Whether a new session for a resume may open on a later try. @param {unknown} error */
+const resumeRetryable = (error) =>
+  error instanceof GatewayError && (error.retryable || RESUMABLE_ERRORS.has(error.code));
 
 function defaultUrl() {
   const location = globalThis.location;
@@ -83,6 +100,8 @@ const DEFAULTS = Object.freeze({
   audioContext: undefined,
   connectTimeoutMs: 10000,
   reconnect: Object.freeze({ attempts: 3, delayMs: 500, maxDelayMs: 4000 }),
+  resume: false,
+  resumeUrls: Object.freeze([]),
 });
 
 /** @param {unknown} error */
@@ -90,6 +109,164 @@ const messageOf = (error) => (error instanceof Error ? error.message : String(er
 
 /** @param {number} ms */
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * `attempt()` until it resolves, under a reconnect policy: `attempts` more tries after the first,
+ * `delayMs` apart, doubled each time up to `maxDelayMs`. Rejects with an error `retry` refuses,
+ * or with the last one.
+ * @template T
+ * @param {{attempts: number, delayMs: number, maxDelayMs: number}} policy
+ * @param {() => Promise<T>} attempt @param {(error: unknown) => boolean} retry
+ * @returns {Promise<T>}
+ */
+async function withRetries({ attempts, delayMs, maxDelayMs }, attempt, retry) {
+  let lastError;
+  for (let tried = 0; tried <= attempts; tried++) {
+    if (tried > 0) await sleep(Math.min(maxDelayMs, delayMs * 2 ** (tried - 1)));
+    try {
+      return await attempt();
+    } catch (error) {
+      lastError = error;
+      if (!retry(error)) break;
+    }
+  }
+  throw lastError;
+}
+
+/** The `start` message for the client's options. @param {any} options */
+function startMessage(options) {
+  /** @type {Record<string, unknown>} */
+  const start = {
+    type: "start",
+    backend: options.backend,
+    voice: options.voice,
+    lang: options.lang,
+    speed: options.speed,
+    format: options.format,
+    bitrate: options.bitrate,
+    frame_ms: options.frameMs,
+    short_first_segment: options.shortFirstSegment,
+    lexicon: options.lexicon,
+    ssml: options.ssml,
+  };
+  for (const key of Object.keys(start)) {
+    if (start[key] === undefined || start[key] === null) delete start[key];
+  }
+  return start;
+}
+
+/**
+ * A message from the gateway; throws a `protocol_error` GatewayError for a frame that is not one.
+ * @param {ArrayBuffer | string} data
+ */
+function parseMessage(data) {
+  const refuse = (/** @type {string} */ text) => new GatewayError("protocol_error", text, { fatal: true });
+  if (typeof data === "string") throw refuse("the gateway sent a text frame");
+  let message;
+  try {
+    message = decode(new Uint8Array(data));
+  } catch (error) {
+    throw refuse(`cannot decode a message from the gateway: ${error}`);
+  }
+  if (message === null || typeof message !== "object" || typeof (/** @type {any} */ (message).type) !== "string") {
+    throw refuse("a message from the gateway is not a map with a type");
+  }
+  return /** @type {any} */ (message);
+}
+
+/** Stop listening to a socket and close it. @param {WebSocket} socket */
+function drop(socket) {
+  socket.onopen = socket.onmessage = socket.onclose = null;
+  if (socket.readyState <= WebSocket.OPEN) socket.close();
+}
+
+/**
+ * A socket whose gateway session is ready.
+ * @typedef {object} Link
+ * @property {WebSocket} socket
+ * @property {any} ready the `ready` message
+ * @property {(ArrayBuffer | string)[]} inbox frames that came after `ready`, until a session
+ *   takes the socket over
+ * @property {CloseEvent | null} closeEvent the socket closed before that
+ * @property {import("./decoders.js").FrameDecoder | null} decoder for its audio
+ */
+
+/**
+ * Open a WebSocket to `url`, send `start`, wait for `ready`, then for `decoderFor(ready)`, all
+ * within `timeoutMs`. Rejects with a GatewayError when the gateway cannot be reached, refuses
+ * the session or does not answer in time, or the decoder cannot be made (`audio`).
+ * @param {string} url @param {string | string[] | undefined} protocols
+ * @param {object} start @param {number} timeoutMs
+ * @param {(ready: any) => Promise<import("./decoders.js").FrameDecoder>} decoderFor
+ * @returns {Promise<Link>}
+ */
+function handshake(url, protocols, start, timeoutMs, decoderFor) {
+  return new Promise((resolve, reject) => {
+    /** @type {WebSocket | null} */
+    let socket = null;
+    let finished = false;
+    const fail = (/** @type {GatewayError} */ error) => {
+      finished = true;
+      clearTimeout(timer);
+      if (socket !== null) drop(socket);
+      reject(error);
+    };
+    const timer = setTimeout(
+      () => fail(new GatewayError("timeout", `no answer from ${url} in ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    try {
+      socket = new WebSocket(url, protocols);
+    } catch (error) {
+      fail(new GatewayError("connect_failed", `cannot open ${url}: ${error}`));
+      return;
+    }
+    const opened = socket;
+    /** @type {Link} */
+    const link = { socket: opened, ready: null, inbox: [], closeEvent: null, decoder: null };
+    opened.binaryType = "arraybuffer";
+    opened.onopen = () => opened.send(encode(start));
+    opened.onclose = (event) => {
+      link.closeEvent = event;
+      if (link.ready !== null) return; // the session that takes the socket over handles it
+      const closeCode = event.code;
+      fail(new GatewayError("connect_failed", `cannot reach the gateway at ${url} (close code ${closeCode})`, { closeCode }));
+    };
+    opened.onmessage = (event) => {
+      if (link.ready !== null) {
+        link.inbox.push(event.data);
+        return;
+      }
+      let message;
+      try {
+        message = parseMessage(event.data);
+      } catch (error) {
+        fail(/** @type {GatewayError} */ (error));
+        return;
+      }
+      if (message.type === "error") {
+        fail(errorOf(message));
+      } else if (message.type === "ready" && message.protocol !== PROTOCOL_VERSION) {
+        fail(new GatewayError("protocol_error", `the gateway speaks protocol ${message.protocol}, not ${PROTOCOL_VERSION}`));
+      } else if (message.type === "ready") {
+        link.ready = message;
+        decoderFor(message).then(
+          (decoder) => {
+            if (finished) {
+              decoder.close();
+              return;
+            }
+            finished = true;
+            clearTimeout(timer);
+            link.decoder = decoder;
+            resolve(link);
+          },
+          (error) => fail(new GatewayError("audio", messageOf(error))),
+        );
+      }
+    };
+  });
+}
 
 /**
  * The requests (`speak`/`stream`) of one generation: they send their text one after another, in
@@ -128,27 +305,38 @@ function* pieces(text, limit) {
 }
 
 /**
- * One WebSocket session: its socket, decoder, words, text accounting and pending requests.
- * Internal; the client owns it.
- */
-/**
  * Resume (docs/protocol.md section 15): what a new session must be sent so that the listener
  * hears the rest of a session whose socket dropped mid-turn, and where its offsets start on the
  * old session's. `codePoints` is the session text sent (one code point each), `settledChars` the
  * end of the text the gateway reported spoken (the `char_end` of the last segment whose
  * `segment_end` arrived, or a `cancelled.unspoken_end`), `receivedEnd` the end of the audio
  * received (timeline samples), `nextSeq` and `nextSegment` one past the last `audio.seq` and
- * `segment` seen, `ended` whether `end` was sent. Send `messages` after the new session's
- * `ready`, and map its messages with {@link shiftResumed}.
+ * `segment` seen, `pending` the `flush` and `cancel` messages not answered yet, in the order
+ * sent, each with the number of code points sent before it, `ended` whether `end` was sent. Send
+ * `messages` after the new session's `ready`, and map its messages with {@link shiftResumed}.
  * @param {{codePoints: string[], settledChars: number, receivedEnd: number, nextSeq: number,
- *          nextSegment: number, ended: boolean}} record
+ *          nextSegment: number, ended: boolean,
+ *          pending?: {offset: number, message: {type: string, id?: number | string | null}}[]}} record
  */
-export function resumePlan({ codePoints, settledChars, receivedEnd, nextSeq, nextSegment, ended }) {
-  const rest = codePoints.slice(settledChars).join("");
-  /** @type {object[]} */
-  const messages = rest ? [{ type: "text", text: rest }] : [];
+export function resumePlan({ codePoints, settledChars, receivedEnd, nextSeq, nextSegment, ended, pending = [] }) {
+  // A cancel not answered drops the text before it: none of that is sent again.
+  const cancels = pending.filter((p) => p.message.type === "cancel").map((p) => p.offset);
+  const chars = Math.max(settledChars, ...cancels);
+  /** @type {{type: string, text?: string, id?: number | string | null}[]} */
+  const messages = [];
+  let position = chars;
+  const textUpTo = (/** @type {number} */ end) => {
+    if (end > position) messages.push({ type: "text", text: codePoints.slice(position, end).join("") });
+    position = Math.max(position, end);
+  };
+  for (const { offset, message } of pending) {
+    textUpTo(offset);
+    // A cancel's position was on the old session's timeline: sent again without it.
+    messages.push(message.type === "cancel" ? { type: "cancel", id: message.id } : message);
+  }
+  textUpTo(codePoints.length);
   if (ended) messages.push({ type: "end" });
-  return { chars: settledChars, samples: receivedEnd, seq: nextSeq, segment: nextSegment, messages };
+  return { chars, samples: receivedEnd, seq: nextSeq, segment: nextSegment, messages };
 }
 
 /**
@@ -177,6 +365,18 @@ export function shiftResumed(m, { chars, samples, seq, segment }) {
   return out;
 }
 
+/**
+ * A flush or cancel sent and not answered yet: its message, and the code points sent before it.
+ * @typedef {{id: number, offset: number, message: {type: string, id: number, position?: number},
+ *            resolve: (m: any) => void, reject: (e: Error) => void}} Request
+ */
+
+/**
+ * One session: its socket, decoder, words, text accounting and pending requests. Internal; the
+ * client owns it. With the `resume` option, a socket that drops mid-turn is replaced by a new
+ * gateway session that is sent the rest (`resume()`); the Session, its timeline and its pending
+ * requests stay the same.
+ */
 class Session {
   /** @param {TtsGatewayClient} client @param {number} id */
   constructor(client, id) {
@@ -186,12 +386,10 @@ class Session {
     this.state = "connecting";
     /** @type {WebSocket | null} */
     this.socket = null;
-    /** @type {any} */
+    /** @type {any} the first `ready`: the session's timeline and limits */
     this.ready = null;
     /** @type {import("./decoders.js").FrameDecoder | null} */
     this.decoder = null;
-    /** @type {any[] | null} messages that arrived while the decoder was being created */
-    this.inbox = null;
     this.words = new WordTimeline();
     /** @type {Map<number, any>} */
     this.segments = new Map();
@@ -206,9 +404,12 @@ class Session {
     this.playedPos = 0;
     this.lastDry = 0;
     this.nextRequestId = 1;
-    /** @type {{id: number, resolve: (m: any) => void, reject: (e: Error) => void}[]} */
+    /** One past the last `audio.seq` and `segment` seen (for a resume). */
+    this.nextSeq = 0;
+    this.nextSegment = 0;
+    /** @type {Request[]} flushes not answered yet */
     this.flushes = [];
-    /** @type {{resolve: (m: any) => void, reject: (e: Error) => void}[]} */
+    /** @type {Request[]} cancels not answered yet */
     this.cancels = [];
     /** @type {any} */
     this.done = null;
@@ -221,6 +422,10 @@ class Session {
     /** @type {Promise<unknown>} */
     this.textLock = Promise.resolve();
     this.closing = false;
+    /** The socket dropped and a new gateway session is being opened: sends are only recorded. */
+    this.resuming = false;
+    /** @type {ReturnType<typeof resumePlan> | null} where the current gateway session's offsets start */
+    this.shift = null;
     /** @type {GatewayError | null} */
     this.closeError = null;
     this.stats = {
@@ -230,12 +435,9 @@ class Session {
       samplesDropped: 0,
       receivedEnd: 0,
       underruns: 0,
+      resumes: 0,
       progress: /** @type {any} */ (null),
     };
-    /** @type {((ready: any) => void) | null} */
-    this.onReady = null;
-    /** @type {((error: GatewayError) => void) | null} */
-    this.onRefused = null;
   }
 
   get sentChars() {
@@ -264,95 +466,71 @@ class Session {
 
   /** Connect, send `start`, wait for `ready`. Rejects with a GatewayError. */
   async open() {
+    const link = await this.connect(this.client.options.url);
+    this.ready = link.ready;
+    this.state = "open";
+    this.take(link);
+    this.drain(link);
+  }
+
+  /**
+   * A new gateway session on `url` with the client's `start`, and a decoder for its audio
+   * (within `connectTimeoutMs`).
+   * @param {string} url @returns {Promise<Link>}
+   */
+  async connect(url) {
     const { options } = this.client;
     const protocols = await this.client._protocols();
-    const start = {
-      type: "start",
-      backend: options.backend,
-      voice: options.voice,
-      lang: options.lang,
-      speed: options.speed,
-      format: options.format,
-      bitrate: options.bitrate,
-      frame_ms: options.frameMs,
-      short_first_segment: options.shortFirstSegment,
-      lexicon: options.lexicon,
-      ssml: options.ssml,
-    };
-    for (const key of Object.keys(start)) {
-      if (start[key] === undefined || start[key] === null) delete start[key];
-    }
-    return new Promise((resolve, reject) => {
-      const fail = (/** @type {GatewayError} */ error) => {
-        clearTimeout(timer);
-        this.onReady = this.onRefused = null;
-        this.closing = true;
-        this.socket?.close();
-        reject(error);
-      };
-      const timer = setTimeout(
-        () =>
-          fail(new GatewayError("timeout", `no answer from ${options.url} in ${options.connectTimeoutMs} ms`)),
-        options.connectTimeoutMs,
-      );
-      this.onReady = (ready) => {
-        clearTimeout(timer);
-        this.onReady = this.onRefused = null;
-        resolve(ready);
-      };
-      this.onRefused = fail;
-      let socket;
-      try {
-        socket = new WebSocket(options.url, protocols);
-      } catch (error) {
-        fail(new GatewayError("connect_failed", `cannot open ${options.url}: ${error}`));
-        return;
-      }
-      this.socket = socket;
-      socket.binaryType = "arraybuffer";
-      socket.onopen = () => socket.send(encode(start));
-      socket.onmessage = (event) => this.receive(event.data);
-      socket.onclose = (event) => this.closed(event);
-    });
+    const decoderFor = (/** @type {any} */ ready) =>
+      createFrameDecoder(ready, {
+        prefer: options.decoder,
+        onOutput: (pos, samples) => this.decoded(pos, samples),
+        onError: (error) => this.client._emitError(new GatewayError("audio", error.message)),
+      });
+    return handshake(url, protocols, startMessage(options), options.connectTimeoutMs, decoderFor);
+  }
+
+  /** Make `link`'s socket and decoder this session's. @param {Link} link */
+  take(link) {
+    const { socket } = link;
+    this.socket = socket;
+    this.decoder = link.decoder;
+    socket.onmessage = (event) => this.receive(event.data);
+    socket.onclose = (event) => this.closed(event);
+  }
+
+  /** Handle what came on `link` before the session took it over. @param {Link} link */
+  drain(link) {
+    for (const data of link.inbox.splice(0)) this.receive(data);
+    if (link.closeEvent !== null) this.closed(link.closeEvent);
   }
 
   /** @param {ArrayBuffer | string} data */
   receive(data) {
-    if (typeof data === "string") {
-      this.protocolError("the gateway sent a text frame");
-      return;
-    }
     let message;
     try {
-      message = decode(new Uint8Array(data));
+      message = parseMessage(data);
     } catch (error) {
-      this.protocolError(`cannot decode a message from the gateway: ${error}`);
+      this.protocolError(/** @type {GatewayError} */ (error));
       return;
     }
-    if (message === null || typeof message !== "object" || typeof message.type !== "string") {
-      this.protocolError("a message from the gateway is not a map with a type");
-      return;
-    }
-    if (this.inbox !== null) this.inbox.push(message);
-    else this.handle(message);
+    this.handle(this.shift === null ? message : shiftResumed(message, this.shift));
   }
 
-  /** @param {string} text */
-  protocolError(text) {
-    this.client._emitError(new GatewayError("protocol_error", text, { fatal: true }));
+  /** @param {GatewayError} error */
+  protocolError(error) {
+    this.client._emitError(error);
     this.closing = true;
     this.socket?.close();
   }
 
-  /** @param {any} m */
+  /** @param {any} m a message, on this session's offsets and timeline */
   handle(m) {
     switch (m.type) {
-      case "ready":
-        this.opened(m);
-        break;
       case "segment_start":
         this.segments.set(m.segment, m);
         this.openSegment = m.segment;
+        this.nextSegment = Math.max(this.nextSegment, m.segment + 1);
         this.client._segmentStarted(this, m);
         break;
       case "words":
@@ -362,6 +540,7 @@ class Session {
         this.stats.framesReceived++;
         this.stats.bytesReceived += m.data.byteLength;
         this.stats.receivedEnd = m.sample_start + this.ready.frame_samples;
+        this.nextSeq = m.seq + 1;
         this.client._audioReceived(this, m);
         this.decoder?.decode(m.data, m.sample_start);
         this.client._emit("audio", {
@@ -393,6 +572,9 @@ class Session {
         this.settle(m.unspoken_end);
         this.cancels.shift()?.resolve(m);
         break;
+      case "backend_switched":
+        this.nextSegment = Math.max(this.nextSegment, m.segment + 1);
+        break;
       case "error":
         this.refused(m);
         break;
@@ -406,45 +588,13 @@ class Session {
     }
   }
 
-  /** @param {any} ready */
-  opened(ready) {
-    if (ready.protocol !== PROTOCOL_VERSION) {
-      this.onRefused?.(
-        new GatewayError("protocol_error", `the gateway speaks protocol ${ready.protocol}, not ${PROTOCOL_VERSION}`),
-      );
-      return;
-    }
-    this.ready = ready;
-    this.inbox = [];
-    createFrameDecoder(ready, {
-      prefer: this.client.options.decoder,
-      onOutput: (pos, samples) => this.decoded(pos, samples),
-      onError: (error) => this.client._emitError(new GatewayError("audio", error.message)),
-    }).then(
-      (decoder) => {
-        this.decoder = decoder;
-        this.state = "open";
-        const waiting = this.inbox ?? [];
-        this.inbox = null;
-        this.onReady?.(ready);
-        for (const message of waiting) this.handle(message);
-      },
-      (error) => this.onRefused?.(new GatewayError("audio", String(error.message ?? error))),
-    );
-  }
-
   /** @param {any} m an error message */
   refused(m) {
-    const error = new GatewayError(m.code, m.message, {
-      fatal: m.fatal,
-      ref: m.ref,
-      charStart: m.char_start,
-      charEnd: m.char_end,
-    });
-    if (this.state === "connecting") {
-      this.onRefused?.(error);
+    if (m.fatal && RESUMABLE_ERRORS.has(m.code) && this.resumable()) {
+      this.resume(`the gateway went away (${m.code})`, null);
       return;
     }
+    const error = errorOf(m);
     if (m.code === "backend_error" && typeof m.char_end === "number") {
       if (this.openSegment !== null) this.openSegment = null;
       this.settle(m.char_end);
@@ -458,33 +608,144 @@ class Session {
 
   /** @param {CloseEvent} event */
   closed(event) {
-    const wasConnecting = this.state === "connecting";
-    this.state = "closed";
-    this.decoder?.settled().then(() => this.decoder?.close());
-    if (wasConnecting) {
-      this.onRefused?.(
-        new GatewayError(
-          "connect_failed",
-          `cannot reach the gateway at ${this.client.options.url} (close code ${event.code})`,
-          { closeCode: event.code },
-        ),
-      );
+    if (RESUMABLE_CLOSES.has(event.code) && this.resumable()) {
+      this.resume(`the connection closed (code ${event.code})`, event.code);
       return;
     }
+    this.state = "closed";
+    closeWhenSettled(this.decoder);
     if (this.done === null) {
-      const error = new GatewayError(
-        "connection_closed",
-        `the connection closed before the session ended (code ${event.code}` +
-          `${event.reason ? `: ${event.reason}` : ""})`,
-        { fatal: true, closeCode: event.code },
+      const reason = event.reason ? `: ${event.reason}` : "";
+      this.lost(
+        new GatewayError(
+          "connection_closed",
+          `the connection closed before the session ended (code ${event.code}${reason})`,
+          { fatal: true, closeCode: event.code },
+        ),
       );
-      this.closeError = error;
-      if (!this.closing) this.client._emitError(error);
-      for (const f of this.flushes.splice(0)) f.reject(error);
-      for (const c of this.cancels.splice(0)) c.reject(error);
-      for (const d of this.doneWaiters.splice(0)) d.reject(error);
     }
     for (const wake of this.roomWaiters.splice(0)) wake();
+  }
+
+  /** The session is gone: everything waiting on it fails with `error`. @param {GatewayError} error */
+  lost(error) {
+    this.state = "closed";
+    this.closeError = error;
+    if (!this.closing) this.client._emitError(error);
+    for (const f of this.flushes.splice(0)) f.reject(error);
+    for (const c of this.cancels.splice(0)) c.reject(error);
+    for (const d of this.doneWaiters.splice(0)) d.reject(error);
+    for (const wake of this.roomWaiters.splice(0)) wake();
+  }
+
+  /**
+   * Whether a drop now is resumed: the `resume` option is on, the session was not closed here
+   * and it is mid-turn (text not reported spoken, or a flush, cancel or `end` not answered).
+   * Between turns nothing is lost: the next request opens a new session.
+   */
+  resumable() {
+    if (!this.client.options.resume || this.closing || this.done !== null) return false;
+    const waiting = this.flushes.length + this.cancels.length + this.doneWaiters.length;
+    return this.sentChars > this.settledChars || waiting > 0;
+  }
+
+  /**
+   * Go on on a new gateway session (docs/protocol.md section 15): opened on `resumeUrls`, then
+   * `url` (a balancer), under the reconnect policy. Text, flushes, cancels and `end` sent
+   * meanwhile are recorded and go out with the rest, in order. If no gateway takes it,
+   * everything waiting fails with a `resume_failed` GatewayError.
+   * @param {string} reason @param {number | null} closeCode
+   */
+  async resume(reason, closeCode) {
+    this.resuming = true;
+    if (this.socket !== null) drop(this.socket);
+    this.socket = null;
+    this.openSegment = null; // the segment in flight is spoken again, under a new number
+    /** @type {Link} */
+    let link;
+    try {
+      link = await withRetries(
+        this.client.options.reconnect,
+        () => this.reconnect(),
+        (error) => !this.closing && resumeRetryable(error),
+      );
+    } catch (error) {
+      this.resuming = false;
+      if (this.closing) return; // close() failed what was waiting
+      closeWhenSettled(this.decoder);
+      const message = `${reason}, and no gateway took the session again: ${messageOf(error)}`;
+      this.lost(new GatewayError("resume_failed", message, { fatal: true, closeCode }));
+      return;
+    }
+    this.resuming = false;
+    if (this.closing) {
+      drop(link.socket);
+      link.decoder?.close();
+      return;
+    }
+    this.adopt(link, reason);
+  }
+
+  /** A new gateway session streaming as this one, on the first URL that takes it. */
+  async reconnect() {
+    const { url, resumeUrls } = this.client.options;
+    let lastError;
+    for (const target of [...resumeUrls, url]) {
+      if (this.closing) throw new GatewayError("connection_closed", "the session was closed");
+      try {
+        const link = await this.connect(target);
+        const { format, frame_samples: frameSamples } = link.ready;
+        if (format === this.ready.format && frameSamples === this.ready.frame_samples) return link;
+        drop(link.socket);
+        link.decoder?.close();
+        throw new GatewayError(
+          "protocol_error",
+          `the new session streams ${format} in frames of ${frameSamples}, not as the old one`,
+        );
+      } catch (error) {
+        lastError = error;
+      }
+    }
+    throw lastError;
+  }
+
+  /**
+   * Go on on `link`: send it what the gateway had not reported spoken, and map its messages
+   * onto this session's offsets and timeline.
+   * @param {Link} link @param {string} reason
+   */
+  adopt(link, reason) {
+    const plan = resumePlan(this.resumeRecord());
+    this.shift = plan;
+    closeWhenSettled(this.decoder); // a new Opus stream: a new decoder
+    this.take(link);
+    for (const message of plan.messages) {
+      if (message.type !== "text") this.send(message);
+      else for (const piece of pieces(message.text ?? "", this.textLimit())) this.send({ type: "text", text: piece });
+    }
+    this.stats.resumes++;
+    this.client._emit("resumed", {
+      ready: link.ready,
+      resumes: this.stats.resumes,
+      chars: plan.chars,
+      samples: plan.samples,
+      reason,
+    });
+    this.drain(link);
+  }
+
+  /** What {@link resumePlan} needs. */
+  resumeRecord() {
+    const pending = [...this.flushes, ...this.cancels].sort((a, b) => a.id - b.id);
+    return {
+      codePoints: this.codePoints,
+      settledChars: this.settledChars,
+      receivedEnd: this.stats.receivedEnd,
+      nextSeq: this.nextSeq,
+      nextSegment: this.nextSegment,
+      ended: this.state === "ending",
+      pending,
+    };
   }
 
   /** @param {number} pos @param {Float32Array} samples */
@@ -503,12 +764,28 @@ class Session {
     for (const wake of this.roomWaiters.splice(0)) wake();
   }
 
-  /** @param {object} message */
+  /**
+   * Send a message the caller has recorded (text in `codePoints`, a flush or cancel in its list,
+   * `end` in `state`). While resuming, and on a socket that dropped where a resume may follow,
+   * it goes out with the rest instead.
+   * @param {object} message
+   */
   send(message) {
-    if (this.socket === null || this.socket.readyState !== WebSocket.OPEN) {
-      throw this.closeError ?? new GatewayError("connection_closed", "the session is closed");
+    if (this.resuming) return;
+    const socket = this.socket;
+    if (socket !== null && socket.readyState === WebSocket.OPEN) {
+      socket.send(encode(message));
+      return;
     }
-    this.socket.send(encode(message));
+    const dropped = socket !== null && socket.readyState > WebSocket.OPEN && this.state !== "closed";
+    if (dropped && this.client.options.resume && !this.closing) return; // its close event decides
+    throw this.closeError ?? new GatewayError("connection_closed", "the session is closed");
+  }
+
+  /** The most code points sent in one `text` message. */
+  textLimit() {
+    const { max_message_bytes: maxBytes, max_pending_chars: maxPending } = this.ready;
+    return Math.max(1, Math.min(Math.floor((maxBytes - 64) / 4), Math.floor(maxPending / 2)));
   }
 
   /**
@@ -524,14 +801,7 @@ class Session {
 
   /** @param {string} text @param {() => boolean} alive */
   async sendTextNow(text, alive) {
-    const limit = Math.max(
-      1,
-      Math.min(
-        Math.floor((this.ready.max_message_bytes - 64) / 4),
-        Math.floor(this.ready.max_pending_chars / 2),
-      ),
-    );
-    for (const piece of pieces(text, limit)) {
+    for (const piece of pieces(text, this.textLimit())) {
       const count = codePointLength(piece);
       while (this.sentChars - this.settledChars + count > this.ready.max_pending_chars) {
         await new Promise((resolve) => this.roomWaiters.push(() => resolve(undefined)));
@@ -547,27 +817,30 @@ class Session {
 
   /** @returns {Promise<any>} the `flushed` message */
   flush() {
-    const id = this.nextRequestId++;
-    return new Promise((resolve, reject) => {
-      this.flushes.push({ id, resolve, reject });
-      try {
-        this.send({ type: "flush", id });
-        this.turnEnded = true;
-      } catch (error) {
-        this.flushes.pop();
-        reject(error);
-      }
+    return this.request(this.flushes, { type: "flush", id: this.nextRequestId++ }, () => {
+      this.turnEnded = true;
     });
   }
 
   /** @param {number} position @returns {Promise<any>} the `cancelled` message */
   cancel(position) {
+    return this.request(this.cancels, { type: "cancel", id: this.nextRequestId++, position });
+  }
+
+  /**
+   * Send a flush or cancel, kept in `list` until answered.
+   * @param {Request[]} list @param {Request["message"]} message
+   * @param {() => void} [sent] called once it is sent
+   * @returns {Promise<any>} the answer
+   */
+  request(list, message, sent) {
     return new Promise((resolve, reject) => {
-      this.cancels.push({ resolve, reject });
+      list.push({ id: message.id, offset: this.sentChars, message, resolve, reject });
       try {
-        this.send({ type: "cancel", id: this.nextRequestId++, position });
+        this.send(message);
+        sent?.();
       } catch (error) {
-        this.cancels.pop();
+        list.pop();
         reject(error);
       }
     });
@@ -589,6 +862,11 @@ class Session {
 
   close() {
     this.closing = true;
+    if (this.resuming) {
+      this.resuming = false;
+      closeWhenSettled(this.decoder);
+      this.lost(new GatewayError("connection_closed", "the client was closed while the session was resuming", { fatal: true }));
+    }
     this.state = "closed";
     if (this.socket !== null && this.socket.readyState <= WebSocket.OPEN) this.socket.close(1000);
   }
@@ -597,6 +875,11 @@ class Session {
   textSlice(start, end) {
     return this.codePoints.slice(start, end).join("");
   }
+}
+
+/** Close a decoder once the frames given to it have been output. @param {import("./decoders.js").FrameDecoder | null} decoder */
+function closeWhenSettled(decoder) {
+  decoder?.settled().then(() => decoder.close());
 }
 
 /**
@@ -609,6 +892,9 @@ class Session {
  * - `error`: a GatewayError (the gateway's `error` message, or a lost connection).
  * - `done`: the gateway's `done` message, once its audio has been played.
  * - `ready`: a session opened (the `ready` message). `cancelled`: the `cancelled` message.
+ * - `resumed`: with the `resume` option, the socket dropped mid-turn and the session goes on on
+ *   a new gateway session (`{ready, resumes, chars, samples, reason}`: its `ready`, the count so
+ *   far, where the resent text starts and where its audio starts on the timeline, and why).
  */
 export class TtsGatewayClient extends EventTarget {
   /** @param {Partial<import("./tts-gateway.js").ClientOptions>} [options] */
@@ -724,6 +1010,7 @@ export class TtsGatewayClient extends EventTarget {
       timeToFirstSoundMs: measure.firstSoundMs,
       underruns: session?.stats.underruns ?? 0,
       charsSent: session?.sentChars ?? 0,
+      resumes: session?.stats.resumes ?? 0,
     };
   }
 
@@ -1066,32 +1353,27 @@ export class TtsGatewayClient extends EventTarget {
   }
 
   async _open() {
-    const { attempts, delayMs, maxDelayMs } = this.options.reconnect;
     const epoch = this._closeEpoch;
     const closedMeanwhile = () =>
       new GatewayError("connection_closed", "the client was closed while a session was opening");
-    let lastError = null;
-    for (let attempt = 0; attempt <= attempts; attempt++) {
-      if (attempt > 0) await sleep(Math.min(maxDelayMs, delayMs * 2 ** (attempt - 1)));
-      if (epoch !== this._closeEpoch) throw closedMeanwhile();
-      const session = new Session(this, this._nextSession++);
-      try {
-        await session.open();
-      } catch (error) {
-        lastError = error;
-        if (error instanceof GatewayError && error.retryable) continue;
-        throw error;
-      }
-      if (epoch !== this._closeEpoch) {
-        session.close();
-        throw closedMeanwhile();
-      }
-      this._session = session;
-      this._sessions.set(session.id, session);
-      this._emit("ready", session.ready);
-      return session;
+    const session = await withRetries(
+      this.options.reconnect,
+      async () => {
+        if (epoch !== this._closeEpoch) throw closedMeanwhile();
+        const opening = new Session(this, this._nextSession++);
+        await opening.open();
+        return opening;
+      },
+      (error) => error instanceof GatewayError && error.retryable,
+    );
+    if (epoch !== this._closeEpoch) {
+      session.close();
+      throw closedMeanwhile();
     }
-    throw lastError;
+    this._session = session;
+    this._sessions.set(session.id, session);
+    this._emit("ready", session.ready);
+    return session;
   }
 
   /** @param {Session} session */
