@@ -601,8 +601,10 @@ class EspeakBackend(LocalBackend):
 
         try:
             settings = self._settings
-            engine.synthesize(text, voice, Delivery(rate, settings.pitch, settings.word_gap),
-                              sink)  # fmt: skip
+            # espeak-ng puts its word gap inside phoneme input too, between syllables ("a
+            # [[b@n'an@]]" is heard "her and Anna"): a request with phoneme input goes without.
+            gap = 0 if "[[" in text else settings.word_gap
+            engine.synthesize(text, voice, Delivery(rate, settings.pitch, gap), sink)
             if not job.stop.is_set():
                 job.put(_Queued(tracker.finish(spoken.text), credit=False))
         except BaseException as exc:

@@ -402,8 +402,9 @@ class EspeakSettings(BackendSettings):
     pitch: int = 50
     # Whisper base hears espeak-ng's words better with a short pause between them (see
     # :class:`~gateway.backends.espeak.Delivery` for the unit): on tests/test_intelligibility.py's
-    # passages its word error rate was 0.126 without, 0.074 with 2.
-    word_gap: int = 2
+    # passages its word error rate was 0.126 without, 0.074 with 1 (2 did as well there, but
+    # Whisper then missed the speech after a 1.5 s SSML break).
+    word_gap: int = 1
     max_buffered_s: float = 30.0
 
     def __post_init__(self) -> None:
