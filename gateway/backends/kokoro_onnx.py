@@ -285,8 +285,9 @@ class KokoroOnnxBackend(KokoroBackend):
         held = windows.crossfade // 2
         word_ends = [-(-(end + held) // HOP) for end in words.ends()]
         # The pad before the first word is silence (the seams trim it): not decoded, only
-        # zeros up to where the onset search for the first word begins.
-        lead = max(0, (words.first_start() - ONSET_REACH) // HOP - 2)
+        # zeros up to 8 frames before where the onset search for the first word begins (with
+        # 2, a fast first word lost its start: "The" went unheard at speed 1.25).
+        lead = max(0, (words.first_start() - ONSET_REACH) // HOP - 8)
         joiner = Joiner(windows.crossfade, sample_start=lead * HOP)
         audio = np.zeros(lead * HOP, dtype=np.float32)  # the pass so far
         sent, start = 0, lead  # samples handed out; the next window's first frame
