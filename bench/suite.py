@@ -261,7 +261,7 @@ async def _streaming(run: _Run) -> dict[str, Any]:
     run.log(f"part 8: Kokoro streaming inside a sentence ({run.plan.streaming_runs} runs each)")
     runs = run.plan.streaming_runs
     return await streaming.streaming_figures(
-        run.gateways["deadline"], runs=runs, reps=max(1, runs // 3)
+        run.gateways["deadline"], runs=runs, reps=max(3, runs // 2)
     )
 
 

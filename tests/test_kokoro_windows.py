@@ -8,6 +8,7 @@ windowing does. The statistics' own effect is judged by ear (Whisper) against th
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,10 @@ from numpy.typing import NDArray
 from gateway.backends.base import SynthesisRequest
 from gateway.backends.kokoro_graphs import HOP
 from gateway.backends.kokoro_onnx import KokoroOnnxBackend, timed_model
+from gateway.backends.kokoro_phonemes import PassWords
 from gateway.backends.kokoro_windows import (
+    CALIBRATION_TEXTS,
+    PAD_CONTEXT,
     FrontPass,
     Joiner,
     ListenerClock,
@@ -26,6 +30,7 @@ from gateway.backends.kokoro_windows import (
     Window,
     WindowedModel,
     decode_window,
+    first_decoded_frame,
     heard_s,
     run_front,
     snapped_end,
@@ -150,7 +155,7 @@ def _windowed(model: WindowedModel, front: FrontPass, stats: NDArray[np.float32]
     while start < front.frames:
         end = min(front.frames, start + size)
         end = front.frames if front.frames - end < 16 else end
-        window = Window.of(start, end, front.frames)
+        window = model.window(start, end, front.frames)
         decoded = decode_window(generator, front, stats, window)
         parts.append(joiner.join(window, decoded, last=end == front.frames).audio)
         joins.append(end * HOP)
@@ -232,6 +237,32 @@ def test_float32_windows_are_the_whole_decode(kokoro_fp32: KokoroOnnxBackend) ->
 
 
 @pytest.mark.model
+def test_a_window_from_the_pad_before_the_first_word_needs_little_context(
+    kokoro_fp32: KokoroOnnxBackend,
+) -> None:
+    """A pass's first window starts in the pad before its first word, where the generator's
+    input is flat: :data:`PAD_CONTEXT` frames before it give the whole decode (none at all give
+    a click of about 0.1 at the window's start)."""
+    model = kokoro_fp32._windows
+    assert model is not None
+    for text in (SHORT, *CALIBRATION_TEXTS):
+        front, stats = _front(kokoro_fp32, text)
+        assert kokoro_fp32._phonemizer is not None
+        model_pass = kokoro_fp32._phonemizer.passes(text, "en-us")[0]
+        lead = first_decoded_frame(
+            PassWords(model_pass, front.durations, front.samples).first_start()
+        )
+        assert 0 < lead < front.durations[0] * 2  # the window starts in the pad
+        window = model.window(lead, lead + 40, front.frames, after_pad=True)
+        assert window.start - window.context_start == PAD_CONTEXT
+        decoded = decode_window(model.generators[max(model.generators)], front, stats, window)
+        whole = _whole(model, front, stats)
+        skip = (window.start - window.context_start) * HOP
+        body = decoded[skip : skip + (window.end - window.start) * HOP]
+        assert float(np.abs(body - whole[lead * HOP : (lead + 40) * HOP]).max()) < 1e-3, text
+
+
+@pytest.mark.model
 def test_int8_windows_differ_from_the_whole_decode_no_more_than_its_precision_does(
     kokoro: KokoroOnnxBackend, kokoro_fp32: KokoroOnnxBackend
 ) -> None:
@@ -301,6 +332,24 @@ async def test_a_first_window_holds_speech_not_just_its_first_word(
     first = await anext(aiter(kokoro.synthesize(request)))
     assert len(first.words) >= 2, first.words
     assert heard_s(first, first=True) >= 0.75 * KokoroOnnxSettings().first_window_ms / 1000
+
+
+async def test_a_requests_first_window_is_short_only_when_its_listener_waits(
+    kokoro: KokoroOnnxBackend,
+) -> None:
+    """A request made while its listener still plays seconds of audio (a sentence after the
+    first) is not cut at a short first window: that window would cost its context and decoded
+    pad and win nothing (each sentence of a paragraph began with one)."""
+    now = time.monotonic()
+    chunks = {}
+    for buffered_s in (0.0, 6.0):
+        due = now + max(0.25, buffered_s)
+        request = SynthesisRequest(
+            SHORT, kokoro.default_voice, "en-us", 1.0, deadline=due, buffered_s=buffered_s
+        )
+        chunks[buffered_s] = [chunk async for chunk in kokoro.synthesize(request)]
+    assert len(chunks[0.0]) >= 2  # waited for: a short first window, then the rest
+    assert len(chunks[6.0]) == 1  # 6 s ahead: the pass in one window
 
 
 def test_windows_end_where_words_end() -> None:

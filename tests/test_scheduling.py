@@ -159,9 +159,41 @@ async def test_a_lone_request_on_an_idle_model_gets_every_core() -> None:
     ledger.release["alone"].set()
     await alone
     await asyncio.sleep(0)
-    assert ledger.granted["behind"] == 2  # alone again once it is served
+    assert ledger.granted["behind"] == 1  # it waited: one core, even served alone
     ledger.release["behind"].set()
     await behind
+    assert ledger.peak == 2
+    again = asyncio.create_task(ledger.work("again"))  # the model idle again: every core
+    await asyncio.sleep(0)
+    assert ledger.granted["again"] == 2
+    ledger.release["again"].set()
+    await again
+
+
+async def test_two_sessions_taking_turns_run_side_by_side_on_one_core_each() -> None:
+    """Two streaming sessions each ask for their next window once the last is done. Had the
+    one that waited been granted every core because it was alone in the queue at that moment,
+    they would alternate on two cores each forever (a third less speech per CPU second)."""
+    ledger = CoreLedger(DeadlineScheduler(2, widen_alone=True))
+    tasks = {name: asyncio.create_task(ledger.work(f"{name}0")) for name in "ab"}
+    await asyncio.sleep(0)
+    assert ledger.granted == {"a0": 2}  # "b0" waits
+    for turn in range(1, 4):
+        ledger.release[f"a{turn - 1}"].set()
+        await tasks["a"]
+        await asyncio.sleep(0)
+        tasks["a"] = asyncio.create_task(ledger.work(f"a{turn}"))  # a's next window
+        await asyncio.sleep(0)
+        assert ledger.granted[f"a{turn}"] == 1, turn
+        assert ledger.held == 2  # both sessions run, one core each
+        ledger.release[f"b{turn - 1}"].set()
+        await tasks["b"]
+        tasks["b"] = asyncio.create_task(ledger.work(f"b{turn}"))
+        await asyncio.sleep(0)
+        assert ledger.granted[f"b{turn}"] == 1, turn
+    for name in "ab":
+        ledger.release[f"{name}3"].set()
+        await tasks[name]
     assert ledger.peak == 2
 
 
@@ -195,12 +227,12 @@ async def test_without_widening_every_holder_gets_one_slot() -> None:
     await task
 
 
-async def test_a_widened_grant_that_meets_a_cancel_passes_every_core_on() -> None:
+async def test_a_grant_that_meets_a_cancel_passes_its_core_on() -> None:
     scheduler = DeadlineScheduler(2, widen_alone=True)
     assert await scheduler._acquire(0.0) == 2
     doomed = asyncio.create_task(scheduler._acquire(1.0))
     await asyncio.sleep(0)
-    scheduler._release(2)  # both cores go to ``doomed``, alone in the queue...
+    scheduler._release(2)  # a core goes to ``doomed``, alone in the queue...
     doomed.cancel()  # ...which is cancelled before it could run
     with pytest.raises(asyncio.CancelledError):
         await doomed

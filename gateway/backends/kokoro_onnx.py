@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from gateway.backends.base import SynthesisRequest
 from gateway.backends.kokoro_base import KokoroBackend, Pack, PassAudio
 from gateway.backends.kokoro_graphs import HOP, inference_session, save_atomically
-from gateway.backends.kokoro_phonemes import ONSET_REACH, KokoroPhonemizer, ModelPass, PassWords
+from gateway.backends.kokoro_phonemes import KokoroPhonemizer, ModelPass, PassWords
 from gateway.backends.kokoro_voices import KokoroVoices
 from gateway.backends.kokoro_windows import (
     CALIBRATION_TEXTS,
@@ -40,6 +40,7 @@ from gateway.backends.kokoro_windows import (
     Window,
     WindowedModel,
     decode_window,
+    first_decoded_frame,
     run_front,
     snapped_end,
 )
@@ -273,32 +274,35 @@ class KokoroOnnxBackend(KokoroBackend):
             return
         style = self._style(pack, model_pass.tokens)
         stats = windows.stats.of(self._voices.parts(request.voice))
-        front = await self._run(
-            lambda options, cores: run_front(
-                windows.fronts[cores], model_pass.tokens, style, request.speed, options
-            ),
-            request.deadline,
-        )
+
+        def front_pass(options: ort.RunOptions, cores: int) -> FrontPass:
+            started = time.perf_counter()
+            tokens = model_pass.tokens
+            front = run_front(windows.fronts[cores], tokens, style, request.speed, options)
+            log.debug("kokoro front of %d tokens in %.0f ms on %d cores", len(model_pass.tokens),
+                      (time.perf_counter() - started) * 1000, cores)  # fmt: skip
+            return front
+
+        front = await self._run(front_pass, request.deadline)
         words = PassWords(model_pass, front.durations, front.samples)
         # The first frame after which a window's joined audio (less the half crossfade it
         # holds back) holds each word's end: windows end there, so their chunks carry words.
         held = windows.crossfade // 2
         word_ends = [-(-(end + held) // HOP) for end in words.ends()]
-        # The pad before the first word is silence (the seams trim it): not decoded, only
-        # zeros up to 8 frames before where the onset search for the first word begins (with
-        # 2, a fast first word lost its start: "The" went unheard at speed 1.25).
-        lead = max(0, (words.first_start() - ONSET_REACH) // HOP - 8)
+        lead = first_decoded_frame(words.first_start())
         joiner = Joiner(windows.crossfade, sample_start=lead * HOP)
         audio = np.zeros(lead * HOP, dtype=np.float32)  # the pass so far
         sent, start = 0, lead  # samples handed out; the next window's first frame
         while start < front.frames:
             due, first = listener.due(), listener.first_at is None
-            # A request's first window is sized in speech: from its first word on.
+            # A request's first window is sized in speech: from its first word on; it is short
+            # only if the listener waits for it (else it is sized like later ones, from ``due``).
             sized_from = max(start, words.first_start() // HOP) if first else start
-            planned = windows.next_end(sized_from, front.frames, due, first=first,
+            planned = windows.next_end(sized_from, front.frames, due,
+                                       first=first and listener.waiting,
                                        busy=self._models.waiting > 0)  # fmt: skip
             end = snapped_end(planned, sized_from, word_ends, front.frames)
-            window = Window.of(start, end, front.frames)
+            window = windows.window(start, end, front.frames, after_pad=start == lead > 0)
             decoded = await self._decode(windows, front, stats, window, due)
             last = window.end == front.frames
             audio = np.concatenate((audio, joiner.join(window, decoded, last=last).audio))
@@ -320,7 +324,12 @@ class KokoroOnnxBackend(KokoroBackend):
         def decode(options: ort.RunOptions, cores: int) -> NDArray[np.float32]:
             started = time.perf_counter()
             decoded = decode_window(windows.generators[cores], front, stats, window, options)
-            windows.observe(window, time.perf_counter() - started, cores)
+            took = time.perf_counter() - started
+            windows.observe(window, took, cores)
+            log.debug("kokoro window %d-%d of %d frames (%d decoded) in %.0f ms on %d cores, "
+                      "%s ms before its listener runs dry", window.start, window.end,
+                      front.frames, window.decoded_frames, took * 1000, cores,
+                      "-" if due is None else f"{(due - time.monotonic()) * 1000:.0f}")  # fmt: skip
             self.counters.samples += (window.end - window.start) * HOP
             return decoded
 

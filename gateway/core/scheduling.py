@@ -9,9 +9,13 @@ latency target). Deadlines are absolute times, so a request waiting long enough 
 earliest: nothing starves.
 Waiting is cancellable (a barge-in drops its request from the queue at once).
 
-With ``widen_alone`` the slots are cores: a request granted while the model is idle and nobody
-else waits holds them all (one inference on every core: the lowest latency), any other holds one
+With ``widen_alone`` the slots are cores: a request that finds the model idle and nobody else
+waiting holds them all (one inference on every core: the lowest latency), any other holds one
 (one single-threaded inference per core: more speech per CPU second, the work of a busy model).
+A request that had to wait holds one even if it is alone when its turn comes: whoever it waited
+for is most likely about to come back (a streaming session asks for its next window as soon as
+its last one is done), and granting every core to each in turn kept two sessions alternating on
+two cores each (a third less speech per CPU second than one core each) until they ran dry.
 
 No I/O; the clock is whatever the caller's deadlines are measured on (``time.monotonic``).
 """
@@ -47,7 +51,7 @@ class DeadlineScheduler:
     """``slots`` concurrent holders at most; waiters are served by ``policy``.
 
     :meth:`slot` tells each holder how many slots it holds: one, or all of them when
-    ``widen_alone`` is set and it was granted with the model idle and nobody else waiting.
+    ``widen_alone`` is set and it found the model idle and nobody else waiting.
     """
 
     def __init__(
@@ -80,7 +84,7 @@ class DeadlineScheduler:
     async def _acquire(self, deadline: float) -> int:
         order = next(self._order)
         if self._free > 0 and not self.waiting:
-            return self._take(others_waiting=False)
+            return self._take(widen=self._free == self._slots)
         key = deadline if self._policy is Policy.DEADLINE else float(order)
         waiter = _Waiter(key, order, asyncio.get_running_loop().create_future())
         heapq.heappush(self._waiting, waiter)
@@ -91,11 +95,10 @@ class DeadlineScheduler:
                 self._release(waiter.granted.result())  # granted as it was cancelled: pass it on
             raise
 
-    def _take(self, *, others_waiting: bool) -> int:
-        """Take the slots of one grant: all of them for a lone request on an idle model
-        (``widen_alone``), else one."""
-        idle = self._free == self._slots
-        held = self._slots if self._widen_alone and idle and not others_waiting else 1
+    def _take(self, *, widen: bool) -> int:
+        """Take the slots of one grant: all of them if ``widen`` (a lone request that found
+        the model idle) and ``widen_alone``, else one."""
+        held = self._slots if self._widen_alone and widen else 1
         self._free -= held
         return held
 
@@ -105,4 +108,4 @@ class DeadlineScheduler:
             waiter = heapq.heappop(self._waiting)
             if waiter.granted.done():  # cancelled while waiting
                 continue
-            waiter.granted.set_result(self._take(others_waiting=self.waiting > 0))
+            waiter.granted.set_result(self._take(widen=False))  # it waited (module docstring)
