@@ -94,7 +94,11 @@ async def test_a_local_backend_costs_nothing_and_reports_its_compute_time(
         "How are you today?"
     ) + billable_chars("Fine, thanks.")
     assert metrics["billed_audio_s"] > 1.0
-    assert metrics["compute_s"] == pytest.approx(metrics["synthesis_ms"] / 1000, abs=0.01)
+    # Model time, within the calls' wall time: a call that waits for the model (the session's
+    # next call queues behind its current window, each then on one core) counts that wait in
+    # ``synthesis_ms`` but not in ``compute_s``.
+    synthesis_s = metrics["synthesis_ms"] / 1000
+    assert 0.9 * synthesis_s <= metrics["compute_s"] <= synthesis_s + 0.01
     progress = transcript.of(Progress)
     assert all(p.cost_usd == 0.0 for p in progress)
     computes = [p.compute_s for p in progress]
