@@ -279,7 +279,7 @@ class KokoroOnnxBackend(KokoroBackend):
             started = time.perf_counter()
             tokens = model_pass.tokens
             front = run_front(windows.fronts[cores], tokens, style, request.speed, options)
-            log.debug("kokoro front of %d tokens in %.0f ms on %d cores", len(model_pass.tokens),
+            log.debug("kokoro front of %d tokens in %.0f ms on %d cores", len(tokens),
                       (time.perf_counter() - started) * 1000, cores)  # fmt: skip
             return front
 
