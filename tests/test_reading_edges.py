@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import itertools
 import wave
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from gateway.backends.base import Backend
 from gateway.config import AuthRequired, AuthSettings, ReadingSettings
@@ -70,8 +72,22 @@ async def spoken_words(
     kept: dict[int, dict[str, Any]] = {}
     for message in transcript.of(Words):
         kept.update({word["char_start"]: word for word in message.words})
-    heard = transcribe(transcript.pcm(), 24000)
-    return [kept[k] for k in sorted(kept)], heard, transcript.messages
+    found = [kept[k] for k in sorted(kept)]
+    return found, heard_in_stretches(transcript.pcm(), found), transcript.messages
+
+
+def heard_in_stretches(
+    pcm: NDArray[np.float32], found: list[dict[str, Any]], *, pause_s: float = 1.0
+) -> str:
+    """What Whisper hears, the audio cut in the middle of every pause between words longer than
+    ``pause_s`` and each stretch transcribed alone: Whisper base ends its transcript at a long
+    pause (an SSML break) and never hears the words after it."""
+    cuts = [0]
+    for before, after in itertools.pairwise(found):
+        if after["sample_start"] - before["sample_end"] > pause_s * 24000:
+            cuts.append((before["sample_end"] + after["sample_start"]) // 2)
+    cuts.append(len(pcm))
+    return " ".join(transcribe(pcm[a:b], 24000) for a, b in itertools.pairwise(cuts))
 
 
 def spoken_of(found: list[dict[str, Any]]) -> dict[str, str | None]:
