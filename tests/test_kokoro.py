@@ -76,6 +76,21 @@ async def test_long_text_is_split_into_model_passes(kokoro: KokoroOnnxBackend) -
     assert all(level > 0.05 for level in loud)  # every piece is speech
 
 
+async def test_a_windowed_pass_is_one_sentence(
+    kokoro: KokoroOnnxBackend, kokoro_whole: KokoroOnnxBackend
+) -> None:
+    """Windowed, each sentence is a pass (a piece) of its own: a pass's front runs before any
+    of its audio, so a paragraph in one pass made its listener wait for the whole front. Whole
+    passes still take as much text as fits (fewer calls, one inference each)."""
+    text = "The first sentence is here. A second one follows it! Does a third one come?"
+    for backend, passes in ((kokoro, 3), (kokoro_whole, 1)):
+        request = SynthesisRequest(text, "jf_gongitsune", "en-us", 1.0)
+        chunks = [chunk async for chunk in backend.synthesize(request)]
+        assert sum(1 for c in chunks if c.piece_end is not None) == passes, backend
+        words = [w for c in chunks for w in c.words]
+        assert len(words) == 15
+
+
 async def test_cancel_terminates_the_running_inference(kokoro: KokoroOnnxBackend) -> None:
     text = " ".join(["A long sentence that keeps the model busy for a while."] * 8)
     request = SynthesisRequest(text, "jf_gongitsune", "en-us", 1.0)

@@ -43,6 +43,11 @@ class KokoroBackend(LocalBackend):
     languages: tuple[str, ...] = LANGUAGES
     streams_within_segment = False  # one model pass per segment (long ones: a pass per batch)
 
+    @property
+    def _pass_per_sentence(self) -> bool:
+        """Whether each sentence is a model pass of its own (else as much text as fits)."""
+        return False
+
     def __init__(
         self,
         name: str,
@@ -91,6 +96,7 @@ class KokoroBackend(LocalBackend):
                 request.lang,
                 align=self.native_word_timing,
                 rules=request.rules,
+                per_sentence=self._pass_per_sentence,
             )
         )
         listener = ListenerClock(time.monotonic(), request.deadline, request.buffered_s)

@@ -177,8 +177,8 @@ def _bundled_voices() -> Path:
 class KokoroOnnxBackend(KokoroBackend):
     """Kokoro-82M ONNX.
 
-    ``windowed`` (the default): each model pass (a sentence or more, up to 510 phonemes) runs
-    the front once and decodes its audio window by window (:mod:`.kokoro_windows`): a short
+    ``windowed`` (the default): each model pass (a sentence; a long one cut to 510 phonemes)
+    runs the front once and decodes its audio window by window (:mod:`.kokoro_windows`): a short
     first window, then windows as long as the listener's buffered audio allows, each a job of
     its own in the model pool (earliest deadline first, so sessions sharing the model take
     turns window by window). The pass is one piece of audio; its words come with the window
@@ -263,6 +263,12 @@ class KokoroOnnxBackend(KokoroBackend):
                 return {name: np.asarray(archive[name], dtype=np.float32) for name in archive.files}
         except (OSError, ValueError) as exc:
             raise BackendError(f"kokoro: cannot read the voices file {path}: {exc}") from exc
+
+    @property
+    def _pass_per_sentence(self) -> bool:
+        # Windowed, a pass's front runs before any of its audio: a paragraph in one pass
+        # (236 tokens: about 380 ms on one core) left a busy listener dry before its windows.
+        return self._windows is not None
 
     async def _pass_chunks(
         self, model_pass: ModelPass, pack: Pack, request: SynthesisRequest, listener: ListenerClock

@@ -74,13 +74,20 @@ class KokoroPhonemizer:
         self._backends: dict[str, Any] = {}
 
     def passes(
-        self, text: str, lang: str, *, align: bool = True, rules: ReadingRules = DEFAULT_RULES
+        self,
+        text: str,
+        lang: str,
+        *,
+        align: bool = True,
+        rules: ReadingRules = DEFAULT_RULES,
+        per_sentence: bool = False,
     ) -> list[ModelPass]:
         """The model passes that speak ``text`` read under ``rules``, in order (empty if
         nothing is speakable). A word with IPA phonemes (lexicon, SSML) is said with them.
 
         Without ``align`` the words are not phonemized one by one and ``owners`` stay empty
-        (cheaper; for a model that reports no durations).
+        (cheaper; for a model that reports no durations). With ``per_sentence`` every sentence
+        is a pass of its own (a long one is still cut to fit); else as much as fits.
         """
         words = spoken_words(text, lang, rules)
         if not words:
@@ -99,7 +106,7 @@ class KokoroPhonemizer:
             alone = [word.speak for word in words]  # letters estimate the phoneme count
         return [
             self._model_pass(group, alone[a:b] if align else None, lang)
-            for a, b, group in _groups(words, alone)
+            for a, b, group in _groups(words, alone, per_sentence=per_sentence)
         ]
 
     def _given(self, word: SpokenWord) -> str:
@@ -169,9 +176,11 @@ def _espeak(lang: str) -> Any:
         raise BackendError(f"kokoro: espeak-ng cannot phonemize {lang!r}: {exc}") from exc
 
 
-def _groups(words: list[SpokenWord], alone: list[str]) -> list[tuple[int, int, list[SpokenWord]]]:
+def _groups(
+    words: list[SpokenWord], alone: list[str], *, per_sentence: bool = False
+) -> list[tuple[int, int, list[SpokenWord]]]:
     """Cut the words into runs whose phonemes fit one pass, at sentence or clause ends if
-    possible, as ``(first, end, words)``."""
+    possible (``per_sentence``: also at every sentence end), as ``(first, end, words)``."""
     budget = MAX_PHONEMES - 20  # context phonemes run a little longer than words alone
     groups: list[tuple[int, int, list[SpokenWord]]] = []
     start = 0
@@ -182,6 +191,8 @@ def _groups(words: list[SpokenWord], alone: list[str]) -> list[tuple[int, int, l
             end += 1
             if words[end - 1].speak[-1:] in _SENTENCE_END + _CLAUSE_END:
                 best = end
+            if per_sentence and words[end - 1].speak[-1:] in _SENTENCE_END:
+                break
         if end < len(words) and best is not None and best > start:
             end = best
         groups.append((start, end, words[start:end]))
