@@ -353,6 +353,47 @@ async def test_a_new_session_follows_end(demo: Callable[..., Any]) -> None:
     assert outcome["words"] == ["One", "two", "Three", "four"]
 
 
+async def test_the_player_reports_its_clock_before_it_answers_a_mark(
+    demo: Callable[..., Any],
+) -> None:
+    """`speak()` resolves on the player's mark; the page's playback position must then cover all
+    of the request's audio. The audio thread's processor, run here on the page with a stand-in
+    port and clock, sends the clock report for the samples before a mark ahead of the mark's
+    answer (it used to answer first: the page then read a position one render quantum short
+    while the audio ended inside it, and the resume test caught 395008 for 395040)."""
+    page = (await demo()).page
+    posted = await page.evaluate(
+        """async () => {
+          const source = await (await fetch('/client/player-worklet.js')).text();
+          const posted = [];
+          class Processor { constructor() { this.port = { postMessage: (m) => posted.push(m) }; } }
+          let Player = null;
+          new Function('AudioWorkletProcessor', 'registerProcessor', source)(
+            Processor, (name, cls) => { Player = cls; });
+          globalThis.currentFrame = 0;
+          const player = new Player({ processorOptions: { startSamples: 0 } });
+          // Two requests of 3000 and 1000 samples: both end inside a 128-sample quantum.
+          player.receive({ type: 'audio', session: 1, pos: 0, data: new Float32Array(3000) });
+          player.receive({ type: 'mark', id: 1 });
+          player.receive({ type: 'audio', session: 1, pos: 3000, data: new Float32Array(1000) });
+          player.receive({ type: 'mark', id: 2 });
+          const output = [[new Float32Array(128)]];
+          for (let quantum = 0; quantum < 40; quantum++) {
+            player.process([], output);
+            globalThis.currentFrame += 128;
+          }
+          delete globalThis.currentFrame;
+          return posted;
+        }"""
+    )
+    for mark, end in ((1, 3000), (2, 4000)):
+        answer = next(i for i, m in enumerate(posted) if m["type"] == "mark" and m["id"] == mark)
+        clock = [m for m in posted[:answer] if m["type"] == "clock"][-1]
+        assert clock["pos"] == end, (mark, clock)
+        # The report says when its position is heard: the frame right after the last sample.
+        assert clock["frame"] == end, (mark, clock)
+
+
 async def test_a_lost_session_is_reported_and_not_replayed(browser: Browser) -> None:
     """The gateway shuts down in the middle of a reply (a slowed tone backend, so that there is
     a middle): the client reports the close and fails the pending request."""

@@ -13,7 +13,8 @@
  *   {type: "clock", session, pos, buffered, playing, frame, dry}
  *     `pos`: position just after the last sample played (48 kHz, on `session`'s timeline);
  *     `frame`: the context frame at which that sample is output; `dry`: times the queue ran
- *     out while playing. Sent every `reportSamples` output samples while something changes.
+ *     out while playing. Sent every `reportSamples` output samples while something changes,
+ *     and just before a mark is answered (a resolved mark never sees a stale position).
  */
 
 const FADE_SAMPLES = 192; // 4 ms at 48 kHz: stopping at once without a click
@@ -81,8 +82,14 @@ class TtsGatewayPlayer extends AudioWorkletProcessor {
     this.port.postMessage({ type: "cleared", id, session: this.session, pos: this.pos, marks });
   }
 
-  /** Answer the marks at the head of the queue: everything before them has been played. */
-  passMarks() {
+  /**
+   * Answer the marks at the head of the queue: everything before them has been played. The
+   * clock is reported first, so that the page's position covers that audio when a mark resolves.
+   * @param {number} frame the context frame at which the next sample would be output
+   */
+  passMarks(frame) {
+    if (this.head >= this.queue.length || !("mark" in this.queue[this.head])) return;
+    this.report(frame);
     while (this.head < this.queue.length && "mark" in this.queue[this.head]) {
       this.port.postMessage({ type: "mark", id: this.queue[this.head].mark, dropped: false });
       this.head++;
@@ -101,7 +108,7 @@ class TtsGatewayPlayer extends AudioWorkletProcessor {
       this.fade = take < this.fade.length ? this.fade.subarray(take) : null;
       written = take; // the fade-out first, then new audio if any
     }
-    this.passMarks();
+    this.passMarks(currentFrame + written);
     if (!this.playing && this.buffered > 0) {
       // Start once the jitter buffer holds enough, or when audio stopped coming (a short reply).
       const waited = currentFrame - this.lastArrival;
@@ -129,7 +136,7 @@ class TtsGatewayPlayer extends AudioWorkletProcessor {
         this.sinceReport += take;
         if (item.offset === item.data.length) {
           this.head++;
-          this.passMarks();
+          this.passMarks(currentFrame + written);
         }
       }
     }
