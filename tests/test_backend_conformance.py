@@ -24,7 +24,7 @@ import contextlib
 import difflib
 import statistics
 import unicodedata
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -499,11 +499,14 @@ async def test_gateway_streams_its_speech_at_the_stream_rate(
     check_heard(case, PASSAGES[0], transcript.pcm())
 
 
-def check_heard(case: Case, text: str, pcm: NDArray[np.float32]) -> None:
-    """Whisper hears ``text`` in 24 kHz ``pcm``; a stand-in's tones are only checked for sound."""
+def check_heard(
+    case: Case, text: str, pcm: NDArray[np.float32], *, calls: Sequence[str] = ()
+) -> None:
+    """Whisper hears ``text`` in 24 kHz ``pcm``; a stand-in's tones are only checked for sound.
+    ``calls``: the backend calls that spoke it, for the failure message."""
     if case.speech:
         heard = transcribe(pcm, 24000)
-        assert word_error_rate(text, heard) <= case.max_wer, heard
+        assert word_error_rate(text, heard) <= case.max_wer, (heard, list(calls))
     else:
         assert float(np.sqrt(np.mean(pcm**2))) > 0.05, "the stand-in's tones came through"
 
@@ -553,6 +556,9 @@ async def test_gateway_serves_concurrent_sessions(case: Case, gateway: RunningSe
         check_segments_cover(transcript.segments, text)
         return transcript.pcm()
 
+    backend = recorder(gateway, case)
+    calls_before = len(backend.calls)
     together = await asyncio.gather(*(session(text) for text in PASSAGES))
+    calls = [call.text for call in backend.calls[calls_before:]]
     for text, pcm in zip(PASSAGES, together, strict=True):
-        check_heard(case, text, pcm)
+        check_heard(case, text, pcm, calls=calls)

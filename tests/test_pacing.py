@@ -108,6 +108,9 @@ def test_word_gap_end_is_the_last_gap_within_the_budget() -> None:
     assert word_gap_end(text, 7, min_chars=4) is None  # "one" is too short to stand alone
     assert word_gap_end(text, 30, min_chars=8) == len("one two three ")  # "five six" is short
     assert word_gap_end("unbroken", 5, min_chars=1) is None
+    # At least ``min_words`` words on each side.
+    assert word_gap_end(text, 30, min_chars=1, min_words=3) == len("one two three ")
+    assert word_gap_end(text, 30, min_chars=1, min_words=4) is None
 
 
 def test_fair_call_keeps_every_listener_supplied() -> None:

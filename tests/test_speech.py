@@ -225,6 +225,24 @@ def test_a_listener_about_to_run_dry_gets_a_word_gap_cut() -> None:
     assert text[:end] == "one two three four five six seven eight "
 
 
+def test_a_word_gap_cut_leaves_whole_phrases_on_both_sides() -> None:
+    """On a slow model the first-segment length falls to a few characters, yet a word-gap cut
+    still leaves several words on each side: a call of two or three words is read as an
+    utterance of its own ("eggs, and fresh | bread on your way home." was heard as "I eggs on
+    fresh. Bread on your way home.")."""
+    clock = HandClock()
+    slow = SynthesisTimeModel(fixed_s=0.39, per_char_s=0.02)  # within the target: 8 chars
+    rest = " eggs, and fresh bread on your way home."
+    # 1.1 s buffered, 0.7 s to spare: 15 characters are ready in time, " eggs, and " of them.
+    # Two words are no call of their own: the listener waits for the sentence.
+    hurried = planner(clock, listening(clock, 1.1), slow)
+    assert hurried.call_end(rest, streams=False, max_chars=None) == len(rest)
+    # 1.3 s buffered: 25 characters, four words each side.
+    less_hurried = planner(clock, listening(clock, 1.3), slow)
+    end = less_hurried.call_end(rest, streams=False, max_chars=None)
+    assert rest[:end] == " eggs, and fresh bread "
+
+
 def test_a_shared_model_makes_calls_shorter() -> None:
     clock = HandClock()
     timing = SynthesisTimeModel(fixed_s=0.1, per_char_s=0.01)

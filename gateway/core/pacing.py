@@ -175,16 +175,19 @@ def part_end(text: str, budget: int, *, min_chars: int) -> int:
     return fair[0] if fair else len(text)
 
 
-def word_gap_end(text: str, budget: int, *, min_chars: int) -> int | None:
+def word_gap_end(text: str, budget: int, *, min_chars: int, min_words: int = 1) -> int | None:
     """The last word gap of ``text`` within ``budget`` characters that leaves at least
-    ``min_chars`` non-space characters on both sides (the cut is after the gap), or None.
+    ``min_chars`` non-space characters and ``min_words`` words on both sides (the cut is after
+    the gap), or None.
 
     For a call that cannot wait for a clause mark: a listener about to run dry hears a seam
     in the middle of a sentence instead of silence.
     """
     cuts = [m.end() for m in _WORD_GAP.finditer(text, 0, budget + 1)]
-    fair = [cut for cut in cuts if cut <= budget and _visible(text[:cut]) >= min_chars
-            and _visible(text[cut:]) >= min_chars]  # fmt: skip
+    fair = [cut for cut in cuts if cut <= budget
+            and _visible(text[:cut]) >= min_chars and _visible(text[cut:]) >= min_chars
+            and len(text[:cut].split()) >= min_words
+            and len(text[cut:].split()) >= min_words]  # fmt: skip
     return fair[-1] if fair else None
 
 

@@ -52,6 +52,10 @@ __all__ = ["CallPlanner", "first_segment_rules", "limit_end", "split_to_limit"]
 
 # A segment is cut into backend calls only into parts this long or more (visible characters).
 MIN_PART: Final = 8
+# A cut at a word gap leaves at least this many words on each side: a model reads each call as
+# an utterance, and two or three words alone come out as one (the call "eggs, and fresh" before
+# "bread on your way home." was heard as "I eggs on fresh. Bread on your way home.").
+MIN_WORD_GAP_WORDS: Final = 4
 # A listener that has run dry is due this much later than its audio ran out: on an overloaded
 # model the sessions still playing go first (earliest deadline first alone would serve the late
 # ones and make every session late), yet none waits longer than that.
@@ -126,15 +130,16 @@ class CallPlanner:
         clause mark beyond it), unless this playing listener would run dry (with the latency
         target to spare) before that much could be ready even if it started now; then at the
         last word gap that is ready in time (a seam in the middle of a sentence rather than
-        silence), if both sides are at least a first segment long (shorter pieces cost more
-        than they save, and sound choppy)."""
+        silence), if both sides are at least a first segment and :data:`MIN_WORD_GAP_WORDS`
+        long (shorter pieces cost more than they save, and are misheard)."""
         if not self._playback.playing:
             return end
         slack_s = self.buffered_s() - self._latency_target_s
         if timing.seconds(end) <= slack_s:
             return end
         in_time = call_budget_chars(timing, slack_s, highest=end)
-        return word_gap_end(text, in_time, min_chars=self._first_part_chars(timing)) or end
+        return word_gap_end(text, in_time, min_chars=self._first_part_chars(timing),
+                            min_words=MIN_WORD_GAP_WORDS) or end  # fmt: skip
 
     def _call_s(self) -> float:
         """How long the next call may take: done before this listener's buffered audio runs
