@@ -432,6 +432,7 @@ class Run:
     ):
         self.clock = HandClock() if clock is None else clock
         self.sent: list[ServerMessage] = []
+        self.busy_at_send: list[bool] = []  # the speaker's `busy` as each message went out
         self.sink = Frames()
         self.services = SpeechServices(
             settings(adaptive=adaptive), price=lambda _: FREE,
@@ -450,6 +451,7 @@ class Run:
 
     async def _send(self, message: ServerMessage) -> None:
         self.sent.append(message)
+        self.busy_at_send.append(self.speaker.busy)
 
     async def speak(self, text: str) -> None:
         self.session.accept_text(text)
@@ -592,6 +594,24 @@ async def test_a_cancel_drops_what_pacing_held_back_at_once() -> None:
     following = [m for m in run.sent[held:] if isinstance(m, Audio)]
     assert following[0].seq == last.seq + 1
     assert following[0].sample_start == after[1].sample_end
+
+
+async def test_the_speaker_is_busy_until_done_is_sent() -> None:
+    """The gateway's idle timeout closes a session whose speaker is not busy. A long text's
+    last audio goes out at the listener's pace, and after it the end's encoder tail, the flush
+    answers and `done`: the speaker is busy through all of them (CI saw a session of 84 s of
+    audio closed for idleness just before its `done`)."""
+    run = Run(Script())
+    run.session.accept_text("Hello there. ")
+    run.session.request_flush("f1")
+    run.session.accept_text("And more.")
+    run.session.request_end()
+    assert await run.speaker.run(_never)
+    assert isinstance(run.sent[-1], Done)
+    assert run.of(Flushed)
+    sent = zip(run.sent, run.busy_at_send, strict=True)
+    assert [type(message).__name__ for message, busy in sent if not busy] == []
+    assert run.speaker.busy, "busy until the session closes: done is the last word"
 
 
 async def test_progress_counts_only_the_audio_handed_over() -> None:

@@ -118,7 +118,9 @@ class Speaker:
         self._tail_pause_ms: float | None = None  # an SSML break ends the last piece
         self.finishing = False  # the end is being sent: nothing is left to cancel
         self.draining = False  # shutting down: stop at the next segment boundary
-        self.busy = False  # speaking a segment
+        # Doing the session's work: speaking a segment, sending a flush's or the end's audio,
+        # and from the end on for good (the idle timeout closes only a session not busy).
+        self.busy = False
 
     @property
     def stream(self) -> StreamSettings:
@@ -147,16 +149,20 @@ class Speaker:
                 self.playback.idle()
                 await work_ready()
                 continue
-            match work:
-                case SpeakSegment():
-                    await self._speak_shared(work)
-                case FlushMark():
-                    await self.push_out()
-                    await self._send(Flushed(work.id, self._delivery.sent_end))
-                    self._session.flush_answered(work)
-                case EndMark():
-                    await self._finish()
-                    return True
+            self.busy = True
+            try:
+                match work:
+                    case SpeakSegment():
+                        await self._speak_shared(work)
+                    case FlushMark():
+                        await self.push_out()
+                        await self._send(Flushed(work.id, self._delivery.sent_end))
+                        self._session.flush_answered(work)
+                    case EndMark():
+                        await self._finish()
+                        return True
+            finally:
+                self.busy = self.finishing
 
     async def cut(self, request_id: int | str | None, position: int | None) -> None:
         """After the run task was cancelled: end the audio, answer the flushes it drops,
@@ -197,13 +203,11 @@ class Speaker:
 
     async def _speak_shared(self, work: SpeakSegment) -> None:
         """Speak a segment as a member of its model's share (adaptive chunking)."""
-        self.busy = True
         share = self._planner_share()
         share.join(self._planner, self._planner.competing_buffered_s)
         try:
             await self._speak(work)
         finally:
-            self.busy = False
             share.leave(self._planner)
 
     def _planner_share(self) -> ModelShare:
