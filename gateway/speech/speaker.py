@@ -118,9 +118,14 @@ class Speaker:
         self._tail_pause_ms: float | None = None  # an SSML break ends the last piece
         self.finishing = False  # the end is being sent: nothing is left to cancel
         self.draining = False  # shutting down: stop at the next segment boundary
-        # Doing the session's work: speaking a segment, sending a flush's or the end's audio,
-        # and from the end on for good (the idle timeout closes only a session not busy).
-        self.busy = False
+        self._working = False  # doing one piece of the session's work (see busy)
+
+    @property
+    def busy(self) -> bool:
+        """Whether the session's work is under way: a segment being spoken, a flush's or the
+        end's audio being sent, and from the end on for good (the idle timeout closes only a
+        session whose speaker is not busy)."""
+        return self._working or self.finishing
 
     @property
     def stream(self) -> StreamSettings:
@@ -149,7 +154,7 @@ class Speaker:
                 self.playback.idle()
                 await work_ready()
                 continue
-            self.busy = True
+            self._working = True
             try:
                 match work:
                     case SpeakSegment():
@@ -162,7 +167,7 @@ class Speaker:
                         await self._finish()
                         return True
             finally:
-                self.busy = self.finishing
+                self._working = False
 
     async def cut(self, request_id: int | str | None, position: int | None) -> None:
         """After the run task was cancelled: end the audio, answer the flushes it drops,
